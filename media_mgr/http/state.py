@@ -1,0 +1,30 @@
+"""What the HTTP edge needs from the rest of the service, handed over once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+
+from media_mgr.media.library import MediaLibrary
+from media_mgr.metrics import Metrics
+
+Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+@dataclass
+class HttpState:
+    library: MediaLibrary
+    metrics: Metrics
+    readiness: Readiness
+    admin_token: str | None
+    scratch_dir: Path
+    limit_upload_bytes: int
+    limit_list_page: int
+
+
+def state_of(request: Request) -> HttpState:
+    state: HttpState = request.app.state.http
+    return state

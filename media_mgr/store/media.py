@@ -1,0 +1,178 @@
+"""Media records: the only SQL that reads or writes the ``media`` table."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Sequence
+from typing import Any
+
+import asyncpg
+
+from media_mgr.media.models import AudioInfo, MediaFilter, MediaItem, NewMedia
+from media_mgr.store.blobs import BlobStore
+
+_COLUMNS = (
+    "id, account_id, prompt_id, language, name, content_type, codec, size, duration_ms,"
+    " sample_rate, channels, sha256, revision, blob_id, created_at, updated_at"
+)
+
+
+class DuplicatePrompt(Exception):
+    """(owner, prompt_id, language) is already taken."""
+
+
+class DuplicateId(Exception):
+    """The media id is already taken."""
+
+
+def _item(row: asyncpg.Record) -> MediaItem:
+    return MediaItem(
+        id=row["id"],
+        account_id=row["account_id"],
+        prompt_id=row["prompt_id"],
+        language=row["language"],
+        name=row["name"],
+        content_type=row["content_type"],
+        codec=row["codec"],
+        size=row["size"],
+        duration_ms=row["duration_ms"],
+        sample_rate=row["sample_rate"],
+        channels=row["channels"],
+        sha256=row["sha256"],
+        revision=row["revision"],
+        blob_id=row["blob_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class MediaStore:
+    def __init__(self, pool: asyncpg.Pool, blobs: BlobStore) -> None:
+        self._pool = pool
+        self.blobs = blobs
+
+    async def create(
+        self, media_id: str, meta: NewMedia, info: AudioInfo, content: AsyncIterable[bytes]
+    ) -> MediaItem:
+        """Write the content and the record in one transaction: both exist, or neither."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            blob = await self.blobs.write(conn, content)
+            try:
+                row = await conn.fetchrow(
+                    f"""INSERT INTO media (id, account_id, prompt_id, language, name, content_type, codec,
+                               size, duration_ms, sample_rate, channels, sha256, blob_id)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                        RETURNING {_COLUMNS}""",
+                    media_id,
+                    meta.account_id,
+                    meta.prompt_id,
+                    meta.language,
+                    meta.name,
+                    info.content_type,
+                    info.codec,
+                    blob.size,
+                    info.duration_ms,
+                    info.sample_rate,
+                    info.channels,
+                    blob.sha256,
+                    blob.id,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "media_prompt_key":
+                    raise DuplicatePrompt(str(exc)) from exc
+                raise DuplicateId(str(exc)) from exc
+        assert row is not None
+        return _item(row)
+
+    async def replace_content(
+        self, media_id: str, info: AudioInfo, content: AsyncIterable[bytes]
+    ) -> MediaItem | None:
+        """New content, new revision; the old blob is orphaned, not deleted (downloads in flight)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            old = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", media_id)
+            if old is None:
+                return None
+            blob = await self.blobs.write(conn, content)
+            row = await conn.fetchrow(
+                f"""UPDATE media SET content_type = $2, codec = $3, size = $4, duration_ms = $5,
+                           sample_rate = $6, channels = $7, sha256 = $8, blob_id = $9,
+                           revision = revision + 1, updated_at = now()
+                     WHERE id = $1 RETURNING {_COLUMNS}""",
+                media_id,
+                info.content_type,
+                info.codec,
+                blob.size,
+                info.duration_ms,
+                info.sample_rate,
+                info.channels,
+                blob.sha256,
+                blob.id,
+            )
+            await conn.execute("UPDATE blobs SET orphaned_at = now() WHERE id = $1", old)
+        assert row is not None
+        return _item(row)
+
+    async def get(self, media_id: str) -> MediaItem | None:
+        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM media WHERE id = $1", media_id)
+        return _item(row) if row else None
+
+    async def delete(self, media_id: str) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            blob_id = await conn.fetchval("DELETE FROM media WHERE id = $1 RETURNING blob_id", media_id)
+            if blob_id is None:
+                return False
+            await conn.execute("UPDATE blobs SET orphaned_at = now() WHERE id = $1", blob_id)
+        return True
+
+    async def list(self, f: MediaFilter) -> tuple[list[MediaItem], int]:
+        """One page of items, oldest first, and the total count matching the filter."""
+        where: list[str] = []
+        args: list[Any] = []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if f.account_id is not None:
+            where.append(f"account_id = {arg(f.account_id)}")
+        if f.system is True:
+            where.append("account_id IS NULL")
+        elif f.system is False:
+            where.append("account_id IS NOT NULL")
+        if f.prompt_id is not None:
+            where.append(f"prompt_id = {arg(f.prompt_id)}")
+        if f.language is not None:
+            where.append(f"language = {arg(f.language)}")
+        if f.name is not None:
+            where.append(f"name ILIKE {arg(_like(f.name))} ESCAPE '\\'")
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        async with self._pool.acquire() as conn:
+            total: int = await conn.fetchval(f"SELECT count(*) FROM media {clause}", *args)
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM media {clause} ORDER BY created_at, id"
+                f" LIMIT {arg(f.limit)} OFFSET {arg(f.offset)}",
+                *args,
+            )
+        return [_item(r) for r in rows], total
+
+    async def find_prompt(
+        self, account_id: str | None, prompt_id: str, languages: Sequence[str]
+    ) -> MediaItem | None:
+        """The first of ``languages`` that has this prompt for this owner (one indexed query)."""
+        if not languages:
+            return None
+        row = await self._pool.fetchrow(
+            f"""SELECT {_COLUMNS} FROM media
+                 WHERE coalesce(account_id, '') = coalesce($1, '') AND prompt_id = $2
+                   AND language = ANY($3::text[])
+                 ORDER BY array_position($3::text[], language) LIMIT 1""",
+            account_id,
+            prompt_id,
+            list(languages),
+        )
+        return _item(row) if row else None
+
+
+def _like(text: str) -> str:
+    """A case-insensitive substring pattern with the LIKE wildcards escaped."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
