@@ -144,6 +144,7 @@ class Service:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await store.close()
             self.store = None
+            log.info("service stopped")
 
     def _spawn(self, coro: asyncio.Future[None] | object) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]

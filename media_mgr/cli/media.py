@@ -164,8 +164,8 @@ async def import_files(
 
         await asyncio.gather(*(worker() for _ in range(min(jobs, len(files)))))
     for path, reason in failures:
-        console.print(f"[red]failed[/red] {path}: {reason}")
-    console.print(f"imported {len(files) - len(failures)} of {len(files)} files")
+        click.echo(f"failed {path}: {reason}", err=True)
+    click.echo(f"imported {len(files) - len(failures)} of {len(files)} files", err=True)
     return len(failures)
 
 
@@ -220,12 +220,19 @@ async def list_media(lib: MediaLibrary, filters: dict[str, Any], limit: int, as_
         for item in items:
             sys.stdout.write(json.dumps(item.public()) + "\n")
         return
-    table = Table("id", "media_name", "name", "lang", "format", "rate", "duration", "size", "rev")
-    for i in items:
-        table.add_row(
-            i.id, i.media_name, i.name, i.language or "", i.codec, str(i.sample_rate),
-            f"{i.duration_ms / 1000:.2f}s", str(i.size), str(i.revision),
-        )  # fmt: skip
+    header = ("id", "media_name", "name", "prompt_id", "lang", "codec", "rate", "duration", "size", "rev")
+    rows = [
+        (i.id, i.media_name, i.name, i.prompt_id or "", i.language or "", i.codec, str(i.sample_rate),
+         f"{i.duration_ms / 1000:.2f}s", str(i.size), str(i.revision))
+        for i in items
+    ]  # fmt: skip
+    if not sys.stdout.isatty():  # piped: tab-separated, for cut and awk
+        for row in (header, *rows):
+            sys.stdout.write("\t".join(row) + "\n")
+        return
+    table = Table(*header)
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
     if total > len(items):
         Console(stderr=True).print(f"{len(items)} of {total} shown (--limit)")

@@ -1,0 +1,33 @@
+# Production image: `docker build -t media-mgr .` then
+# `docker run -p 24517:24517 -p 8000:8000 -e MEDIA_MGR_DATABASE_URL=postgresql://... media-mgr`
+# Without MEDIA_MGR_DATABASE_URL it runs the embedded PostgreSQL under /var/lib/media-mgr (mount a volume).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MEDIA_MGR_DATA_DIR=/var/lib/media-mgr \
+    MEDIA_MGR_BIND=0.0.0.0
+
+# ffmpeg probes and transcodes; sox and curl serve the shell_stream fetch script.
+# Versions come from the pinned Debian release of the base image.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg sox libsox-fmt-all curl \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY media_mgr ./media_mgr
+COPY migrations ./migrations
+COPY scripts ./scripts
+RUN pip install --no-cache-dir . \
+    && groupadd --system --gid 10001 media-mgr \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/media-mgr --create-home media-mgr
+
+USER 10001:10001
+VOLUME ["/var/lib/media-mgr"]
+EXPOSE 24517 8000
+HEALTHCHECK --interval=30s --timeout=3s \
+    CMD ["sh", "-c", "curl -fsS http://127.0.0.1:${MEDIA_MGR_HTTP_PORT:-24517}/healthz || exit 1"]
+ENTRYPOINT ["media-mgr"]
+CMD ["serve"]

@@ -1,0 +1,3 @@
+from media_mgr.cli import main
+
+main()

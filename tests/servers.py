@@ -1,0 +1,74 @@
+"""Run the real ``media-mgr serve`` in a subprocess, on loopback and a free port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+LISTENING = re.compile(r"listening http 127\.0\.0\.1:(\d+)")
+
+
+@dataclass
+class RunningServer:
+    proc: subprocess.Popen[bytes]
+    url: str
+    port: int
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def media_mgr_command() -> list[str]:
+    return [sys.executable, "-m", "media_mgr.cli"]
+
+
+def start_server(env: dict[str, str], log_path: Path, timeout: float = 60.0) -> RunningServer:
+    """Start a server and wait for its ``listening http`` line; raises with its log if it dies."""
+    full_env = {**os.environ, "MEDIA_MGR_BIND": "127.0.0.1", "MEDIA_MGR_HTTP_PORT": "0",
+                "MEDIA_MGR_SHOUT_PORT": "0", **env}  # fmt: skip
+    log = log_path.open("wb")
+    proc = subprocess.Popen([*media_mgr_command(), "serve"], env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = LISTENING.search(log_path.read_text(errors="replace"))
+        if match:
+            port = int(match.group(1))
+            return RunningServer(proc, f"http://127.0.0.1:{port}", port, log_path)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"media-mgr serve did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process now, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM")
