@@ -19,17 +19,25 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
+from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer, default_node
 from media_mgr.config import Settings
+from media_mgr.http import playback as playback_routes
 from media_mgr.http.api import create_app
 from media_mgr.http.state import HttpState
+from media_mgr.media.activity import ActivityRegistry
+from media_mgr.media.catalog import Catalog
 from media_mgr.media.library import MediaLibrary
+from media_mgr.media.playback import Playback, PlaybackConfig
+from media_mgr.media.variants import VariantCache
 from media_mgr.metrics import Metrics
 from media_mgr.store import migrate
 from media_mgr.store.blobs import BlobStore
 from media_mgr.store.embedded import EmbeddedPostgres
 from media_mgr.store.media import MediaStore
 from media_mgr.store.pool import open_pool
+from media_mgr.store.revocations import Revocations
 from media_mgr.store.settings import SharedSettings
+from media_mgr.store.variants import VariantStore
 
 log = logging.getLogger("media_mgr")
 
@@ -113,20 +121,40 @@ class Service:
 
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
+    activity: ActivityRegistry = field(default_factory=ActivityRegistry)
     store: Store | None = None
+    amqp: AmqpConsumer | None = None
+    http_port: int = field(init=False, default=0)  # the port really bound, for issued URLs
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def build_app(self) -> FastAPI:
-        return create_app(self._lifespan, self.metrics)
+        return create_app(self._lifespan, self.metrics, [playback_routes.router])
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         settings = self.settings
         store = self.store = await open_store(settings)
         try:
-            await shared_secret(settings, store)
+            secret = await shared_secret(settings, store)
+            scratch = scratch_dir(settings)
+            variants = VariantCache(
+                VariantStore(store.pool, store.media.blobs),
+                store.media.blobs,
+                scratch,
+                asyncio.Semaphore(settings.limit_transcodes),
+            )
+            playback = Playback(
+                Catalog(store.media, settings.default_language),
+                variants,
+                Revocations(store.pool),
+                PlaybackConfig(settings.url_host, self.http_port, settings.url_ttl, secret),
+            )
+            self.amqp = self._amqp(settings, playback)
             app.state.http = HttpState(
                 library=open_library(settings, store),
+                playback=playback,
+                variants=variants,
+                activity=self.activity,
                 metrics=self.metrics,
                 readiness=self.readiness,
                 admin_token=settings.admin_token,
@@ -134,11 +162,16 @@ class Service:
                 limit_upload_bytes=settings.limit_upload_bytes,
                 limit_list_page=settings.limit_list_page,
             )
-            if settings.amqp_url is None:
+            if self.amqp is None:
                 log.info("amqp off: MEDIA_MGR_AMQP_URL is not set")
-            self._spawn(self._sweep_blobs(store))
+            else:
+                await self.amqp.start()  # returns at once; connects (and reconnects) in the background
+            self._spawn(self._sweep(store))
             yield
         finally:
+            if self.amqp is not None:
+                await self.amqp.stop()
+                self.amqp = None
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -151,7 +184,7 @@ class Service:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _sweep_blobs(self, store: Store) -> None:
+    async def _sweep(self, store: Store) -> None:
         """Delete replaced or deleted content once downloads that started on it had time to end."""
         while True:
             await asyncio.sleep(SWEEP_EVERY_SECONDS)
@@ -159,11 +192,32 @@ class Service:
                 swept = await store.media.blobs.sweep(self.settings.blob_grace_seconds)
                 if swept:
                     log.info("orphaned content swept", extra={"blobs": swept})
+                await Revocations(store.pool).purge()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("blob sweep failed; will retry", extra={"error": str(exc)})
 
+    def _amqp(self, settings: Settings, playback: Playback) -> AmqpConsumer | None:
+        if settings.amqp_url is None:
+            return None
+        keys = {"kapps": "media_req", "whapps": "media_req", "callevt": "call.media"}
+        config = AmqpConfig(
+            url=settings.amqp_url,
+            exchange=settings.amqp_exchange,
+            routing_key=keys[settings.amqp_exchange],
+            queue_layout=settings.amqp_queue_layout,
+            queue_name=settings.amqp_queue_name,
+            legacy_error_codes=settings.amqp_legacy_error_codes,
+            advertise=settings.amqp_advertise,
+            events_exchange=settings.amqp_events_exchange,
+            timeout_reply=settings.timeout_amqp_reply,
+            node=settings.amqp_node or default_node(),
+        )
+        return AmqpConsumer(config, playback)
+
     async def readiness(self) -> dict[str, bool]:
         checks: dict[str, bool] = {"database": False}
+        if self.amqp is not None:
+            checks["broker"] = self.amqp.ready
         if self.store is not None:
             try:
                 await self.store.pool.fetchval("SELECT 1", timeout=2)
@@ -172,12 +226,16 @@ class Service:
                 pass
         return checks
 
+    def __post_init__(self) -> None:
+        self.http_port = self.settings.http_port
+
     async def serve(self) -> None:
         settings = self.settings
+        # Bind first, so the URLs the lifespan's services issue carry the real port (port 0 too).
+        sock = bind_socket(settings.bind, settings.http_port)
+        self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.build_app(),
-            host=settings.bind,
-            port=settings.http_port,
             loop="uvloop",
             http="httptools",
             lifespan="on",
@@ -187,9 +245,22 @@ class Service:
             timeout_graceful_shutdown=10,
         )
         server = _Server(config)
-        await server.serve()
+        await server.serve(sockets=[sock])
         if not server.started:
             raise SystemExit(3)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 class _Server(uvicorn.Server):

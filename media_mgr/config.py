@@ -40,6 +40,21 @@ class Settings(BaseSettings):
 
     log_level: LogLevel = "info"
 
+    # AMQP (Kazoo's media API); see amqp/consumer.py for what each layout means.
+    amqp_exchange: Literal["kapps", "whapps", "callevt"] = Field(
+        default="kapps", description="request exchange: kapps (4.x), whapps (2013-3.22), callevt (older)"
+    )
+    amqp_queue_layout: Literal["shared", "broadcast"] = Field(
+        default="shared", description="shared: one queue, each request answered once; broadcast: Kazoo's"
+    )
+    amqp_queue_name: str = Field(default="media_mgr.media_req", min_length=1, max_length=200)
+    amqp_node: str | None = Field(default=None, description="Node in replies; default media_mgr@<host>")
+    amqp_advertise: bool = Field(default=False, description="publish nodes advertise heartbeats as media_mgr")
+    amqp_legacy_error_codes: bool = Field(
+        default=False, description="Error-Code not_found/no_data (2011/2012)"
+    )
+    amqp_events_exchange: str = Field(default="media_mgr.events", min_length=1, max_length=200)
+
     # Limits.
     limit_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="largest upload accepted")
     default_language: str = Field(default="en-us", description="prompt language when none is given")
@@ -57,6 +72,8 @@ class Settings(BaseSettings):
     timeout_db_command: float = Field(default=30.0, gt=0)
     timeout_db_connect: float = Field(default=10.0, gt=0)
     timeout_probe: float = Field(default=60.0, gt=0, description="ffprobe on an upload")
+    timeout_amqp_reply: float = Field(default=1.5, gt=0, le=10, description="answer a media_req within this")
+    limit_transcodes: int = Field(default=2, ge=1, description="ffmpeg conversions running at once")
 
     migrations_dir: Path | None = Field(default=None, description="where the NNN_name.sql files are")
 

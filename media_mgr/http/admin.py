@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from media_mgr.errors import InvalidRequest, TooLarge
 from media_mgr.http.guard import require_admin
 from media_mgr.http.state import state_of
 from media_mgr.http.upload_body import read_upload
 from media_mgr.media.library import check_account_id, check_language
-from media_mgr.media.models import MediaFilter
+from media_mgr.media.models import CONTENT_TYPES, MediaFilter
+from media_mgr.media.playback import check_rate
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)], tags=["media"])
 
@@ -125,17 +128,24 @@ async def get_media(request: Request, media_id: str) -> dict[str, Any]:
 
 
 @router.api_route("/media/{media_id}/content", methods=["GET", "HEAD"], summary="Download the stored content")
-async def get_content(request: Request, media_id: str) -> Response:
+async def get_content(
+    request: Request,
+    media_id: str,
+    format: Annotated[Literal["wav", "mp3"] | None, Query(description="convert to this format")] = None,
+    rate: Annotated[int | None, Query(description="resample to this rate")] = None,
+) -> Response:
     st = state_of(request)
     item = await st.library.get(media_id)
+    content = await st.variants.content(item, format or item.format, check_rate(rate))
     headers = {
-        "content-length": str(item.size),
-        "etag": f'"{item.id}-{item.revision}"',
-        "content-disposition": f'attachment; filename="{item.id}.{item.format}"',
+        "content-length": str(content.size),
+        "etag": content.etag,
+        "content-disposition": f'attachment; filename="{item.id}.{content.format}"',
     }
+    media_type = CONTENT_TYPES[content.format]
     if request.method == "HEAD":
-        return Response(status_code=200, headers=headers, media_type=item.content_type)
-    return StreamingResponse(st.library.content(item), headers=headers, media_type=item.content_type)
+        return Response(status_code=200, headers=headers, media_type=media_type)
+    return StreamingResponse(st.variants.read(content), headers=headers, media_type=media_type)
 
 
 @router.put("/media/{media_id}/content", openapi_extra=AUDIO_BODY, summary="Replace the content")
@@ -155,3 +165,45 @@ async def replace_content(request: Request, media_id: str) -> dict[str, Any]:
 async def delete_media(request: Request, media_id: str) -> Response:
     await state_of(request).library.delete(media_id)
     return Response(status_code=204)
+
+
+class StreamUrlRequest(BaseModel):
+    """The REST twin of an AMQP media_req."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    media_name: str = Field(
+        min_length=1, max_length=2048, examples=["/3a63acb1cc1fbd5fb5fa6b3d39b48b7e/0123..."]
+    )
+    stream_type: Literal["new", "extant"] = "new"
+    protocol: Literal["http", "https", "shout", "vlc"] | None = None
+    format: Literal["wav", "mp3"] | None = None
+    rate: int | None = Field(default=None, description="resample to this rate")
+
+
+@router.post("/stream-urls", summary="Issue a stream URL for a Media-Name, as a media_req would")
+async def issue_stream_url(request: Request, body: StreamUrlRequest) -> dict[str, str]:
+    url = await state_of(request).playback.stream_url(
+        body.media_name, body.stream_type, body.protocol, body.format, body.rate
+    )
+    return {"stream_url": url}
+
+
+class RevokeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stream_url: str = Field(min_length=1, max_length=4096)
+
+
+@router.post("/stream-urls/revoke", status_code=204, summary="Refuse an issued stream URL from now on")
+async def revoke_stream_url(request: Request, body: RevokeRequest) -> Response:
+    parts = urlsplit(body.stream_url).path.strip("/").split("/")
+    if len(parts) != 3 or parts[0] not in ("single", "continuous"):
+        raise InvalidRequest("not a stream URL of this service: expected /single|continuous/<token>/<name>")
+    await state_of(request).playback.revoke(parts[1])
+    return Response(status_code=204)
+
+
+@router.get("/streams", summary="What is being served right now")
+async def list_streams(request: Request) -> dict[str, Any]:
+    return {"streams": state_of(request).activity.snapshot()}

@@ -8,7 +8,10 @@ from pathlib import Path
 
 from fastapi import Request
 
+from media_mgr.media.activity import ActivityRegistry
 from media_mgr.media.library import MediaLibrary
+from media_mgr.media.playback import Playback
+from media_mgr.media.variants import VariantCache
 from media_mgr.metrics import Metrics
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
@@ -17,6 +20,9 @@ Readiness = Callable[[], Awaitable[dict[str, bool]]]
 @dataclass
 class HttpState:
     library: MediaLibrary
+    playback: Playback
+    variants: VariantCache
+    activity: ActivityRegistry
     metrics: Metrics
     readiness: Readiness
     admin_token: str | None

@@ -8,7 +8,7 @@ from typing import Any
 
 from media_mgr.audio.info import CONTENT_TYPES, AudioFormat, AudioInfo
 
-__all__ = ["AudioFormat", "AudioInfo", "BlobInfo", "MediaFilter", "MediaItem", "NewMedia"]
+__all__ = ["CONTENT_TYPES", "AudioFormat", "AudioInfo", "BlobInfo", "MediaFilter", "MediaItem", "NewMedia"]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from media_mgr.media.models import AudioInfo, MediaFilter, MediaItem, NewMedia
-from media_mgr.store.blobs import BlobStore
+from media_mgr.store.blobs import BlobStore, Connection
 
 _COLUMNS = (
     "id, account_id, prompt_id, language, name, content_type, codec, size, duration_ms,"
@@ -107,7 +107,7 @@ class MediaStore:
                 blob.sha256,
                 blob.id,
             )
-            await conn.execute("UPDATE blobs SET orphaned_at = now() WHERE id = $1", old)
+            await _orphan(conn, media_id, old)
         assert row is not None
         return _item(row)
 
@@ -117,10 +117,11 @@ class MediaStore:
 
     async def delete(self, media_id: str) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
-            blob_id = await conn.fetchval("DELETE FROM media WHERE id = $1 RETURNING blob_id", media_id)
+            blob_id = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", media_id)
             if blob_id is None:
                 return False
-            await conn.execute("UPDATE blobs SET orphaned_at = now() WHERE id = $1", blob_id)
+            await _orphan(conn, media_id, blob_id)
+            await conn.execute("DELETE FROM media WHERE id = $1", media_id)
         return True
 
     async def list(self, f: MediaFilter) -> tuple[list[MediaItem], int]:
@@ -155,21 +156,39 @@ class MediaStore:
         return [_item(r) for r in rows], total
 
     async def find_prompt(
-        self, account_id: str | None, prompt_id: str, languages: Sequence[str]
+        self, account_id: str | None, prompt_id: str, languages: Sequence[str], *, with_system: bool = False
     ) -> MediaItem | None:
-        """The first of ``languages`` that has this prompt for this owner (one indexed query)."""
+        """The prompt in the first of ``languages`` that has it (one indexed query).
+
+        The owner's prompt wins over the system one in the same language; with ``with_system``
+        a system prompt in an earlier language wins over the owner's in a later one, as Kazoo's
+        account prompt map (seeded with the system map) does.
+        """
         if not languages:
             return None
+        owners = "coalesce(account_id, '') = coalesce($1, '')"
+        if with_system and account_id is not None:
+            owners = "(account_id = $1 OR account_id IS NULL)"
         row = await self._pool.fetchrow(
             f"""SELECT {_COLUMNS} FROM media
-                 WHERE coalesce(account_id, '') = coalesce($1, '') AND prompt_id = $2
-                   AND language = ANY($3::text[])
-                 ORDER BY array_position($3::text[], language) LIMIT 1""",
+                 WHERE {owners} AND prompt_id = $2 AND language = ANY($3::text[])
+                 ORDER BY array_position($3::text[], language), account_id IS NULL LIMIT 1""",
             account_id,
             prompt_id,
             list(languages),
         )
         return _item(row) if row else None
+
+
+async def _orphan(conn: Connection, media_id: str, blob_id: int) -> None:
+    """Mark an old content blob and every variant made from it for the sweeper."""
+    await conn.execute(
+        """UPDATE blobs SET orphaned_at = now()
+            WHERE id = $2 OR id IN (SELECT blob_id FROM media_variants WHERE media_id = $1)""",
+        media_id,
+        blob_id,
+    )
+    await conn.execute("DELETE FROM media_variants WHERE media_id = $1", media_id)
 
 
 def _like(text: str) -> str:

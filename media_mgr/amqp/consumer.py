@@ -1,0 +1,384 @@
+"""The AMQP edge: connection, topology, consuming media_req, publishing replies, heartbeats and events.
+
+One ``AmqpConsumer`` per process. ``start()`` never blocks on the broker: a background task connects with
+back-off, then aio-pika's robust connection re-declares exchanges, queues, bindings and consumers after
+every broker restart. ``ready`` says whether requests are being consumed right now (for /readyz).
+
+Acknowledgement: manual in both layouts, and only once the reply was confirmed by the broker. In the
+shared layout that makes an instance that dies mid-request hand it to another; in both it bounds the
+messages in flight to ``prefetch`` (Kazoo's ``no_ack`` lets the broker push without limit). Messages that
+cannot be read, or that carry no Server-ID to reply to, are logged and rejected without requeue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import socket
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    ExchangeType,
+)
+from yarl import URL
+
+from media_mgr.amqp import wire
+from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
+from media_mgr.logs import request_id
+
+log = logging.getLogger("media_mgr.amqp")
+
+QueueLayout = Literal["shared", "broadcast"]
+NODES_EXCHANGE: Final = "nodes"
+# What the AMQP client library accepts in exchange and queue names (Kazoo's <0.123.0> would not pass).
+_NAME_CHARS: Final = re.compile(r"[a-zA-Z0-9\-_.:@#,/+ ]{1,255}")
+
+
+def default_node() -> str:
+    return f"media_mgr@{socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class AmqpConfig:
+    """Everything the AMQP edge needs; built from ``Settings`` in ``app.py``.
+
+    Legacy request exchanges: ``whapps`` with key ``media_req`` (2013 to 3.22), ``callevt`` with key
+    ``call.media`` (before). Queue layouts (checklist 24): ``shared`` is one named queue for all instances
+    (competing consumers: each request answered once); ``broadcast`` is Kazoo's own, an auto-delete
+    queue per instance, so every instance answers and ecallmgr takes the first URL. Both queues are
+    bounded like Kazoo's (``x-max-length``, ``x-message-ttl``) and non-exclusive, as Kazoo's are (2.1): after
+    a network blip the broker may still hold our old connection, and an exclusive queue or consumer
+    would then refuse the re-declaration until that connection times out.
+    """
+
+    url: str
+    exchange: str = "kapps"
+    routing_key: str = "media_req"
+    reply_exchange: str = "targeted"
+    queue_layout: QueueLayout = "shared"
+    queue_name: str = "media_mgr.media_req"
+    queue_max_length: int = 100
+    queue_message_ttl_ms: int = 60_000
+    prefetch: int = 16
+    node: str = field(default_factory=default_node)
+    legacy_error_codes: bool = False
+    advertise: bool = False
+    advertise_interval: float = 10.0
+    events_exchange: str = "media_mgr.events"
+    timeout_connect: float = 5.0
+    timeout_reply: float = 1.5
+    timeout_publish: float = 5.0
+    timeout_stop: float = 5.0
+    reconnect_interval: float = 2.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.queue_layout not in ("shared", "broadcast"):
+            raise ValueError(f"queue_layout must be shared or broadcast, not {self.queue_layout!r}")
+        if self.prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        for name in (self.exchange, self.reply_exchange, self.events_exchange, self.queue_name):
+            if not _NAME_CHARS.fullmatch(name):
+                raise ValueError(f"{name!r} is not a usable exchange or queue name")
+
+    @property
+    def safe_url(self) -> str:
+        """The broker URL without its password, for logs."""
+        url = URL(self.url)
+        return str(url.with_password("******")) if url.password else str(url)
+
+
+class AmqpConsumer:
+    """Consumes media_req, answers on ``targeted``; optional ``nodes`` heartbeats; publishes events."""
+
+    def __init__(self, config: AmqpConfig, resolver: StreamUrlResolver) -> None:
+        self.config = config
+        self.handler = MediaReqHandler(
+            resolver,
+            node=config.node,
+            legacy_error_codes=config.legacy_error_codes,
+            timeout=config.timeout_reply,
+        )
+        if config.queue_layout == "shared":
+            self.queue_name = config.queue_name
+        else:
+            # Kazoo names its anonymous queues <node>-<pid>-<hex>; a client-chosen name survives reconnects.
+            node = re.sub(r"[^a-zA-Z0-9\-_.:@]", "_", config.node)
+            self.queue_name = f"{node}-media_req-{secrets.token_hex(4)}"
+        self._connection: AbstractRobustConnection | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._targeted: AbstractExchange | None = None
+        self._events: AbstractExchange | None = None
+        self._nodes: AbstractExchange | None = None
+        self._consuming = False
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    @property
+    def ready(self) -> bool:
+        """Connected and consuming right now."""
+        conn = self._connection
+        return self._consuming and conn is not None and not conn.is_closed and conn.connected.is_set()
+
+    async def start(self) -> None:
+        """Begin connecting in the background; returns at once, whether or not the broker is up."""
+        if self._tasks or self._connection is not None:
+            return
+        self._stopping.clear()
+        self._spawn(self._run(), "amqp-connect")
+
+    async def stop(self) -> None:
+        """Stop consuming, let requests in flight finish (up to ``timeout_stop``, then cancel), then close."""
+        self._stopping.set()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._queue is not None and self._consumer_tag is not None and self.ready:
+            try:
+                async with asyncio.timeout(self.config.timeout_stop):
+                    await self._queue.cancel(self._consumer_tag)
+            except Exception as exc:
+                log.debug("consumer cancel failed", extra={"error": repr(exc)})
+        self._consuming = False
+        if self._inflight:
+            _, late = await asyncio.wait(set(self._inflight), timeout=self.config.timeout_stop)
+            for task in late:
+                task.cancel()  # unacked: the broker hands the request to another instance
+            await asyncio.gather(*late, return_exceptions=True)
+        connection, self._connection = self._connection, None
+        self._queue = self._targeted = self._events = self._nodes = None
+        self._consumer_tag = None
+        if connection is not None:
+            try:
+                async with asyncio.timeout(self.config.timeout_stop):
+                    await connection.close()
+            except Exception as exc:
+                log.warning("amqp close failed", extra={"error": repr(exc)})
+
+    async def publish_event(self, routing_key: str, body: Mapping[str, Any]) -> bool:
+        """Publish one of the service's events on ``events_exchange``; best effort, never queued.
+
+        Returns False (and logs) when the broker is not reachable right now: events must not hold up
+        the work they describe.
+        """
+        message = wire.event(body, self.config.node)
+        exchange = self._events
+        if exchange is None or not self.ready:
+            log.info("event not published: amqp not ready", extra={"routing_key": routing_key})
+            return False
+        return await self._publish(exchange, routing_key, wire.encode(message))
+
+    # -- connection -----------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        """Connect with exponential back-off until it works; robust reconnection takes over from there."""
+        delay = self.config.backoff_initial
+        while not self._stopping.is_set():
+            try:
+                await self._connect()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "amqp broker not reachable; retrying",
+                    extra={"url": self.config.safe_url, "error": repr(exc), "retry_in": delay},
+                )
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._stopping.wait()
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, self.config.backoff_max)
+                continue
+            log.info(
+                "amqp consuming",
+                extra={"url": self.config.safe_url, "queue": self.queue_name, "node": self.config.node},
+            )
+            if self.config.advertise:
+                self._spawn(self._advertise(), "amqp-advertise")
+            return
+
+    async def _connect(self) -> None:
+        """``aio_pika.connect_robust`` kept in hand, so a stop during an attempt closes what it opened."""
+        cfg = self.config
+        connection = aio_pika.RobustConnection(
+            URL(cfg.url),
+            client_properties={"connection_name": f"{cfg.node} media_req"},
+            reconnect_interval=cfg.reconnect_interval,
+        )
+        try:
+            await connection.connect(timeout=cfg.timeout_connect)
+            await self._declare(connection)
+        except BaseException:
+            await asyncio.shield(self._close_quietly(connection))
+            raise
+        self._connection = connection
+
+    async def _declare(self, connection: AbstractRobustConnection) -> None:
+        """Checklist 1: ``kapps`` topic and ``targeted`` direct, both durable=False and auto_delete=False."""
+        cfg = self.config
+        async with asyncio.timeout(cfg.timeout_connect):
+            channel: AbstractRobustChannel = await connection.channel(publisher_confirms=False)
+            await channel.set_qos(prefetch_count=cfg.prefetch)
+            requests = await channel.declare_exchange(
+                cfg.exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
+            )
+            publisher = await connection.channel(publisher_confirms=True)
+            self._targeted = await publisher.declare_exchange(
+                cfg.reply_exchange, ExchangeType.DIRECT, durable=False, auto_delete=False
+            )
+            self._events = await publisher.declare_exchange(
+                cfg.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
+            )
+            if cfg.advertise:
+                self._nodes = await publisher.declare_exchange(
+                    NODES_EXCHANGE, ExchangeType.FANOUT, durable=False, auto_delete=False
+                )
+            queue = await channel.declare_queue(
+                self.queue_name,
+                durable=False,
+                auto_delete=cfg.queue_layout == "broadcast",
+                arguments={
+                    "x-max-length": cfg.queue_max_length,
+                    "x-message-ttl": cfg.queue_message_ttl_ms,
+                },
+            )
+            await queue.bind(requests, cfg.routing_key)
+            channel.close_callbacks.add(self._on_channel_closed)
+            channel.reopen_callbacks.add(self._on_channel_reopened)
+            self._consumer_tag = await queue.consume(self._on_message, no_ack=False)
+        self._queue = queue
+        self._consuming = True
+
+    def _on_channel_closed(self, _channel: object, exc: BaseException | None = None) -> None:
+        if self._consuming and not self._stopping.is_set():
+            log.warning("amqp channel lost; waiting for the broker", extra={"error": repr(exc)})
+        self._consuming = False
+
+    def _on_channel_reopened(self, _channel: object) -> None:
+        log.info("amqp consuming again", extra={"queue": self.queue_name})
+        self._consuming = True
+
+    @staticmethod
+    async def _close_quietly(connection: AbstractRobustConnection) -> None:
+        try:
+            await connection.close()
+        except Exception as exc:
+            log.debug("amqp close after failed connect", extra={"error": repr(exc)})
+
+    # -- messages -------------------------------------------------------------------------------------
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        """One delivery: decode, validate, answer, then settle. Never raises into aio-pika."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            await self._answer(message)
+        except Exception:
+            log.exception("media_req delivery failed; dropped")
+            await _settle(message, "reject")
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    async def _answer(self, message: AbstractIncomingMessage) -> None:
+        try:
+            body = wire.decode_body(message.body, message.content_type, message.content_encoding)
+        except wire.DecodeError as exc:
+            await _drop(message, "undecodable message dropped", error=str(exc), size=len(message.body))
+            return
+        request_id.set(_correlation_id(body))
+        try:
+            req = wire.parse_media_req(body)
+        except wire.WireError as err:
+            if err.msg_id is None or err.server_id is None:
+                await _drop(message, "invalid media_req dropped: nowhere to reply", reason=err.reason)
+                return
+            server_id, reply = err.server_id, self.handler.reject(err)
+        else:
+            if req.server_id is None:
+                await _drop(message, "media_req dropped: no Server-ID to reply to", msg_id=req.msg_id)
+                return
+            server_id, reply = req.server_id, await self.handler.handle(req)
+        if await self._publish(self._targeted, server_id, wire.encode(reply)):
+            await _settle(message, "ack")
+        else:
+            # Not confirmed: let the broker deliver it again (maybe elsewhere), but only once.
+            await _settle(message, "reject" if message.redelivered else "requeue")
+
+    async def _publish(self, exchange: AbstractExchange | None, routing_key: str, body: bytes) -> bool:
+        """Publish with a broker confirm, within ``timeout_publish``; False when that did not happen."""
+        if exchange is None:
+            return False
+        message = aio_pika.Message(body, content_type=wire.CONTENT_TYPE)
+        try:
+            async with asyncio.timeout(self.config.timeout_publish):
+                await exchange.publish(message, routing_key=routing_key, mandatory=False)
+        except Exception as exc:
+            log.warning(
+                "amqp publish failed",
+                extra={"exchange": exchange.name, "routing_key": routing_key, "error": repr(exc)},
+            )
+            return False
+        return True
+
+    # -- heartbeats -----------------------------------------------------------------------------------
+
+    async def _advertise(self) -> None:
+        """``nodes`` heartbeats so ecallmgr counts this instance as a ``media_mgr`` (checklist 23)."""
+        interval = self.config.advertise_interval
+        expires_ms = int(interval * 1000)
+        while True:
+            if self.ready:
+                body = wire.encode(wire.advertise(self.config.node, expires_ms))
+                await self._publish(self._nodes, "", body)
+            await asyncio.sleep(interval)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("amqp task died", exc_info=task.exception(), extra={"task": task.get_name()})
+
+
+def _correlation_id(body: Mapping[str, Any]) -> str | None:
+    """The id that ties our log lines to the call: Call-ID, else the request's Msg-ID."""
+    for key in ("Call-ID", "Msg-ID"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+async def _drop(message: AbstractIncomingMessage, what: str, **extra: object) -> None:
+    log.warning(what, extra=extra)
+    await _settle(message, "reject")
+
+
+async def _settle(message: AbstractIncomingMessage, how: Literal["ack", "reject", "requeue"]) -> None:
+    """Ack or reject. If the channel was lost meanwhile the broker requeues by itself: only log."""
+    try:
+        if how == "ack":
+            await message.ack()
+        else:
+            await message.reject(requeue=how == "requeue")
+    except Exception as exc:
+        log.debug("could not settle delivery", extra={"how": how, "error": repr(exc)})

@@ -1,0 +1,88 @@
+"""The media_req handler: a valid request in, exactly one reply out (Kazoo's ``media_listener``).
+
+It knows nothing of AMQP connections, only of the wire shapes and of a resolver that turns a Media-Name
+into a Stream-URL. Unlike Kazoo's listener it never crashes on input and never lets a fault of ours look
+like "not found": user errors become their own Error-Msg, anything else ``internal_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final, Protocol
+
+from media_mgr.amqp import wire
+from media_mgr.amqp.wire import MediaReq, Reply, StreamType, WireError
+from media_mgr.errors import InvalidRequest, MediaMgrError
+
+log = logging.getLogger("media_mgr.amqp")
+
+INTERNAL_ERROR: Final = "internal_error"
+TIMEOUT: Final = "timeout"
+MAX_ERROR_MSG: Final = 200
+# Domain errors whose code is the Error-Msg Kazoo itself would send (reference 1.5).
+_CODE_AS_MESSAGE: Final = frozenset({"not_found", "no_data", "invalid_media_name"})
+
+
+class StreamUrlResolver(Protocol):
+    """Media-Name -> Stream-URL. Raises ``NotFound``, ``NoData`` or ``InvalidRequest`` for user errors."""
+
+    async def stream_url(
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+    ) -> str: ...
+
+
+class MediaReqHandler:
+    """Answers media_req messages; ``timeout`` keeps each answer inside ecallmgr's 2 s wait."""
+
+    def __init__(
+        self,
+        resolver: StreamUrlResolver,
+        *,
+        node: str,
+        legacy_error_codes: bool = False,
+        timeout: float = 1.5,
+    ) -> None:
+        self.resolver = resolver
+        self.node = node
+        self.legacy_error_codes = legacy_error_codes
+        self.timeout = timeout
+
+    async def handle(self, req: MediaReq) -> Reply:
+        """``media_resp`` with the URL, or ``media_error``; never raises (except cancellation)."""
+        extra = {"msg_id": req.msg_id, "call_id": req.call_id, "media_name": req.media_name}
+        try:
+            async with asyncio.timeout(self.timeout):
+                url = await self.resolver.stream_url(
+                    req.media_name, req.stream_type, req.protocol, req.format
+                )
+            reply = wire.media_resp(req, url, self.node)
+        except MediaMgrError as exc:
+            log.info("media_req refused", extra={**extra, "error": exc.code, "detail": exc.detail})
+            return self.error(req, _error_msg(exc))
+        except TimeoutError:
+            log.warning("media_req not resolved in time", extra={**extra, "timeout": self.timeout})
+            return self.error(req, TIMEOUT)
+        except Exception:
+            log.exception("media_req failed", extra=extra)
+            return self.error(req, INTERNAL_ERROR)
+        log.info("media_req answered", extra={**extra, "stream_url": url})
+        return reply
+
+    def reject(self, err: WireError) -> Reply:
+        """The ``media_error`` for a request that failed validation (Kazoo would stay silent)."""
+        log.warning(
+            "invalid media_req",
+            extra={"msg_id": err.msg_id, "media_name": err.media_name, "reason": err.reason},
+        )
+        return self.error(err, err.reason)
+
+    def error(self, req: MediaReq | WireError, reason: str) -> Reply:
+        return wire.media_error(req, reason, self.node, legacy_error_codes=self.legacy_error_codes)
+
+
+def _error_msg(exc: MediaMgrError) -> str:
+    """Kazoo's reason atom where one exists; a short human reason for other bad requests."""
+    if exc.code in _CODE_AS_MESSAGE or not isinstance(exc, InvalidRequest) or not exc.detail:
+        return exc.code
+    return exc.detail[:MAX_ERROR_MSG]

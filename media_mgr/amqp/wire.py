@@ -1,0 +1,251 @@
+"""Kazoo media API shapes: validate ``media_req`` in, build ``media_resp`` / ``media_error`` out.
+
+Pure (no I/O), so every rule of the wire-compat checklist (reference section 8, items 2 to 8) is testable
+with dicts and bytes alone. Outgoing messages carry exactly Kazoo's envelope and never a null or empty
+value: Kazoo's builder strips them, and a requester's validator may choke on them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypeAlias, cast
+
+from media_mgr import __version__
+
+APP_NAME: Final = "media_srv"
+APP_VERSION: Final = "4.0.0"
+CONTENT_TYPE: Final = "application/json"
+MAX_BODY_BYTES: Final = 1024 * 1024
+
+StreamType: TypeAlias = Literal["new", "extant"]
+Reply: TypeAlias = dict[str, str]
+
+STREAM_TYPES: Final = ("new", "extant")
+VOICES: Final = ("male", "female")
+FORMATS: Final = ("mp3", "wav")
+PROTOCOLS: Final = ("http", "https", "shout", "vlc")
+STREAM_URL_SCHEMES: Final = ("http://", "shout://", "vlc://")
+KAZOO_ERROR_CODES: Final = ("not_found", "no_data")
+
+
+class DecodeError(ValueError):
+    """The AMQP body cannot be read as a Kazoo JSON message; the consumer logs and drops it."""
+
+
+class WireError(ValueError):
+    """A media_req that breaks checklist item 3; carries what a ``media_error`` reply still needs.
+
+    Kazoo correlates on Msg-ID and routes on Server-ID: when either is None, nobody would hear an answer.
+    """
+
+    def __init__(self, reason: str, msg_id: str | None, media_name: str | None, server_id: str | None):
+        super().__init__(reason)
+        self.reason = reason
+        self.msg_id = msg_id
+        self.media_name = media_name
+        self.server_id = server_id
+
+
+@dataclass(frozen=True)
+class MediaReq:
+    """A valid media_req. ``msg_id`` is the one the reply must carry (Msg-Reply-ID if there was one)."""
+
+    media_name: str
+    msg_id: str
+    server_id: str | None
+    app_name: str
+    stream_type: StreamType = "new"
+    protocol: str | None = None
+    format: str | None = None
+    call_id: str | None = None
+    account_id: str | None = None
+    text: str | None = None
+    voice: str | None = None
+    language: str | None = None
+    engine: str | None = None
+
+
+def decode_body(
+    body: bytes, content_type: str | None, content_encoding: str | None, *, limit: int = MAX_BODY_BYTES
+) -> dict[str, Any]:
+    """AMQP body -> JSON object. Only ``application/json``; gzip when the encoding says so (checklist 2)."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != CONTENT_TYPE:
+        raise DecodeError(f"content type {content_type!r} is not {CONTENT_TYPE}")
+    encoding = (content_encoding or "").strip().lower()
+    if encoding == "gzip":
+        body = _gunzip(body, limit)
+    elif encoding not in ("", "identity"):
+        raise DecodeError(f"content encoding {content_encoding!r} is not supported")
+    if len(body) > limit:
+        raise DecodeError(f"body is larger than {limit} bytes")
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DecodeError(f"body is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise DecodeError("body is not a JSON object")
+    return cast(dict[str, Any], value)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Decompress at most ``limit`` bytes, so a small gzip bomb cannot fill memory."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise DecodeError(f"body is not gzip: {exc}") from None
+    if len(out) > limit:
+        raise DecodeError(f"gzip body inflates past {limit} bytes")
+    if not inflater.eof:
+        raise DecodeError("gzip body is truncated")
+    return out
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    """JSON as Kazoo's encoder writes it: compact, UTF-8 (so Media-Name comes back byte for byte)."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def parse_media_req(body: Mapping[str, Any]) -> MediaReq:
+    """Validate a decoded media_req (checklist item 3, ``kapi_media:req_v/1``); raises ``WireError``."""
+    msg_id = _text(body, "Msg-ID")
+    reply_id = _text(body, "Msg-Reply-ID") or msg_id
+    media_name = _text(body, "Media-Name")
+    server_id = _text(body, "Server-ID")
+
+    def fail(reason: str) -> WireError:
+        return WireError(reason, reply_id, media_name, server_id)
+
+    if body.get("Event-Category") != "media" or body.get("Event-Name") != "media_req":
+        raise fail("not a media_req: Event-Category must be media and Event-Name media_req")
+    for key in ("App-Name", "App-Version"):
+        if _text(body, key) is None:
+            raise fail(f"{key} must be a non-empty string")
+    if msg_id is None or reply_id is None:
+        raise fail("Msg-ID must be a non-empty string")
+    if media_name is None:
+        raise fail("Media-Name must be a non-empty string")
+    stream_type = _choice(body, "Stream-Type", STREAM_TYPES, fail)
+    protocol = _choice(body, "Protocol", PROTOCOLS, fail)
+    fmt = _choice(body, "Format", FORMATS, fail)
+    voice = _choice(body, "Voice", VOICES, fail)
+    return MediaReq(
+        media_name=media_name,
+        msg_id=reply_id,
+        server_id=server_id,
+        app_name=str(body["App-Name"]),
+        stream_type=cast(StreamType, stream_type or "new"),
+        protocol=protocol,
+        format=fmt,
+        call_id=_text(body, "Call-ID"),
+        account_id=_text(body, "Account-ID"),
+        text=_text(body, "Text"),
+        voice=voice,
+        language=_text(body, "Language"),
+        engine=_text(body, "Engine"),
+    )
+
+
+def _text(body: Mapping[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _choice(
+    body: Mapping[str, Any], key: str, allowed: tuple[str, ...], fail: Callable[[str], WireError]
+) -> str | None:
+    """Kazoo checks allowed values only when the key is present; JSON null counts as absent."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if value not in allowed:
+        raise fail(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+    return cast(str, value)
+
+
+def media_resp(req: MediaReq, stream_url: str, node: str, app_version: str = APP_VERSION) -> Reply:
+    """The success reply (checklist 5 and 6). An https:// URL is refused: Kazoo's resp_v rejects it."""
+    if not stream_url.startswith(STREAM_URL_SCHEMES):
+        raise ValueError(f"Stream-URL must start with {', '.join(STREAM_URL_SCHEMES)}: {stream_url!r}")
+    return _envelope(
+        "media_resp",
+        node,
+        app_version,
+        {"Media-Name": req.media_name, "Msg-ID": req.msg_id, "Stream-URL": stream_url},
+    )
+
+
+def media_error(
+    req: MediaReq | WireError,
+    reason: str,
+    node: str,
+    *,
+    legacy_error_codes: bool = False,
+    app_version: str = APP_VERSION,
+) -> Reply:
+    """The error reply (checklist 8): 4.x sends Error-Code ``other`` and the reason as Error-Msg.
+
+    ``legacy_error_codes`` speaks like 2011/2012: Error-Code ``not_found``/``no_data`` and no Error-Msg.
+    """
+    if req.msg_id is None:
+        raise ValueError("a media_error needs the request's Msg-ID")
+    if legacy_error_codes and reason in KAZOO_ERROR_CODES:
+        error = {"Error-Code": reason}
+    else:
+        error = {"Error-Code": "other", "Error-Msg": reason}
+    fields = {"Media-Name": req.media_name, "Msg-ID": req.msg_id, **error}
+    return _envelope("media_error", node, app_version, fields)
+
+
+def advertise(node: str, expires_ms: int, app_version: str = APP_VERSION) -> dict[str, Any]:
+    """A ``nodes``/``advertise`` heartbeat (kapi_nodes) naming the kapp ``media_mgr`` (checklist 23).
+
+    ecallmgr counts the nodes advertising ``media_mgr`` to know how many answers to wait for. Expires is
+    in milliseconds, sent as a string like kz_nodes does; the receiver allows 25 % more before expiry.
+    """
+    return {
+        "App-Name": APP_NAME,
+        "App-Version": app_version,
+        "Event-Category": "nodes",
+        "Event-Name": "advertise",
+        "Expires": str(expires_ms),
+        "Msg-ID": secrets.token_hex(16),
+        "Node": node,
+        "WhApps": {"media_mgr": {}},
+    }
+
+
+def event(body: Mapping[str, Any], node: str) -> dict[str, Any]:
+    """One of the service's own events, in the same envelope style; None values are dropped.
+
+    The caller names the event (Event-Category, Event-Name); App-Name, App-Version, Node and a fresh
+    Msg-ID are filled in unless given.
+    """
+    for key in ("Event-Category", "Event-Name"):
+        if not isinstance(body.get(key), str) or not body[key]:
+            raise ValueError(f"an event needs a non-empty {key}")
+    message = {
+        "App-Name": "media_mgr",
+        "App-Version": __version__,
+        "Msg-ID": secrets.token_hex(16),
+        "Node": node,
+        **body,
+    }
+    return {key: value for key, value in message.items() if value is not None}
+
+
+def _envelope(event_name: str, node: str, app_version: str, fields: Mapping[str, str | None]) -> Reply:
+    message = {
+        "App-Name": APP_NAME,
+        "App-Version": app_version,
+        "Event-Category": "media",
+        "Event-Name": event_name,
+        "Node": node,
+        **fields,
+    }
+    return {key: value for key, value in message.items() if value}

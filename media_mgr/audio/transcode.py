@@ -1,0 +1,259 @@
+"""WAV/MP3 conversion through an ffmpeg subprocess, streaming, with memory bounded by pipe buffers.
+
+One ffmpeg per conversion: a task feeds its stdin (awaiting ``drain``) while the caller pulls its
+stdout, so a slow consumer stalls ffmpeg and ffmpeg stalls the source; nothing grows. Closing or
+cancelling the consumer kills ffmpeg and reaps it. Concurrency is bounded by a semaphore the caller
+owns (no module state). WAV out is always 16-bit PCM: ffmpeg makes raw ``s16le`` and we write the
+header, because ffmpeg cannot seek back in a pipe to fix RIFF sizes. ``transcoded`` gives the exact
+final bytes and size (what a cache stores and serves with Content-Length) through a scratch file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from media_mgr.audio.info import AudioFormat
+from media_mgr.audio.wav import WavError, parse_wav_header, wav_header
+from media_mgr.errors import Unavailable, Unprocessable
+
+OutFormat = Literal["wav", "mp3", "s16le"]
+"""``wav``: streaming header (sizes 0xFFFFFFFF) + PCM; ``s16le``: bare PCM; ``mp3``: CBR MP3."""
+
+READ_BYTES = 64 * 1024
+_SNIFF_BYTES = 256 * 1024
+_STDERR_TAIL = 4096
+# MPEG audio sample rates by version bits (3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5) and rate index.
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+class TranscodeError(Unprocessable):
+    """ffmpeg could not convert the input; ``stderr`` holds the tail of what it said."""
+
+    def __init__(self, detail: str, stderr: str = "") -> None:
+        super().__init__(f"{detail}: {stderr.strip()}" if stderr.strip() else detail)
+        self.stderr = stderr
+
+
+def mp3_bitrate(rate: int, channels: int) -> int:
+    """CBR kbit/s for a rate: 16 at 8 kHz mono (what mod_shout records), 32 at 16 kHz, 64 from 22.05 kHz."""
+    if rate < 11025:
+        per_channel = 16
+    elif rate < 16000:
+        per_channel = 24
+    elif rate < 22050:
+        per_channel = 32
+    else:
+        per_channel = 64
+    return per_channel * min(channels, 2)
+
+
+def sniff_format(head: bytes, src_format: AudioFormat) -> tuple[int, int] | None:
+    """(rate, channels) from the start of a WAV or MP3, or None if ``head`` does not show them yet."""
+    if src_format == "wav":
+        try:
+            info = parse_wav_header(head)
+        except WavError:
+            return None
+        return info.rate, info.channels
+    pos = 0
+    if head[:3] == b"ID3" and len(head) >= 10:
+        size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
+        pos = 10 + size + (10 if head[5] & 0x10 else 0)
+    for i in range(pos, len(head) - 3):
+        if head[i] == 0xFF and (found := _mpeg_frame_format(head[i + 1 : i + 4])):
+            return found
+    return None
+
+
+def _mpeg_frame_format(after_sync: bytes) -> tuple[int, int] | None:
+    """(rate, channels) if the three bytes after an 0xFF continue a valid MPEG audio frame header."""
+    b1, b2, b3 = after_sync
+    version, layer, rate_index, bitrate_index = (b1 >> 3) & 3, (b1 >> 1) & 3, (b2 >> 2) & 3, b2 >> 4
+    if b1 & 0xE0 != 0xE0 or version == 1 or not layer or rate_index == 3 or bitrate_index == 15:
+        return None
+    return _MPEG_RATES[version][rate_index], 1 if b3 >> 6 == 3 else 2
+
+
+def ffmpeg_args(src_format: AudioFormat, dst_format: OutFormat, rate: int, channels: int) -> list[str]:
+    """The ffmpeg command line: ``src_format`` on stdin, ``dst_format`` at ``rate``/``channels`` on stdout."""
+    args = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", src_format, "-i", "pipe:0"]
+    args += ["-map", "0:a:0", "-map_metadata", "-1", "-ac", str(channels), "-ar", str(rate)]
+    if dst_format == "mp3":
+        kbps = mp3_bitrate(rate, channels)
+        args += ["-c:a", "libmp3lame", "-b:a", f"{kbps}k", "-write_xing", "0", "-id3v2_version", "0"]
+        return [*args, "-f", "mp3", "pipe:1"]
+    return [*args, "-c:a", "pcm_s16le", "-f", "s16le", "pipe:1"]
+
+
+async def transcode(
+    source: AsyncIterable[bytes],
+    src_format: AudioFormat,
+    dst_format: OutFormat,
+    rate: int | None,
+    channels: int | None = 1,
+    *,
+    limit: asyncio.Semaphore | None = None,
+    read_bytes: int = READ_BYTES,
+) -> AsyncGenerator[bytes, None]:
+    """Convert ``source`` chunk by chunk; ``rate``/``channels`` None keep the source's.
+
+    Raises ``TranscodeError`` when ffmpeg fails (the output so far is then incomplete) and
+    ``Unavailable`` when ffmpeg is missing; an error from ``source`` itself propagates as it is.
+    Use ``contextlib.aclosing`` so that stopping early kills ffmpeg at once.
+    """
+    gate: contextlib.AbstractAsyncContextManager[Any] = contextlib.nullcontext()
+    async with limit if limit is not None else gate:
+        chunks = aiter(source)
+        head, rate, channels = await _resolve(chunks, src_format, rate, channels)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *ffmpeg_args(src_format, dst_format, rate, channels),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError as exc:
+            raise Unavailable("ffmpeg is not installed") from exc
+        stdout, stderr_pipe = proc.stdout, proc.stderr
+        assert stdout is not None
+        assert stderr_pipe is not None
+        feeder = asyncio.create_task(_feed(proc, head, chunks))
+        stderr = asyncio.create_task(_tail(stderr_pipe))
+        try:
+            prefix = wav_header(None, rate, channels) if dst_format == "wav" else b""
+            while chunk := await stdout.read(read_bytes):
+                yield prefix + chunk
+                prefix = b""
+            await feeder
+            if await proc.wait() != 0:
+                raise TranscodeError("ffmpeg failed", (await stderr).decode(errors="replace"))
+            if prefix:
+                yield prefix
+        finally:
+            await _stop(proc, feeder, stderr)
+
+
+async def _resolve(
+    chunks: AsyncIterator[bytes], src_format: AudioFormat, rate: int | None, channels: int | None
+) -> tuple[list[bytes], int, int]:
+    """Fill in an unknown rate or channel count from the source's first bytes (returned for feeding)."""
+    head: list[bytes] = []
+    if rate is not None and channels is not None:
+        return head, rate, channels
+    found, seen = None, 0
+    while found is None and seen < _SNIFF_BYTES:
+        chunk = await anext(chunks, None)
+        if chunk is None:
+            break
+        head.append(chunk)
+        seen += len(chunk)
+        found = sniff_format(b"".join(head), src_format)
+    if found is None:
+        raise TranscodeError(f"cannot tell the sample rate and channels of this {src_format} input")
+    return head, rate or found[0], channels or found[1]
+
+
+async def _feed(proc: asyncio.subprocess.Process, head: Iterable[bytes], rest: AsyncIterator[bytes]) -> None:
+    """Copy the source into ffmpeg's stdin, waiting for it to drain; kill ffmpeg if the source fails."""
+    stdin = proc.stdin
+    assert stdin is not None
+    try:
+        for chunk in head:
+            stdin.write(chunk)
+            await stdin.drain()
+        async for chunk in rest:
+            stdin.write(chunk)
+            await stdin.drain()
+        stdin.close()
+    except (BrokenPipeError, ConnectionResetError):
+        return  # ffmpeg stopped reading; its exit status says why
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        raise
+
+
+async def _tail(stream: asyncio.StreamReader) -> bytes:
+    """The last few KiB ffmpeg wrote to stderr (read all along so it never blocks on a full pipe)."""
+    tail = b""
+    while chunk := await stream.read(_STDERR_TAIL):
+        tail = (tail + chunk)[-_STDERR_TAIL:]
+    return tail
+
+
+async def _stop(proc: asyncio.subprocess.Process, *tasks: asyncio.Task[Any]) -> None:
+    """Kill ffmpeg if it still runs, end the helper tasks, and reap it (no zombie)."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await proc.wait()
+
+
+@dataclass(frozen=True)
+class TranscodedFile:
+    """A finished conversion in a scratch file: exactly ``size`` bytes, WAV header included."""
+
+    path: Path
+    size: int
+    format: AudioFormat
+
+    async def chunks(self, chunk_bytes: int = READ_BYTES) -> AsyncIterator[bytes]:
+        """The file's bytes in order, read off the event loop."""
+        handle = await asyncio.to_thread(self.path.open, "rb")
+        try:
+            while data := await asyncio.to_thread(handle.read, chunk_bytes):
+                yield data
+        finally:
+            handle.close()
+
+
+@contextlib.asynccontextmanager
+async def transcoded(
+    source: AsyncIterable[bytes],
+    src_format: AudioFormat,
+    dst_format: AudioFormat,
+    rate: int | None,
+    channels: int | None = 1,
+    *,
+    scratch_dir: Path,
+    limit: asyncio.Semaphore | None = None,
+) -> AsyncIterator[TranscodedFile]:
+    """Convert all of ``source`` into a file under ``scratch_dir``; the file is removed on exit.
+
+    A WAV result carries its true RIFF and data sizes. ``limit`` is held only while ffmpeg runs.
+    """
+    fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix="transcode-", dir=scratch_dir)
+    path = Path(name)
+    try:
+        out_format: OutFormat = "wav" if dst_format == "wav" else "mp3"
+        size, info = 0, None
+        with os.fdopen(fd, "wb") as out:
+            stream = transcode(source, src_format, out_format, rate, channels, limit=limit)
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    if dst_format == "wav" and info is None:
+                        info = parse_wav_header(chunk)  # the first chunk carries our whole header
+                    await asyncio.to_thread(out.write, chunk)
+                    size += len(chunk)
+            if info is not None:
+                header = wav_header(size - info.data_offset, info.rate, info.channels)
+                await asyncio.to_thread(_overwrite_start, out, header)
+        yield TranscodedFile(path, size, dst_format)
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+def _overwrite_start(out: IO[bytes], header: bytes) -> None:
+    """Replace the streaming header by the final one (same length, so the data stays put)."""
+    out.seek(0)
+    out.write(header)

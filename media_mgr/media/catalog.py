@@ -1,0 +1,62 @@
+"""Media-Name -> the stored item it names; the only home of Kazoo's lookup rules.
+
+One indexed query per name (reference 2.2): ids directly; ``prompt://`` through the language
+fallback (``xx-yy`` -> ``xx`` -> the default language), the account's prompt winning over the
+system prompt in the same language.
+"""
+
+from __future__ import annotations
+
+import re
+
+from media_mgr.errors import NotFound
+from media_mgr.media.models import MediaItem
+from media_mgr.media.names import (
+    MediaIdRef,
+    MediaRef,
+    PromptRef,
+    SystemPromptRef,
+    TtsRef,
+    language_keys,
+    parse_media_name,
+)
+from media_mgr.store.media import MediaStore
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+class Catalog:
+    def __init__(self, store: MediaStore, default_language: str) -> None:
+        self.store = store
+        self.default_language = default_language.lower()
+
+    async def resolve_name(self, media_name: str) -> MediaItem:
+        """Raises ``InvalidMediaName`` for a bad name and ``NotFound`` for a missing item."""
+        return await self.resolve(parse_media_name(media_name))
+
+    async def resolve(self, ref: MediaRef) -> MediaItem:
+        item: MediaItem | None
+        match ref:
+            case MediaIdRef(account_id=account_id, media_id=media_id):
+                item = await self.store.get(media_id) if _HEX32.fullmatch(media_id) else None
+                if item is not None and item.account_id != account_id:
+                    item = None  # another account's media is not found, not forbidden
+            case SystemPromptRef(language=language, prompt_id=prompt_id):
+                item = await self.store.find_prompt(None, prompt_id, [language.lower()])
+            case PromptRef(account_id=account_id, prompt_id=prompt_id, language=language):
+                item = await self.store.find_prompt(
+                    account_id, prompt_id, self.languages(language), with_system=True
+                )
+            case TtsRef():
+                raise NotFound("tts:// media is not served here (no TTS engine is configured)")
+        if item is None:
+            raise NotFound("no stored media matches that name")
+        return item
+
+    def languages(self, language: str | None) -> list[str]:
+        """Kazoo's fallback order: the language, its prefix, then the default language."""
+        keys = language_keys(language.lower()) if language else []
+        for extra in language_keys(self.default_language):
+            if extra not in keys:
+                keys.append(extra)
+        return keys

@@ -1,0 +1,28 @@
+"""Stream URLs revoked before they expire, remembered by their token's nonce."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+
+
+class Revocations:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def revoke(self, nonce: bytes, expires: int) -> None:
+        await self._pool.execute(
+            "INSERT INTO revoked_tokens (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            nonce,
+            datetime.fromtimestamp(expires, UTC),
+        )
+
+    async def is_revoked(self, nonce: bytes) -> bool:
+        found = await self._pool.fetchval("SELECT 1 FROM revoked_tokens WHERE nonce = $1", nonce)
+        return found is not None
+
+    async def purge(self) -> int:
+        """Forget revocations of tokens that have expired anyway."""
+        result: str = await self._pool.execute("DELETE FROM revoked_tokens WHERE expires_at < now()")
+        return int(result.split()[-1])

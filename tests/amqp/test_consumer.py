@@ -1,0 +1,588 @@
+"""The AMQP edge against the real RabbitMQ: requests shaped exactly like Erlang ecallmgr's, real exchanges.
+
+The requester below behaves like ecallmgr's ``kz_amqp_worker``: its own exclusive queue, named after its
+Server-ID and bound to ``targeted`` with that name, a 16-hex Msg-ID per request, replies matched on Msg-ID.
+Broker from ``MEDIA_MGR_TEST_AMQP_URL`` (default guest@127.0.0.1:5672); tests skip when it is unreachable.
+The restart test runs ``rabbitmqctl stop_app``/``start_app``; ``MEDIA_MGR_TEST_NO_BROKER_RESTART=1`` skips it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractIncomingMessage, ExchangeType
+
+from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer
+from media_mgr.amqp.media_req import StreamUrlResolver
+from media_mgr.amqp.wire import StreamType
+from media_mgr.errors import NoData, NotFound
+from media_mgr.media.names import TtsRef, parse_media_name
+
+AMQP_URL = os.environ.get("MEDIA_MGR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+ACCOUNT = "3a63acb1cc1fbd5fb5fa6b3d39b48b7e"
+GREETING = f"/{ACCOUNT}/0123456789abcdef0123456789abcdef"
+EMPTY = f"/{ACCOUNT}/00000000000000000000000000000000"
+GREETING_URL = "http://apps1.example.com:24517/single/tok3n/greeting.mp3"
+
+
+class DictResolver:
+    """The resolver Protocol over a dict: name -> URL, or None for a record without content."""
+
+    def __init__(self, media: dict[str, str | None]) -> None:
+        self.media = media
+
+    async def stream_url(
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+    ) -> str:
+        if isinstance(parse_media_name(media_name), TtsRef):
+            raise NotFound("tts is not built yet")
+        if media_name not in self.media:
+            raise NotFound(f"no media {media_name}")
+        url = self.media[media_name]
+        if url is None:
+            raise NoData(f"{media_name} has no content")
+        return url.replace("/single/", "/continuous/") if stream_type == "extant" else url
+
+
+RESOLVER = DictResolver({GREETING: GREETING_URL, EMPTY: None})
+
+
+class Ecallmgr:
+    """A requester shaped like Erlang ecallmgr (reference 1.6 and 1.7)."""
+
+    def __init__(self, exchange: str = "kapps", routing_key: str = "media_req") -> None:
+        self.exchange_name = exchange
+        self.routing_key = routing_key
+        pid = secrets.randbelow(30000)
+        self.server_id = f"ecallmgr@fs1.example.com-<0.{pid}.0>-{secrets.token_hex(4)}"
+        self.replies: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Ecallmgr:
+        connection = await aio_pika.connect(AMQP_URL, timeout=5)
+        self._stack.push_async_callback(connection.close)
+        channel = await connection.channel()
+        self.exchange = await channel.declare_exchange(
+            self.exchange_name, ExchangeType.TOPIC, durable=False, auto_delete=False
+        )
+        targeted = await channel.declare_exchange(
+            "targeted", ExchangeType.DIRECT, durable=False, auto_delete=False
+        )
+        # Kazoo names the queue after the Server-ID; the client library refuses "<" in queue names,
+        # so this one gets a tamer name and is bound with the exact Server-ID, which is what routes.
+        queue = await channel.declare_queue(f"test.ecallmgr.{secrets.token_hex(4)}", exclusive=True)
+        await queue.bind(targeted, self.server_id)
+        await queue.consume(self.replies.put, no_ack=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    def media_req(self, media_name: str, **extra: Any) -> dict[str, Any]:
+        call_id = f"{secrets.token_hex(4)}-51a2-4b7c-9d0e-{secrets.token_hex(6)}"
+        body: dict[str, Any] = {
+            "App-Name": "ecallmgr",
+            "App-Version": "4.0.0",
+            "Call-ID": call_id,
+            "Event-Category": "media",
+            "Event-Name": "media_req",
+            "Media-Name": media_name,
+            "Msg-ID": secrets.token_hex(8),
+            "Node": "ecallmgr@fs1.example.com",
+            "Server-ID": self.server_id,
+            "Stream-Type": "new",
+            "System-Log-ID": call_id,
+        }
+        body.update(extra)
+        return {key: value for key, value in body.items() if value is not None}
+
+    async def send(self, media_name: str, **extra: Any) -> dict[str, Any]:
+        body = self.media_req(media_name, **extra)
+        await self.publish(json.dumps(body).encode())
+        return body
+
+    async def publish(
+        self,
+        payload: bytes,
+        content_type: str | None = "application/json",
+        content_encoding: str | None = None,
+    ) -> None:
+        message = aio_pika.Message(payload, content_type=content_type, content_encoding=content_encoding)
+        await self.exchange.publish(message, routing_key=self.routing_key)
+
+    async def reply(self, timeout: float = 5.0) -> tuple[dict[str, Any], AbstractIncomingMessage]:
+        message = await asyncio.wait_for(self.replies.get(), timeout)
+        return json.loads(message.body), message
+
+    async def replies_for(self, seconds: float) -> list[dict[str, Any]]:
+        """Every reply that arrives within ``seconds``."""
+        out = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = await asyncio.wait_for(self.replies.get(), left)
+            except TimeoutError:
+                break
+            out.append(json.loads(message.body))
+        return out
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} after {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+def assert_media_resp(reply: dict[str, Any], request: dict[str, Any], node: str, url: str) -> None:
+    assert reply == {
+        "App-Name": "media_srv",
+        "App-Version": "4.0.0",
+        "Event-Category": "media",
+        "Event-Name": "media_resp",
+        "Media-Name": request["Media-Name"],
+        "Msg-ID": request["Msg-ID"],
+        "Node": node,
+        "Stream-URL": url,
+    }
+
+
+def assert_media_error(reply: dict[str, Any], request: dict[str, Any], node: str, error_msg: str) -> None:
+    assert reply == {
+        "App-Name": "media_srv",
+        "App-Version": "4.0.0",
+        "Error-Code": "other",
+        "Error-Msg": error_msg,
+        "Event-Category": "media",
+        "Event-Name": "media_error",
+        "Media-Name": request["Media-Name"],
+        "Msg-ID": request["Msg-ID"],
+        "Node": node,
+    }
+
+
+async def rabbitmqctl(*args: str, timeout: float = 60.0) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        raise
+    assert process.returncode == 0, out.decode(errors="replace")
+    return out.decode()
+
+
+async def broker_queue(name: str) -> dict[str, Any]:
+    out = await rabbitmqctl("list_queues", "-q", "name", "durable", "auto_delete", "exclusive", "arguments",
+                            "--formatter", "json")  # fmt: skip
+    queues: list[dict[str, Any]] = json.loads(out)
+    return next(queue for queue in queues if queue["name"] == name)
+
+
+needs_rabbitmqctl = pytest.mark.skipif(
+    shutil.which("rabbitmqctl") is None, reason="rabbitmqctl not installed"
+)
+
+
+@pytest.fixture(scope="session")
+async def broker() -> str:
+    try:
+        connection = await aio_pika.connect(AMQP_URL, timeout=3)
+    except Exception as exc:
+        pytest.skip(f"RabbitMQ not reachable at {AMQP_URL}: {exc!r}")
+    await connection.close()
+    return AMQP_URL
+
+
+@pytest.fixture
+async def config(broker: str) -> AsyncIterator[AmqpConfig]:
+    """A config with per-test request exchange, queue and events exchange, deleted afterwards."""
+    run = secrets.token_hex(4)
+    cfg = AmqpConfig(
+        url=broker,
+        exchange=f"media_mgr.test.{run}.kapps",
+        queue_name=f"media_mgr.test.{run}.media_req",
+        events_exchange=f"media_mgr.test.{run}.events",
+        node=f"media_mgr@test-{run}",
+        reconnect_interval=0.5,
+        backoff_initial=0.1,
+        backoff_max=1.0,
+        timeout_stop=2.0,
+    )
+    yield cfg
+    with contextlib.suppress(Exception):
+        connection = await aio_pika.connect(broker, timeout=3)
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(cfg.queue_name)
+            await channel.exchange_delete(cfg.exchange)
+            await channel.exchange_delete(cfg.events_exchange)
+
+
+Start = Callable[..., Awaitable[AmqpConsumer]]
+
+
+@pytest.fixture
+async def start_consumer(config: AmqpConfig) -> AsyncIterator[Start]:
+    """Start consumers (``config`` fields overridable) and wait until ready; all stopped at teardown."""
+    consumers: list[AmqpConsumer] = []
+
+    async def start(
+        wait: bool = True, resolver: StreamUrlResolver = RESOLVER, **changes: Any
+    ) -> AmqpConsumer:
+        consumer = AmqpConsumer(replace(config, **changes), resolver)
+        consumers.append(consumer)
+        await consumer.start()
+        if wait:
+            await wait_until(lambda: consumer.ready, 10, "ready")
+        return consumer
+
+    yield start
+    for consumer in consumers:
+        await consumer.stop()
+
+
+@pytest.mark.parametrize(
+    ("exchange", "routing_key"),
+    [("kapps", "media_req"), ("whapps", "media_req"), ("callevt", "call.media")],
+)
+async def test_ecallmgr_media_req_gets_media_resp_on_kazoos_exchanges(
+    start_consumer: Start, exchange: str, routing_key: str
+) -> None:
+    consumer = await start_consumer(exchange=exchange, routing_key=routing_key)
+    async with Ecallmgr(exchange, routing_key) as ecallmgr:
+        request = await ecallmgr.send(GREETING)
+        reply, message = await ecallmgr.reply()
+    assert_media_resp(reply, request, consumer.config.node, GREETING_URL)
+    assert message.content_type == "application/json"
+    assert not message.content_encoding
+    assert message.routing_key == ecallmgr.server_id
+    assert message.exchange == "targeted"
+
+
+async def test_extant_stream_type_is_passed_to_the_resolver(
+    start_consumer: Start, config: AmqpConfig
+) -> None:
+    consumer = await start_consumer()
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        request = await ecallmgr.send(GREETING, **{"Stream-Type": "extant"})
+        reply, _ = await ecallmgr.reply()
+    assert_media_resp(reply, request, consumer.config.node, GREETING_URL.replace("/single/", "/continuous/"))
+
+
+@pytest.mark.parametrize(
+    ("media_name", "error_msg"),
+    [
+        (f"/{ACCOUNT}/doesnotexist", "not_found"),
+        (EMPTY, "no_data"),
+        ("prompt://nowhere", "invalid_media_name"),
+        ("tts://9e107d9d372bb6826bd81d3542a419d6", "not_found"),
+    ],
+)
+async def test_unresolvable_names_get_media_error_other(
+    start_consumer: Start, config: AmqpConfig, media_name: str, error_msg: str
+) -> None:
+    consumer = await start_consumer()
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        extra = {"Text": "Hello world", "Voice": "female", "Language": "en-us", "Engine": "ispeech"}
+        request = await ecallmgr.send(media_name, **(extra if media_name.startswith("tts://") else {}))
+        reply, _ = await ecallmgr.reply()
+    assert_media_error(reply, request, consumer.config.node, error_msg)
+
+
+async def test_legacy_error_codes_send_not_found_as_error_code(
+    start_consumer: Start, config: AmqpConfig
+) -> None:
+    await start_consumer(legacy_error_codes=True)
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        await ecallmgr.send(f"/{ACCOUNT}/doesnotexist")
+        reply, _ = await ecallmgr.reply()
+    assert reply["Error-Code"] == "not_found"
+    assert "Error-Msg" not in reply
+
+
+@pytest.mark.parametrize(
+    ("changes", "error_text"),
+    [
+        ({"Stream-Type": "store"}, "Stream-Type"),
+        ({"Voice": "robot"}, "Voice"),
+        ({"App-Version": None}, "App-Version"),
+        ({"Event-Name": "media_resp"}, "media_req"),
+    ],
+)
+async def test_invalid_request_gets_media_error_instead_of_silence(
+    start_consumer: Start, config: AmqpConfig, changes: dict[str, Any], error_text: str
+) -> None:
+    consumer = await start_consumer()
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        request = await ecallmgr.send(GREETING, **changes)
+        reply, _ = await ecallmgr.reply()
+    assert reply["Event-Name"] == "media_error"
+    assert reply["Error-Code"] == "other"
+    assert error_text in reply["Error-Msg"]
+    assert reply["Msg-ID"] == request["Msg-ID"]
+    assert reply["Media-Name"] == request["Media-Name"]
+    assert reply["Node"] == consumer.config.node
+
+
+async def test_msg_reply_id_is_echoed_as_msg_id(start_consumer: Start, config: AmqpConfig) -> None:
+    await start_consumer()
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        await ecallmgr.send(GREETING, **{"Msg-Reply-ID": "00112233aabbccdd"})
+        reply, _ = await ecallmgr.reply()
+    assert reply["Msg-ID"] == "00112233aabbccdd"
+
+
+async def test_gzip_encoded_request_is_answered(start_consumer: Start, config: AmqpConfig) -> None:
+    consumer = await start_consumer()
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        request = ecallmgr.media_req(GREETING)
+        await ecallmgr.publish(gzip.compress(json.dumps(request).encode()), content_encoding="gzip")
+        reply, message = await ecallmgr.reply()
+    assert_media_resp(reply, request, consumer.config.node, GREETING_URL)
+    assert not message.content_encoding
+
+
+async def test_bad_deliveries_are_dropped_and_the_next_request_is_answered(
+    start_consumer: Start, config: AmqpConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer = await start_consumer()
+    with caplog.at_level(logging.WARNING, logger="media_mgr.amqp"):
+        async with Ecallmgr(config.exchange) as ecallmgr:
+            await ecallmgr.publish(b"this is not json")
+            await ecallmgr.publish(
+                json.dumps(ecallmgr.media_req(GREETING)).encode(), content_type="text/plain"
+            )
+            await ecallmgr.publish(json.dumps(ecallmgr.media_req(GREETING)).encode(), content_type=None)
+            await ecallmgr.publish(b"\x1f\x8b garbage", content_encoding="gzip")
+            await ecallmgr.publish(json.dumps(ecallmgr.media_req(GREETING, **{"Server-ID": None})).encode())
+            await ecallmgr.publish(json.dumps(ecallmgr.media_req(GREETING, **{"Msg-ID": None})).encode())
+            request = await ecallmgr.send(GREETING)
+            replies = await ecallmgr.replies_for(1.0)
+    assert len(replies) == 1
+    assert_media_resp(replies[0], request, consumer.config.node, GREETING_URL)
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    # Each bad delivery is dropped exactly once: rejected without requeue, not redelivered in a loop.
+    assert len(dropped) == 6, dropped
+    assert consumer.ready
+
+
+@needs_rabbitmqctl
+async def test_shared_queue_two_consumers_answer_each_request_once(
+    start_consumer: Start, config: AmqpConfig
+) -> None:
+    first = await start_consumer(node=config.node + "-a", prefetch=4)
+    second = await start_consumer(node=config.node + "-b", prefetch=4)
+    queue = await broker_queue(config.queue_name)
+    assert (queue["durable"], queue["auto_delete"], queue["exclusive"]) == (False, False, False)
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        requests = [await ecallmgr.send(GREETING) for _ in range(20)]
+        replies = await ecallmgr.replies_for(3.0)
+    assert len(replies) == 20
+    assert sorted(r["Msg-ID"] for r in replies) == sorted(r["Msg-ID"] for r in requests)
+    assert {r["Node"] for r in replies} == {first.config.node, second.config.node}
+    assert all(r["Event-Name"] == "media_resp" for r in replies)
+
+
+class StuckResolver:
+    """Never answers: an instance that hangs or dies in the middle of a request."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+
+    async def stream_url(
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+    ) -> str:
+        self.called.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_request_unanswered_by_a_stopping_instance_goes_to_another(
+    start_consumer: Start, config: AmqpConfig
+) -> None:
+    stuck = StuckResolver()
+    slow = await start_consumer(
+        resolver=stuck, node=config.node + "-slow", timeout_reply=30, timeout_stop=0.3
+    )
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        request = await ecallmgr.send(GREETING)
+        await asyncio.wait_for(stuck.called.wait(), 5)
+        fast = await start_consumer(node=config.node + "-fast")
+        await slow.stop()  # the request was never acked: the broker requeues it
+        replies = await ecallmgr.replies_for(2.0)
+    assert len(replies) == 1
+    assert_media_resp(replies[0], request, fast.config.node, GREETING_URL)
+
+
+@needs_rabbitmqctl
+async def test_broadcast_layout_every_instance_answers(start_consumer: Start, config: AmqpConfig) -> None:
+    first = await start_consumer(node=config.node + "-a", queue_layout="broadcast")
+    second = await start_consumer(node=config.node + "-b", queue_layout="broadcast")
+    assert first.queue_name != second.queue_name
+    queue = await broker_queue(first.queue_name)
+    assert (queue["durable"], queue["auto_delete"], queue["exclusive"]) == (False, True, False)
+    assert {a[0]: a[2] for a in queue["arguments"]} == {"x-max-length": 100, "x-message-ttl": 60000}
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        requests = [await ecallmgr.send(GREETING) for _ in range(3)]
+        replies = await ecallmgr.replies_for(2.0)
+    assert len(replies) == 6
+    for request in requests:
+        answered_by = sorted(r["Node"] for r in replies if r["Msg-ID"] == request["Msg-ID"])
+        assert answered_by == [first.config.node, second.config.node]
+
+
+@pytest.mark.skipif(
+    shutil.which("rabbitmqctl") is None or os.environ.get("MEDIA_MGR_TEST_NO_BROKER_RESTART") == "1",
+    reason="needs rabbitmqctl and permission to restart the broker",
+)
+@pytest.mark.parametrize("layout", ["shared", "broadcast"])
+async def test_consumer_answers_again_after_a_broker_restart(
+    start_consumer: Start, config: AmqpConfig, layout: str
+) -> None:
+    consumer = await start_consumer(queue_layout=layout)
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        await ecallmgr.send(GREETING)
+        assert (await ecallmgr.reply())[0]["Event-Name"] == "media_resp"
+    started = time.monotonic()
+    try:
+        await rabbitmqctl("stop_app", timeout=45)
+        await wait_until(lambda: not consumer.ready, 10, "unready while the broker is down")
+    finally:
+        await rabbitmqctl("start_app", timeout=45)
+    await wait_until(lambda: consumer.ready, 20, "ready again after the restart")
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        request = await ecallmgr.send(GREETING)
+        reply, _ = await ecallmgr.reply()
+    assert_media_resp(reply, request, consumer.config.node, GREETING_URL)
+    assert time.monotonic() - started < 60
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@contextlib.asynccontextmanager
+async def tcp_forwarder(port: int, target: tuple[str, int]) -> AsyncIterator[None]:
+    """A TCP proxy on ``port`` to the broker: the broker "appearing" at the consumer's address."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        broker_reader, broker_writer = await asyncio.open_connection(*target)
+        await asyncio.gather(pipe(client_reader, broker_writer), pipe(broker_reader, client_writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server:
+        yield
+
+
+async def test_start_with_the_broker_down_returns_at_once_and_connects_later(
+    start_consumer: Start, config: AmqpConfig
+) -> None:
+    port = closed_port()
+    started = time.monotonic()
+    consumer = await start_consumer(wait=False, url=f"amqp://guest:guest@127.0.0.1:{port}/")
+    assert time.monotonic() - started < 0.5
+    await asyncio.sleep(1.5)  # several failed attempts, with back-off
+    assert not consumer.ready
+    assert await consumer.publish_event("test.event", {"Event-Category": "test", "Event-Name": "x"}) is False
+    broker = aio_pika.connection.make_url(config.url)
+    async with tcp_forwarder(port, (broker.host or "127.0.0.1", broker.port or 5672)):
+        await wait_until(lambda: consumer.ready, 10, "ready once the broker is reachable")
+        async with Ecallmgr(config.exchange) as ecallmgr:
+            request = await ecallmgr.send(GREETING)
+            reply, _ = await ecallmgr.reply()
+        assert_media_resp(reply, request, consumer.config.node, GREETING_URL)
+        await consumer.stop()
+    assert not consumer.ready
+
+
+async def test_stop_while_the_broker_is_unreachable_is_clean(start_consumer: Start) -> None:
+    consumer = await start_consumer(wait=False, url=f"amqp://guest:guest@127.0.0.1:{closed_port()}/")
+    await asyncio.sleep(0.3)
+    await asyncio.wait_for(consumer.stop(), 3)
+    await asyncio.wait_for(consumer.stop(), 3)
+    assert not consumer.ready
+
+
+async def test_advertise_heartbeats_name_media_mgr_on_the_nodes_exchange(
+    start_consumer: Start, broker: str
+) -> None:
+    connection = await aio_pika.connect(broker, timeout=5)
+    async with connection:
+        channel = await connection.channel()
+        nodes = await channel.declare_exchange("nodes", ExchangeType.FANOUT, durable=False, auto_delete=False)
+        queue = await channel.declare_queue("", exclusive=True)
+        await queue.bind(nodes)
+        consumer = await start_consumer(advertise=True, advertise_interval=0.3)
+        heartbeats: list[AbstractIncomingMessage] = []
+        deadline = time.monotonic() + 5
+        while len(heartbeats) < 2 and time.monotonic() < deadline:
+            message = await queue.get(no_ack=True, fail=False, timeout=5)
+            if message is None:
+                await asyncio.sleep(0.05)
+            elif json.loads(message.body).get("Node") == consumer.config.node:
+                heartbeats.append(message)
+    assert len(heartbeats) == 2
+    body = json.loads(heartbeats[0].body)
+    assert heartbeats[0].content_type == "application/json"
+    assert body["Event-Category"] == "nodes"
+    assert body["Event-Name"] == "advertise"
+    assert body["WhApps"] == {"media_mgr": {}}
+    assert body["Expires"] == "300"
+    assert body["App-Name"] == "media_srv"
+    assert {"App-Version", "Msg-ID"} <= body.keys()
+
+
+async def test_publish_event_goes_to_the_events_exchange(start_consumer: Start, config: AmqpConfig) -> None:
+    consumer = await start_consumer()
+    connection = await aio_pika.connect(config.url, timeout=5)
+    async with connection:
+        channel = await connection.channel()
+        events = await channel.declare_exchange(
+            config.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
+        )
+        queue = await channel.declare_queue("", exclusive=True)
+        await queue.bind(events, "recording.#")
+        body = {
+            "Event-Category": "recording",
+            "Event-Name": "complete",
+            "Recording-ID": "r1",
+            "Call-ID": None,
+        }
+        assert await consumer.publish_event("recording.complete", body)
+        message = await queue.get(no_ack=True, timeout=5)
+    event = json.loads(message.body)
+    assert message.routing_key == "recording.complete"
+    assert message.content_type == "application/json"
+    assert event["Event-Category"] == "recording"
+    assert event["Event-Name"] == "complete"
+    assert event["Recording-ID"] == "r1"
+    assert event["Node"] == consumer.config.node
+    assert "Call-ID" not in event
