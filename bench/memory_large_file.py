@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from servers import peak_rss_kib, start_server  # noqa: E402
+from servers import peak_rss_kib, start_server
 
 
 async def scratch_db(admin: str) -> str | None:

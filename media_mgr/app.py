@@ -24,6 +24,7 @@ from media_mgr.config import Settings
 from media_mgr.http import playback as playback_routes
 from media_mgr.http.api import create_app
 from media_mgr.http.state import HttpState
+from media_mgr.logs import LISTENING_LOGGER
 from media_mgr.media.activity import ActivityRegistry
 from media_mgr.media.catalog import Catalog
 from media_mgr.media.library import MediaLibrary
@@ -115,6 +116,22 @@ async def shared_secret(settings: Settings, store: Store) -> bytes:
     return str(value).encode()
 
 
+async def open_playback(settings: Settings, store: Store, http_port: int) -> Playback:
+    """The playback service: URLs issued with ``http_port``, signed with the shared secret."""
+    variants = VariantCache(
+        VariantStore(store.pool, store.media.blobs),
+        store.media.blobs,
+        scratch_dir(settings),
+        asyncio.Semaphore(settings.limit_transcodes),
+    )
+    return Playback(
+        Catalog(store.media, settings.default_language),
+        variants,
+        Revocations(store.pool),
+        PlaybackConfig(settings.url_host, http_port, settings.url_ttl, await shared_secret(settings, store)),
+    )
+
+
 @dataclass
 class Service:
     """``media-mgr serve``: everything in one process."""
@@ -135,25 +152,12 @@ class Service:
         settings = self.settings
         store = self.store = await open_store(settings)
         try:
-            secret = await shared_secret(settings, store)
-            scratch = scratch_dir(settings)
-            variants = VariantCache(
-                VariantStore(store.pool, store.media.blobs),
-                store.media.blobs,
-                scratch,
-                asyncio.Semaphore(settings.limit_transcodes),
-            )
-            playback = Playback(
-                Catalog(store.media, settings.default_language),
-                variants,
-                Revocations(store.pool),
-                PlaybackConfig(settings.url_host, self.http_port, settings.url_ttl, secret),
-            )
+            playback = await open_playback(settings, store, self.http_port)
             self.amqp = self._amqp(settings, playback)
             app.state.http = HttpState(
                 library=open_library(settings, store),
                 playback=playback,
-                variants=variants,
+                variants=playback.variants,
                 activity=self.activity,
                 metrics=self.metrics,
                 readiness=self.readiness,
@@ -272,4 +276,4 @@ class _Server(uvicorn.Server):
             for srv in self.servers:
                 for sock in srv.sockets:
                     host, port = sock.getsockname()[:2]
-                    log.info(f"listening http {host}:{port}")
+                    logging.getLogger(LISTENING_LOGGER).info(f"listening http {host}:{port}")

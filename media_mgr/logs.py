@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+LISTENING_LOGGER = "media_mgr.listening"
+
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is logged.
@@ -48,3 +50,5 @@ def configure(level: str) -> None:
     # Our own access log line carries the request id; uvicorn's would duplicate it.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("aiormq").setLevel(max(logging.INFO, root.level))
+    # "listening http HOST:PORT" is how scripts learn the port: it shows at every level.
+    logging.getLogger(LISTENING_LOGGER).setLevel(logging.INFO)

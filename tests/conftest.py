@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+
 from servers import RunningServer, start_server
 
 T = TypeVar("T")

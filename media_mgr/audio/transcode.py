@@ -137,7 +137,7 @@ async def transcode(
             if prefix:
                 yield prefix
         finally:
-            await _stop(proc, feeder, stderr)
+            await _stop(proc, stdout, feeder, stderr)
 
 
 async def _resolve(
@@ -188,14 +188,24 @@ async def _tail(stream: asyncio.StreamReader) -> bytes:
     return tail
 
 
-async def _stop(proc: asyncio.subprocess.Process, *tasks: asyncio.Task[Any]) -> None:
-    """Kill ffmpeg if it still runs, end the helper tasks, and reap it (no zombie)."""
+async def _stop(
+    proc: asyncio.subprocess.Process,
+    stdout: asyncio.StreamReader,
+    feeder: asyncio.Task[None],
+    stderr: asyncio.Task[bytes],
+) -> None:
+    """Kill ffmpeg if it still runs, end the helper tasks, and reap it (no zombie).
+
+    stdout is read to its end first: asyncio only reports the exit once every pipe is closed,
+    and a pipe paused because nobody read it would never see its EOF.
+    """
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    feeder.cancel()
+    while await stdout.read(READ_BYTES):
+        pass
+    await asyncio.gather(feeder, stderr, return_exceptions=True)
     await proc.wait()
 
 

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from media_mgr.cli import Context, main, with_library
+from media_mgr import logs
+from media_mgr.cli import Context, main, run, with_library
 from media_mgr.errors import Conflict, MediaMgrError
 from media_mgr.media.library import LANGUAGE, MediaLibrary
 from media_mgr.media.models import MediaFilter
@@ -236,3 +237,31 @@ async def list_media(lib: MediaLibrary, filters: dict[str, Any], limit: int, as_
     Console().print(table)
     if total > len(items):
         Console(stderr=True).print(f"{len(items)} of {total} shown (--limit)")
+
+
+@main.command()
+@click.argument("media_name")
+@click.option("--stream-type", type=click.Choice(["new", "extant"]), default="new", show_default=True)
+@click.option("--protocol", type=click.Choice(["http", "shout"]), help="shout: an MP3 URL for mod_shout")
+@click.option("--format", "fmt", type=click.Choice(["wav", "mp3"]), help="default: the stored format")
+@click.option("--rate", type=int, help="resample to this rate")
+@click.pass_obj
+def url(obj: Context, media_name: str, stream_type: str, protocol: str | None, fmt: str | None,
+        rate: int | None) -> None:  # fmt: skip
+    """Issue a stream URL for a Media-Name, as an AMQP media_req would get."""
+    settings = obj.settings()
+    logs.configure("warning")
+
+    async def go() -> str:
+        from media_mgr.app import open_playback, open_store
+
+        store = await open_store(settings)
+        try:
+            playback = await open_playback(settings, store, settings.http_port)
+            return await playback.stream_url(media_name, stream_type, protocol, fmt, rate)  # type: ignore[arg-type]
+        except MediaMgrError as exc:
+            raise click.ClickException(exc.detail) from None
+        finally:
+            await store.close()
+
+    click.echo(run(go()))

@@ -118,9 +118,9 @@ class Playback:
         claims = urls.verify(self.config.secret, token, self.clock())
         if claims.kind != "play" or claims.stream_type != path:
             raise NotFound("unknown stream token")
-        if await self.revocations.is_revoked(claims.nonce):
+        item, revoked = await self.catalog.store.get_for_playback(claims.media_id, claims.nonce)
+        if revoked:
             raise Gone("this stream URL was revoked")
-        item = await self.catalog.store.get(claims.media_id)
         if item is None:
             raise Gone("the media of this stream URL was deleted")
         if item.revision != claims.revision:

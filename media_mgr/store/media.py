@@ -115,6 +115,18 @@ class MediaStore:
         row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM media WHERE id = $1", media_id)
         return _item(row) if row else None
 
+    async def get_for_playback(self, media_id: str, token_nonce: bytes) -> tuple[MediaItem | None, bool]:
+        """The item and whether the token was revoked, in one round trip (the hot path of playback)."""
+        row = await self._pool.fetchrow(
+            f"""SELECT m.*, EXISTS (SELECT 1 FROM revoked_tokens WHERE nonce = $2) AS revoked
+                  FROM (SELECT 1) AS one
+                  LEFT JOIN (SELECT {_COLUMNS} FROM media WHERE id = $1) AS m ON true""",
+            media_id,
+            token_nonce,
+        )
+        assert row is not None
+        return (_item(row) if row["id"] is not None else None), bool(row["revoked"])
+
     async def delete(self, media_id: str) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
             blob_id = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", media_id)

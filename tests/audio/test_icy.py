@@ -70,9 +70,9 @@ def test_changed_title_is_sent_once_then_zero_bytes() -> None:
     out += framer.feed(b"b" * 10)
     framer.set_title("two")
     out += framer.feed(b"c" * 25)
-    assert out == (
-        b"a" * 10 + metadata_block("one") + b"b" * 10 + b"\x00" + b"c" * 10 + metadata_block("two")
-    ) + b"c" * 10 + b"\x00" + b"c" * 5
+    first, second = metadata_block("one"), metadata_block("two")
+    expected = b"a" * 10 + first + b"b" * 10 + b"\x00" + b"c" * 10 + second + b"c" * 10 + b"\x00" + b"c" * 5
+    assert out == expected
     audio, titles = strip_icy(out, 10)
     assert audio == b"a" * 10 + b"b" * 10 + b"c" * 25
     assert titles == ["one", "two"]

@@ -12,6 +12,7 @@ import subprocess
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -73,11 +74,14 @@ def mpg123(mp3: bytes) -> np.ndarray:
     return samples(out)
 
 
-def ffprobe(data: bytes) -> dict[str, str]:
+def ffprobe(data: bytes) -> dict[str, Any]:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", "-"], input=data, check=True, capture_output=True
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", "-"],
+        input=data,
+        check=True,
+        capture_output=True,
     ).stdout
-    stream: dict[str, str] = json.loads(out)["streams"][0]
+    stream: dict[str, Any] = json.loads(out)["streams"][0]
     return stream
 
 
@@ -144,7 +148,9 @@ async def test_stereo_keeps_channels_when_asked(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rate", "sync", "kbps"), [(8000, b"\xff\xe3", 16), (16000, b"\xff\xf3", 32), (22050, b"\xff\xf3", 64)]
 )
-async def test_wav_to_mp3_decodes_to_the_source_signal(tmp_path: Path, rate: int, sync: bytes, kbps: int) -> None:
+async def test_wav_to_mp3_decodes_to_the_source_signal(
+    tmp_path: Path, rate: int, sync: bytes, kbps: int
+) -> None:
     async with transcoded(chunked(wav_bytes(44100)), "wav", "mp3", rate, scratch_dir=tmp_path) as out:
         mp3 = await collect(out.chunks())
         assert len(mp3) == out.size
@@ -154,7 +160,7 @@ async def test_wav_to_mp3_decodes_to_the_source_signal(tmp_path: Path, rate: int
     assert int(stream["bit_rate"]) == kbps * 1000
     decoded = mpg123(mp3)
     correlation, lag = aligned_correlation(signal(rate), decoded, rate // 2)
-    assert lag < rate // 10  # encoder delay plus decoder delay, a few ms
+    assert lag == 1105  # LAME's encoder delay (576) plus mpg123's decoder delay (529), at every rate
     assert correlation > 0.99
 
 
@@ -192,7 +198,7 @@ async def test_garbage_raises_transcode_error_with_ffmpeg_message() -> None:
         await collect(transcode(chunked(b"this is not audio at all" * 100), "wav", "mp3", 8000))
     assert caught.value.stderr
     assert caught.value.status == 422
-    assert caught.value.stderr in caught.value.detail
+    assert "Invalid data" in caught.value.detail
     assert not ffmpeg_children()
 
 
@@ -264,7 +270,9 @@ async def test_semaphore_bounds_concurrent_ffmpeg_processes() -> None:
     limit = asyncio.Semaphore(1)
     first = transcode(endless_wav(), "wav", "s16le", 8000, limit=limit)
     await anext(first)
-    second = asyncio.create_task(collect(transcode(chunked(wav_bytes(8000)), "wav", "s16le", None, limit=limit)))
+    second = asyncio.create_task(
+        collect(transcode(chunked(wav_bytes(8000)), "wav", "s16le", None, limit=limit))
+    )
     await asyncio.sleep(0.3)
     assert not second.done()
     assert len(ffmpeg_children()) == 1

@@ -6,7 +6,9 @@ import json
 import struct
 import subprocess
 import wave
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -52,13 +54,13 @@ def sox_s16(path: Path) -> np.ndarray:
     return np.frombuffer(out, dtype="<i2")
 
 
-def ffprobe(path: Path) -> dict[str, str]:
+def ffprobe(path: Path) -> dict[str, Any]:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
         check=True,
         capture_output=True,
     ).stdout
-    stream: dict[str, str] = json.loads(out)["streams"][0]
+    stream: dict[str, Any] = json.loads(out)["streams"][0]
     return stream
 
 
@@ -97,9 +99,8 @@ def test_pcm_header_is_canonical_and_read_back_by_wave_sox_and_ffprobe(
     [(WavFormat.MULAW, ulaw_decode, "pcm_mulaw"), (WavFormat.ALAW, alaw_decode, "pcm_alaw")],
 )
 def test_g711_header_decodes_sample_by_sample_with_sox_and_ffmpeg(
-    tmp_path: Path, fmt: WavFormat, decode: object, codec: str
+    tmp_path: Path, fmt: WavFormat, decode: Callable[[np.ndarray], np.ndarray], codec: str
 ) -> None:
-    assert callable(decode)
     codes = np.arange(256, dtype=np.uint8).repeat(3)[:-1]  # every code; odd length needs the pad byte
     header = wav_header(len(codes), 8000, 1, fmt)
     assert struct.unpack_from("<H", header, 36)[0] == 0  # cbSize
@@ -164,17 +165,23 @@ def test_parses_ffmpeg_header_with_list_chunk(tmp_path: Path) -> None:
 
 def test_parses_sox_24_bit_extensible_header(tmp_path: Path) -> None:
     path = tmp_path / "s24.wav"
-    subprocess.run(["sox", "-n", "-r", "8000", "-b", "24", str(path), "synth", "0.1", "sine", "440"], check=True)
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-b", "24", str(path), "synth", "0.1", "sine", "440"], check=True
+    )
     raw = path.read_bytes()
     assert struct.unpack_from("<H", raw, 20)[0] == 0xFFFE  # WAVE_FORMAT_EXTENSIBLE
     info = parse_wav_header(raw)
-    assert (info.fmt, info.rate, info.channels, info.bits, info.block_align) == (WavFormat.PCM, 8000, 1, 24, 3)
+    assert (info.fmt, info.rate, info.channels, info.bits) == (WavFormat.PCM, 8000, 1, 24)
+    assert info.block_align == 3
     assert info.data_offset + (info.data_size or 0) == len(raw)
     assert info.data_size == 800 * 3
 
 
 def test_parses_8_bit_and_float(tmp_path: Path) -> None:
-    for encoding, bits, fmt in (("unsigned", "8", WavFormat.PCM), ("floating-point", "32", WavFormat.IEEE_FLOAT)):
+    for encoding, bits, fmt in (
+        ("unsigned", "8", WavFormat.PCM),
+        ("floating-point", "32", WavFormat.IEEE_FLOAT),
+    ):
         path = tmp_path / f"{bits}.wav"
         subprocess.run(
             ["sox", "-n", "-r", "11025", "-c", "2", "-e", encoding, "-b", bits, str(path), "synth", "0.1",
@@ -196,7 +203,12 @@ def test_prefix_too_short_asks_for_more_until_data_chunk() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"ID3\x04\x00\x00\x00\x00\x00\x00", b"<html><body>404</body></html>", b"RIFX\x00\x00\x00\x00WAVE", b"R0"],
+    [
+        b"ID3\x04\x00\x00\x00\x00\x00\x00",
+        b"<html><body>404</body></html>",
+        b"RIFX\x00\x00\x00\x00WAVE",
+        b"R0",
+    ],
 )
 def test_non_wav_is_refused(data: bytes) -> None:
     with pytest.raises(WavError) as caught:
@@ -208,7 +220,8 @@ def test_non_wav_is_refused(data: bytes) -> None:
 def test_unsupported_codec_is_named(tmp_path: Path) -> None:
     path = tmp_path / "gsm.wav"
     subprocess.run(
-        ["sox", "-n", "-r", "8000", "-e", "gsm-full-rate", str(path), "synth", "0.1", "sine", "440"], check=True
+        ["sox", "-n", "-r", "8000", "-e", "gsm-full-rate", str(path), "synth", "0.1", "sine", "440"],
+        check=True,
     )
     with pytest.raises(WavError, match="0x0031"):
         parse_wav_header(path.read_bytes())

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from servers import media_mgr_command
 from sounds import mp3, tone
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import RunningServer, start_server
 from starlette.testclient import TestClient
 
 from media_mgr.app import Service
 from media_mgr.config import Settings
 from media_mgr.http.guard import is_loopback
+
+from servers import RunningServer, start_server
 
 
 @pytest.fixture(scope="module")

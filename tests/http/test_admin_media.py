@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+
 from servers import RunningServer
 from sounds import mp3, pcm, tone
 
@@ -57,7 +58,7 @@ def test_download_is_byte_identical_and_streamed_with_length(server: RunningServ
     assert r.content == wav.read_bytes()
     assert r.headers["content-type"] == "audio/wav"
     assert r.headers["content-length"] == str(wav.stat().st_size)
-    assert r.headers["etag"] == f'"{item["id"]}-1"'
+    assert r.headers["etag"] == f'"{item["id"]}-1-wav-8000"'
     head = httpx.head(f"{server.url}/v1/media/{item['id']}/content")
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(wav.stat().st_size)
@@ -86,7 +87,7 @@ def test_replace_content_makes_a_new_revision(server: RunningServer, audio_dir: 
     assert (new["sample_rate"], new["duration_ms"]) == (16000, 1000)
     got = httpx.get(f"{server.url}/v1/media/{item['id']}/content")
     assert got.content == second.read_bytes()
-    assert got.headers["etag"] == f'"{item["id"]}-2"'
+    assert got.headers["etag"].startswith(f'"{item["id"]}-2-')
     # The raw-body form replaces too.
     r = httpx.put(f"{server.url}/v1/media/{item['id']}/content", content=first.read_bytes())
     assert r.json()["revision"] == 3
@@ -212,6 +213,17 @@ def test_health_ready_metrics_and_openapi(server: RunningServer) -> None:
     spec = httpx.get(f"{server.url}/openapi.json").json()
     assert "/v1/media" in spec["paths"] and "/v1/media/{media_id}/content" in spec["paths"]
     assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+def test_content_can_be_converted_on_download(server: RunningServer, audio_dir: Path) -> None:
+    wav = tone(audio_dir / "c.wav", rate=16000, seconds=1)
+    item = upload(server, wav).json()
+    r = httpx.get(f"{server.url}/v1/media/{item['id']}/content", params={"format": "mp3", "rate": 8000})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "audio/mpeg"
+    assert r.content[:2] == b"\xff\xe3"  # MPEG-2.5 at 8 kHz
+    assert httpx.get(f"{server.url}/v1/media/{item['id']}/content", params={"rate": 9999}).status_code == 400
+    assert httpx.get(f"{server.url}/v1/media/{item['id']}/content", params={"format": "ogg"}).status_code == 422
 
 
 def test_wav_round_trip_decodes_to_the_same_samples(server: RunningServer, audio_dir: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from servers import RunningServer, peak_rss_kib, rss_kib, start_server
 
 SIZE_MB = 100

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+
 from servers import media_mgr_command, start_server
 from sounds import tone
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from conftest import run_sync
-from servers import media_mgr_command, start_server
 
 from media_mgr.store import migrate
+
+from conftest import run_sync
+from servers import media_mgr_command, start_server
 
 
 async def _applied(dsn: str) -> list[tuple[int, str]]:
