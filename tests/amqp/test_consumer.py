@@ -1,8 +1,8 @@
 """The AMQP edge against the real RabbitMQ: requests shaped exactly like Erlang ecallmgr's, real exchanges.
 
-The requester below behaves like ecallmgr's ``kz_amqp_worker``: its own exclusive queue, named after its
-Server-ID and bound to ``targeted`` with that name, a 16-hex Msg-ID per request, replies matched on Msg-ID.
-Broker from ``MEDIA_MGR_TEST_AMQP_URL`` (default guest@127.0.0.1:5672); tests skip when it is unreachable.
+The requester (``amqp_peers.Ecallmgr``) behaves like ecallmgr's ``kz_amqp_worker``: its own queue bound to
+``targeted`` with its Server-ID, a 16-hex Msg-ID per request, replies matched on Msg-ID.
+Broker from ``MEDIA_MGR_TEST_AMQP_URL`` (default guest@127.0.0.1:5672); an unreachable broker fails them.
 The restart test runs ``rabbitmqctl stop_app``/``start_app``; ``MEDIA_MGR_TEST_NO_BROKER_RESTART=1`` skips it.
 """
 
@@ -16,11 +16,11 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -32,7 +32,8 @@ from media_mgr.amqp.wire import StreamType
 from media_mgr.errors import NoData, NotFound
 from media_mgr.media.names import TtsRef, parse_media_name
 
-AMQP_URL = os.environ.get("MEDIA_MGR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+from amqp_peers import AMQP_URL, Ecallmgr, broker_queue, closed_port, rabbitmqctl, tcp_forwarder, wait_until
+
 ACCOUNT = "3a63acb1cc1fbd5fb5fa6b3d39b48b7e"
 GREETING = f"/{ACCOUNT}/0123456789abcdef0123456789abcdef"
 EMPTY = f"/{ACCOUNT}/00000000000000000000000000000000"
@@ -59,94 +60,6 @@ class DictResolver:
 
 
 RESOLVER = DictResolver({GREETING: GREETING_URL, EMPTY: None})
-
-
-class Ecallmgr:
-    """A requester shaped like Erlang ecallmgr (reference 1.6 and 1.7)."""
-
-    def __init__(self, exchange: str = "kapps", routing_key: str = "media_req") -> None:
-        self.exchange_name = exchange
-        self.routing_key = routing_key
-        pid = secrets.randbelow(30000)
-        self.server_id = f"ecallmgr@fs1.example.com-<0.{pid}.0>-{secrets.token_hex(4)}"
-        self.replies: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        self._stack = contextlib.AsyncExitStack()
-
-    async def __aenter__(self) -> Ecallmgr:
-        connection = await aio_pika.connect(AMQP_URL, timeout=5)
-        self._stack.push_async_callback(connection.close)
-        channel = await connection.channel()
-        self.exchange = await channel.declare_exchange(
-            self.exchange_name, ExchangeType.TOPIC, durable=False, auto_delete=False
-        )
-        targeted = await channel.declare_exchange(
-            "targeted", ExchangeType.DIRECT, durable=False, auto_delete=False
-        )
-        # Kazoo names the queue after the Server-ID; the client library refuses "<" in queue names,
-        # so this one gets a tamer name and is bound with the exact Server-ID, which is what routes.
-        queue = await channel.declare_queue(f"test.ecallmgr.{secrets.token_hex(4)}", exclusive=True)
-        await queue.bind(targeted, self.server_id)
-        await queue.consume(self.replies.put, no_ack=True)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._stack.aclose()
-
-    def media_req(self, media_name: str, **extra: Any) -> dict[str, Any]:
-        call_id = f"{secrets.token_hex(4)}-51a2-4b7c-9d0e-{secrets.token_hex(6)}"
-        body: dict[str, Any] = {
-            "App-Name": "ecallmgr",
-            "App-Version": "4.0.0",
-            "Call-ID": call_id,
-            "Event-Category": "media",
-            "Event-Name": "media_req",
-            "Media-Name": media_name,
-            "Msg-ID": secrets.token_hex(8),
-            "Node": "ecallmgr@fs1.example.com",
-            "Server-ID": self.server_id,
-            "Stream-Type": "new",
-            "System-Log-ID": call_id,
-        }
-        body.update(extra)
-        return {key: value for key, value in body.items() if value is not None}
-
-    async def send(self, media_name: str, **extra: Any) -> dict[str, Any]:
-        body = self.media_req(media_name, **extra)
-        await self.publish(json.dumps(body).encode())
-        return body
-
-    async def publish(
-        self,
-        payload: bytes,
-        content_type: str | None = "application/json",
-        content_encoding: str | None = None,
-    ) -> None:
-        message = aio_pika.Message(payload, content_type=content_type, content_encoding=content_encoding)
-        await self.exchange.publish(message, routing_key=self.routing_key)
-
-    async def reply(self, timeout: float = 5.0) -> tuple[dict[str, Any], AbstractIncomingMessage]:
-        message = await asyncio.wait_for(self.replies.get(), timeout)
-        return json.loads(message.body), message
-
-    async def replies_for(self, seconds: float) -> list[dict[str, Any]]:
-        """Every reply that arrives within ``seconds``."""
-        out = []
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                message = await asyncio.wait_for(self.replies.get(), left)
-            except TimeoutError:
-                break
-            out.append(json.loads(message.body))
-        return out
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} after {timeout} s")
-        await asyncio.sleep(0.05)
 
 
 def assert_media_resp(reply: dict[str, Any], request: dict[str, Any], node: str, url: str) -> None:
@@ -176,26 +89,6 @@ def assert_media_error(reply: dict[str, Any], request: dict[str, Any], node: str
     }
 
 
-async def rabbitmqctl(*args: str, timeout: float = 60.0) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        raise
-    assert process.returncode == 0, out.decode(errors="replace")
-    return out.decode()
-
-
-async def broker_queue(name: str) -> dict[str, Any]:
-    out = await rabbitmqctl("list_queues", "-q", "name", "durable", "auto_delete", "exclusive", "arguments",
-                            "--formatter", "json")  # fmt: skip
-    queues: list[dict[str, Any]] = json.loads(out)
-    return next(queue for queue in queues if queue["name"] == name)
-
-
 needs_rabbitmqctl = pytest.mark.skipif(
     shutil.which("rabbitmqctl") is None, reason="rabbitmqctl not installed"
 )
@@ -206,7 +99,8 @@ async def broker() -> str:
     try:
         connection = await aio_pika.connect(AMQP_URL, timeout=3)
     except Exception as exc:
-        pytest.skip(f"RabbitMQ not reachable at {AMQP_URL}: {exc!r}")
+        # scripts/test starts RabbitMQ; a broker that is not there is a failure, not a skip.
+        pytest.fail(f"RabbitMQ not reachable at {AMQP_URL}: {exc!r}")
     await connection.close()
     return AMQP_URL
 
@@ -475,33 +369,6 @@ async def test_consumer_answers_again_after_a_broker_restart(
     assert time.monotonic() - started < 60
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-@contextlib.asynccontextmanager
-async def tcp_forwarder(port: int, target: tuple[str, int]) -> AsyncIterator[None]:
-    """A TCP proxy on ``port`` to the broker: the broker "appearing" at the consumer's address."""
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        broker_reader, broker_writer = await asyncio.open_connection(*target)
-        await asyncio.gather(pipe(client_reader, broker_writer), pipe(broker_reader, client_writer))
-
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-    async with server:
-        yield
-
-
 async def test_start_with_the_broker_down_returns_at_once_and_connects_later(
     start_consumer: Start, config: AmqpConfig
 ) -> None:
@@ -512,8 +379,8 @@ async def test_start_with_the_broker_down_returns_at_once_and_connects_later(
     await asyncio.sleep(1.5)  # several failed attempts, with back-off
     assert not consumer.ready
     assert await consumer.publish_event("test.event", {"Event-Category": "test", "Event-Name": "x"}) is False
-    broker = aio_pika.connection.make_url(config.url)
-    async with tcp_forwarder(port, (broker.host or "127.0.0.1", broker.port or 5672)):
+    broker = urlsplit(config.url)
+    async with tcp_forwarder(port, (broker.hostname or "127.0.0.1", broker.port or 5672)):
         await wait_until(lambda: consumer.ready, 10, "ready once the broker is reachable")
         async with Ecallmgr(config.exchange) as ecallmgr:
             request = await ecallmgr.send(GREETING)
