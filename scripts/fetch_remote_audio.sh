@@ -80,4 +80,5 @@ esac
 
 sox -q -t "$type" "$body" -t raw -r "$rate" -c "$channels" -e signed-integer -b 16 -L "$pcm" \
     || die "could not convert $url ($type) to ${rate} Hz PCM"
+[ -s "$pcm" ] || die "no audio in $url (a WAV whose data size is 0?)"
 cat "$pcm"
