@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +52,16 @@ def test_large_upload_and_download_stay_in_bounded_memory(big_server: RunningSer
             received += len(piece)
     assert received == size
     assert digest.hexdigest() == hashlib.sha256(big.read_bytes()).hexdigest() == item["sha256"]
+    # The same file through a per-request stream URL, as mod_http_cache fetches it, read slowly.
+    url = httpx.post(f"{big_server.url}/v1/stream-urls", json={"media_name": item["media_name"]}).json()["stream_url"]
+    received = 0
+    with httpx.stream("GET", url, timeout=300) as resp:
+        assert resp.headers["content-length"] == str(size)
+        for n, piece in enumerate(resp.iter_bytes()):
+            received += len(piece)
+            if n % 200 == 0:
+                time.sleep(0.01)
+    assert received == size
     growth_mb = (peak_rss_kib(pid) - before) / 1024
     # A server that held the file would grow by at least its size; chunks are 256 kB.
     assert growth_mb < SIZE_MB / 2, f"peak resident memory grew {growth_mb:.0f} MB for a {SIZE_MB} MB file"
