@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 from media_mgr.errors import UnsupportedMedia
 
@@ -162,3 +163,27 @@ def _parse_fmt(chunk: bytes) -> tuple[WavFormat, int, int, int]:
     if bits not in allowed[fmt]:
         raise WavError(f"WAV header: {bits}-bit {fmt.name} is not supported")
     return fmt, rate, channels, bits
+
+
+def fix_open_ended_sizes(path: Path) -> bool:
+    """Write the true RIFF and data sizes into a WAV whose header left them open (0 or 0xFFFFFFFF).
+
+    A streaming writer cannot know the sizes; sox then reads a declared 0 as "no audio", so a WAV
+    stored that way would play as silence through mod_shell_stream. Returns whether it changed.
+    """
+    with path.open("r+b") as f:
+        head = f.read(_MAX_HEADER_SCAN)
+        try:
+            info = parse_wav_header(head)
+        except WavError:
+            return False
+        total = f.seek(0, 2)
+        data = total - info.data_offset
+        if info.data_size is not None and info.data_size <= data:
+            return False
+        declared = data - (data % info.block_align) if info.block_align else data
+        f.seek(4)
+        f.write(struct.pack("<I", min(info.data_offset - 8 + declared, UNKNOWN_SIZE - 1)))
+        f.seek(info.data_offset - 4)
+        f.write(struct.pack("<I", min(declared, UNKNOWN_SIZE - 1)))
+    return True

@@ -6,12 +6,15 @@ checked here, content is probed here, store errors become domain errors here.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from media_mgr.audio.info import AudioInfo
 from media_mgr.audio.probe import probe
+from media_mgr.audio.wav import fix_open_ended_sizes
 from media_mgr.errors import Conflict, InvalidRequest, NotFound
 from media_mgr.media.models import MediaFilter, MediaItem, NewMedia
 from media_mgr.media.staging import StagedFile, read_file
@@ -93,7 +96,7 @@ class MediaLibrary:
     async def add(self, meta: NewMedia, staged: StagedFile) -> MediaItem:
         """Probe the staged file and store it; the scratch file is removed either way."""
         try:
-            info = await probe(staged.path, self.probe_timeout)
+            info = await self._probe(staged)
             media_id = meta.media_id or new_media_id()
             if not meta.name:
                 meta = NewMedia(meta.account_id, media_id, meta.prompt_id, meta.language, media_id)
@@ -112,13 +115,19 @@ class MediaLibrary:
     async def replace(self, media_id: str, staged: StagedFile) -> MediaItem:
         try:
             media_id = check_media_id(media_id)
-            info = await probe(staged.path, self.probe_timeout)
+            info = await self._probe(staged)
             item = await self.store.replace_content(media_id, info, read_file(staged.path))
         finally:
             staged.discard()
         if item is None:
             raise NotFound(f"no media {media_id}")
         return item
+
+    async def _probe(self, staged: StagedFile) -> AudioInfo:
+        # A WAV written by a streaming tool declares no sizes; sox would play it as silence.
+        if await asyncio.to_thread(fix_open_ended_sizes, staged.path):
+            staged.header_fixed = True
+        return await probe(staged.path, self.probe_timeout)
 
     async def get(self, media_id: str) -> MediaItem:
         item = await self.store.get(check_media_id(media_id))

@@ -232,3 +232,22 @@ def test_wav_round_trip_decodes_to_the_same_samples(server: RunningServer, audio
     out = audio_dir / "back.wav"
     out.write_bytes(httpx.get(f"{server.url}/v1/media/{item['id']}/content").content)
     assert np.array_equal(pcm(out), pcm(wav))
+
+
+@pytest.mark.parametrize("declared", [0, 0xFFFFFFFF])
+def test_a_wav_with_open_ended_sizes_is_stored_with_its_true_sizes(server: RunningServer, audio_dir: Path,
+                                                                    declared: int) -> None:  # fmt: skip
+    import struct
+
+    wav = tone(audio_dir / "s.wav", seconds=1)
+    data = bytearray(wav.read_bytes())
+    data_at = data.index(b"data") + 8
+    true_size = struct.unpack_from("<I", data, data_at - 4)[0]
+    struct.pack_into("<I", data, 4, declared)
+    struct.pack_into("<I", data, data_at - 4, declared)  # as a streaming writer leaves them
+    r = httpx.post(f"{server.url}/v1/media", content=bytes(data))
+    assert r.status_code == 201, r.text
+    assert r.json()["duration_ms"] == 1000
+    stored = httpx.get(f"{server.url}/v1/media/{r.json()['id']}/content").content
+    assert struct.unpack_from("<I", stored, data_at - 4)[0] == true_size
+    assert stored[data_at:] == bytes(data[data_at:])
