@@ -125,8 +125,7 @@ class MediaLibrary:
 
     async def _probe(self, staged: StagedFile) -> AudioInfo:
         # A WAV written by a streaming tool declares no sizes; sox would play it as silence.
-        if await asyncio.to_thread(fix_open_ended_sizes, staged.path):
-            staged.header_fixed = True
+        await asyncio.to_thread(fix_open_ended_sizes, staged.path)
         return await probe(staged.path, self.probe_timeout)
 
     async def get(self, media_id: str) -> MediaItem:

@@ -24,7 +24,6 @@ class StagedFile:
     path: Path
     size: int
     filename: str | None = None
-    header_fixed: bool = False
 
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
