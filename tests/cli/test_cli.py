@@ -112,3 +112,21 @@ def test_a_flag_overrides_its_variable(tmp_path: Path) -> None:
     done = subprocess.run([*media_mgr_command(), "--http-port", "70000", "migrate"], env=env,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert "70000" in done.stderr and "99999" not in done.stderr
+
+
+def test_url_issues_a_playable_stream_url(cli_env: dict[str, str], server: object, tmp_path: Path,
+                                          account_id: str) -> None:  # fmt: skip
+    import httpx
+
+    song = mp3(tmp_path / "u.mp3")
+    cli(cli_env, "import", "--account-id", account_id, str(song))
+    item = json.loads(cli(cli_env, "ls", "--account-id", account_id, "--json").stdout)
+    port = server.port  # type: ignore[attr-defined]
+    done = cli({**cli_env, "MEDIA_MGR_HTTP_PORT": str(port)}, "url", item["media_name"], "--protocol", "shout")
+    assert done.returncode == 0, done.stderr
+    url = done.stdout.strip()
+    assert url.startswith(f"shout://127.0.0.1:{port}/single/")
+    assert httpx.get(url.replace("shout://", "http://", 1)).content == song.read_bytes()
+    missing = cli(cli_env, "url", f"/{account_id}/0123456789abcdef0123456789abcdef")
+    assert missing.returncode == 1
+    assert "no stored media" in missing.stderr
