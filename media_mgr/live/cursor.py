@@ -1,0 +1,34 @@
+"""A listener's place in a mount's queue (Icecast's ``refbuf``/``pos``), and what it writes to.
+
+The cursor holds two integers and the sink; the audio itself sits once in the mount's queue.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Sink(Protocol):
+    """Where a listener's bytes go: a socket, a relay's queue. ``send`` must never block."""
+
+    def ready(self) -> bool:
+        """False while the peer is not taking bytes (the transport paused writing)."""
+        ...
+
+    def send(self, data: bytes | memoryview) -> None: ...
+
+    def close(self, reason: str) -> None:
+        """The stream ended (``"end"``) or the listener was dropped (``"slow"``, ``"full"``)."""
+        ...
+
+
+@dataclass(eq=False)
+class ListenerCursor:
+    sink: Sink
+    seq: int  # sequence number of the chunk to send next
+    offset: int = 0  # bytes of that chunk already sent
+    sent: int = 0
+    started: float = field(default_factory=time.time)
+    closed: bool = False

@@ -1,0 +1,125 @@
+"""One live mount: the single bounded queue of a source's audio, and the listeners reading it.
+
+Icecast's model (source.c, format.c): the source appends whole MP3 frames; every listener is a
+cursor into the same queue. A new listener starts ``burst_bytes`` behind the live edge, on a chunk
+boundary (chunks hold whole frames, so that is a sync point), then follows in real time. The queue
+never holds more than ``queue_bytes``: when it must shrink past a listener still reading the oldest
+chunk, that listener has fallen too far behind and is dropped (counted in ``slow_drops``). Nothing
+a listener does can slow the source: ``publish`` only writes to sinks that say they are ready.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from media_mgr.live.cursor import ListenerCursor, Sink
+
+
+class Mount:
+    def __init__(self, name: str, *, queue_bytes: int = 512 * 1024, burst_bytes: int = 64 * 1024) -> None:
+        if burst_bytes > queue_bytes:
+            raise ValueError("the burst cannot be larger than the queue")
+        self.name = name
+        self.queue_bytes = queue_bytes
+        self.burst_bytes = burst_bytes
+        self.live = True
+        self.started = time.time()
+        self.content_type = "audio/mpeg"
+        self.info: dict[str, str] = {}  # ice-name, ice-description ... as the source sent them
+        self.published = 0
+        self.slow_drops = 0
+        self.listeners_total = 0
+        self._chunks: deque[bytes] = deque()
+        self._first_seq = 0  # sequence number of _chunks[0]
+        self._queued = 0
+        self._cursors: set[ListenerCursor] = set()
+
+    @property
+    def listeners(self) -> int:
+        return len(self._cursors)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued
+
+    def publish(self, data: bytes) -> None:
+        """Append whole frames, shrink the queue to its bound, and feed every ready listener."""
+        if not data or not self.live:
+            return
+        self._chunks.append(data)
+        self._queued += len(data)
+        self.published += len(data)
+        while self._queued > self.queue_bytes and len(self._chunks) > 1:
+            self._queued -= len(self._chunks.popleft())
+            self._first_seq += 1
+        for cursor in list(self._cursors):
+            if cursor.seq < self._first_seq:
+                self.slow_drops += 1
+                self._drop(cursor, "slow")
+            else:
+                self.pump(cursor)
+
+    def attach(self, sink: Sink) -> ListenerCursor:
+        """A new listener, ``burst_bytes`` behind the live edge (Icecast's burst-on-connect)."""
+        seq = self._first_seq + len(self._chunks)
+        behind = 0
+        for chunk in reversed(self._chunks):
+            if behind >= self.burst_bytes:
+                break
+            behind += len(chunk)
+            seq -= 1
+        cursor = ListenerCursor(sink, seq)
+        self._cursors.add(cursor)
+        self.listeners_total += 1
+        self.pump(cursor)
+        return cursor
+
+    def pump(self, cursor: ListenerCursor) -> None:
+        """Send a listener what it has not had, for as long as its sink takes bytes."""
+        sink = cursor.sink
+        chunks = self._chunks
+        while not cursor.closed and sink.ready():
+            index = cursor.seq - self._first_seq
+            if index >= len(chunks):
+                return
+            if index < 0:  # the queue moved past it between publishes
+                self.slow_drops += 1
+                self._drop(cursor, "slow")
+                return
+            chunk = chunks[index]
+            piece = memoryview(chunk)[cursor.offset :] if cursor.offset else chunk
+            sink.send(piece)
+            cursor.sent += len(piece)
+            cursor.seq += 1
+            cursor.offset = 0
+
+    def detach(self, cursor: ListenerCursor) -> None:
+        cursor.closed = True
+        self._cursors.discard(cursor)
+
+    def end(self) -> None:
+        """The source is gone: every listener's stream ends, and the queue is released."""
+        self.live = False
+        for cursor in list(self._cursors):
+            self._drop(cursor, "end")
+        self._chunks.clear()
+        self._queued = 0
+
+    def _drop(self, cursor: ListenerCursor, reason: str) -> None:
+        self.detach(cursor)
+        cursor.sink.close(reason)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "mount": self.name,
+            "content_type": self.content_type,
+            "listeners": self.listeners,
+            "listeners_total": self.listeners_total,
+            "slow_listeners_dropped": self.slow_drops,
+            "bytes_published": self.published,
+            "queued_bytes": self._queued,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            **{k: v for k, v in self.info.items() if v},
+        }

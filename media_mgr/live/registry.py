@@ -1,0 +1,54 @@
+"""Mount name -> live ``Mount``: one source per mount, claimed and released."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from media_mgr.errors import Forbidden, InvalidRequest
+from media_mgr.live.mount import Mount
+
+_MOUNT = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{1,255}")
+
+
+class MountInUse(Forbidden):
+    """A source is already live on this mount (Icecast answers 403 too)."""
+
+
+def check_mount(name: str) -> str:
+    """A mount is an absolute path without query: ``/<recording id>.mp3``, ``/moh.mp3`` ..."""
+    if not _MOUNT.fullmatch(name) or "/../" in f"{name}/" or "//" in name:
+        raise InvalidRequest(f"{name!r} is not a mount name (an absolute path such as /live.mp3)")
+    return name
+
+
+class MountRegistry:
+    def __init__(self, *, queue_bytes: int, burst_bytes: int) -> None:
+        self.queue_bytes = queue_bytes
+        self.burst_bytes = burst_bytes
+        self._mounts: dict[str, Mount] = {}
+
+    def claim(self, name: str) -> Mount:
+        if name in self._mounts:
+            raise MountInUse(f"mount {name} already has a source")
+        mount = Mount(check_mount(name), queue_bytes=self.queue_bytes, burst_bytes=self.burst_bytes)
+        self._mounts[name] = mount
+        return mount
+
+    def release(self, mount: Mount) -> None:
+        """The source ended: listeners' streams end, the name is free again."""
+        if self._mounts.get(mount.name) is mount:
+            del self._mounts[mount.name]
+        mount.end()
+
+    def get(self, name: str) -> Mount | None:
+        return self._mounts.get(name)
+
+    def mounts(self) -> list[Mount]:
+        return list(self._mounts.values())
+
+    def __len__(self) -> int:
+        return len(self._mounts)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [m.public() for m in self._mounts.values()]

@@ -1,0 +1,64 @@
+"""Who may be a source on which mount: pure checks, no I/O.
+
+Two kinds of credentials, as Basic auth on SOURCE/PUT (the user name is free: mod_shout sends the
+URL's, python-shout ``source``):
+
+- per recording: the password is a signed token of kind ``record`` naming the recording, and the
+  mount is ``/<recording id>.<ext>``. Tokens are signed with the secret all instances share, so a
+  URL issued by one instance is accepted by any other.
+- optionally one configured source password (Kazoo's early design): any mount; a mount naming an
+  existing recording records into it, any other mount becomes a new ad-hoc recording.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from media_mgr.errors import Gone, NotFound, Unauthorized
+from media_mgr.media import urls
+
+_RECORDING_MOUNT = re.compile(r"/([0-9a-f]{32})(?:\.[A-Za-z0-9]{1,8})?")
+REALM = "media-mgr"
+
+
+@dataclass(frozen=True)
+class SourceGrant:
+    mount: str
+    recording_id: str | None  # None: a new ad-hoc recording named after the mount
+    adhoc: bool  # granted by the configured source password, not a recording's own token
+
+
+def recording_of_mount(mount: str) -> str | None:
+    match = _RECORDING_MOUNT.fullmatch(mount)
+    return match.group(1) if match else None
+
+
+class SourceAuth:
+    def __init__(
+        self, secret: bytes, source_password: str | None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.secret = secret
+        self.source_password = source_password
+        self.clock = clock
+
+    def check(self, mount: str, credentials: tuple[str, str] | None) -> SourceGrant:
+        """The grant, or ``Unauthorized`` (401: answered with a Basic challenge)."""
+        if credentials is None:
+            raise Unauthorized("authentication required")
+        _user, password = credentials
+        recording_id = recording_of_mount(mount)
+        if recording_id is not None and len(password) == urls.TOKEN_CHARS:
+            try:
+                claims = urls.verify(self.secret, password, self.clock())
+            except (NotFound, Gone):
+                pass
+            else:
+                if claims.kind == "record" and claims.media_id == recording_id:
+                    return SourceGrant(mount, recording_id, adhoc=False)
+        if self.source_password and hmac.compare_digest(password.encode(), self.source_password.encode()):
+            return SourceGrant(mount, recording_id, adhoc=True)
+        raise Unauthorized("wrong or expired source credentials for this mount")
