@@ -1,0 +1,127 @@
+"""One session's audio on its way to the recording: track clocks, jitter, assembly, the sink.
+
+Per track, a chunk goes through its ``TrackClock`` (which may hold it while telling a stall from a
+gap), is measured by that track's ``InterarrivalJitter``, and is written into the ``Assembler``.
+What every track has reached goes to the sink at once; a track that lags (the other one is in CNG,
+or held) is not waited for longer than ``record_lag``, so audio reaches the recording, which
+commits within a second, at most ``record_lag`` after it arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from media_mgr.audio_stream.assembler import Assembler
+from media_mgr.audio_stream.clock import Chunk, Placed, TrackClock
+from media_mgr.audio_stream.formats import Dialect, StreamFormat
+from media_mgr.audio_stream.jitter import InterarrivalJitter
+
+log = logging.getLogger("media_mgr.audio_stream")
+
+WINDOW_SPARE_SECONDS = 8.0  # assembler room beyond the lag and the hold, for tracks far apart
+
+
+class Sink(Protocol):
+    """Where the PCM goes: ``recording.ingest.Ingest`` (WAV, committed within a second)."""
+
+    @property
+    def id(self) -> str: ...
+
+    async def write(self, data: bytes) -> bool: ...
+
+    async def finish(self, reason: str = "eof") -> object: ...
+
+    async def abort(self, reason: str) -> object: ...
+
+
+class Capture:
+    def __init__(
+        self,
+        fmt: StreamFormat,
+        sink: Sink,
+        *,
+        gap_threshold: float,
+        gap_window: float,
+        max_hold: float,
+        record_lag: float,
+        timing_reliable: Callable[[], bool] = lambda: True,
+        label: str = "",
+    ) -> None:
+        self.fmt = fmt
+        self.sink = sink
+        self.label = label
+        self.timing_reliable = timing_reliable
+        self.lag_frames = int(record_lag * fmt.rate)
+        frame_bytes = 2 * (fmt.channels if fmt.dialect is Dialect.BINARY else 1)
+        n = len(fmt.track_channels)
+        self.clocks = [
+            TrackClock(fmt.rate, frame_bytes, quantum=fmt.frame_samples, gap_threshold=gap_threshold,
+                       decide_after=gap_window, max_hold=max_hold)
+            for _ in range(n)
+        ]  # fmt: skip
+        self.jitter = [InterarrivalJitter() for _ in range(n)]
+        ahead = int(fmt.rate * (record_lag + max_hold + WINDOW_SPARE_SECONDS))
+        self.assembler = Assembler(fmt.track_channels, max_ahead=ahead)
+        self.recorded_frames = 0
+        self.open = True  # False once the recording reached a limit
+
+    async def put(self, track: int, chunk: Chunk) -> None:
+        await self._place(track, self.clocks[track].feed(chunk, timing_reliable=self.timing_reliable()))
+
+    async def flush(self) -> None:
+        """Everything held and assembled goes to the recording (a pause, a detach, the end)."""
+        for track, clk in enumerate(self.clocks):
+            await self._place(track, clk.release())
+        await self._drain(force=True)
+
+    async def _place(self, track: int, placed: list[Placed]) -> None:
+        for p in placed:
+            self.jitter[track].update(p.arrival, p.position / self.fmt.rate)
+            self.assembler.put(track, p.position, p.pcm)
+        await self._drain(force=False)
+
+    async def _drain(self, *, force: bool) -> None:
+        asm = self.assembler
+        upto = asm.furthest if force else max(asm.complete, asm.furthest - self.lag_frames)
+        data = asm.take(upto)
+        if not data or not self.open:
+            return
+        self.recorded_frames += len(data) // asm.frame_bytes
+        if not await self.sink.write(data):
+            self.open = False
+            log.warning("audio_stream recording reached its limit; the stream goes on unrecorded",
+                        extra={"session": self.label, "recording_id": self.sink.id})  # fmt: skip
+
+    # -- figures -----------------------------------------------------------------------------------
+
+    @property
+    def jitter_ms(self) -> float:
+        """RFC 3550 J, the worse of the tracks."""
+        return max(j.value_ms for j in self.jitter)
+
+    @property
+    def jitter_held_ms(self) -> float:
+        """J's recent peak: what sizes the lead."""
+        return max(j.held_ms for j in self.jitter)
+
+    @property
+    def jitter_peak_ms(self) -> float:
+        return max(j.peak for j in self.jitter) * 1000
+
+    @property
+    def gaps(self) -> int:
+        return sum(c.gaps for c in self.clocks)
+
+    @property
+    def gap_ms(self) -> int:
+        return max(c.offset for c in self.clocks) * 1000 // self.fmt.rate
+
+    @property
+    def recorded_ms(self) -> int:
+        return self.recorded_frames * 1000 // self.fmt.rate
+
+    @property
+    def late_dropped_ms(self) -> int:
+        return self.assembler.dropped_frames * 1000 // self.fmt.rate

@@ -1,0 +1,371 @@
+"""The audio_stream edge as one object: sessions, their recordings, playback commands, events.
+
+Built once in ``app.py``; the WebSocket route (``endpoint.py``) hands it each connection, the REST
+routes (``http/streams.py``) call ``play`` / ``clear`` / ``describe``. Recordings go through the
+process's ``Recorder`` as WAV (``recording.ingest``); events through a ``publish`` callable that is
+None when AMQP is off. A reaper ends sessions whose module did not come back within
+``timeout_reconnect``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from media_mgr.audio_stream import auth
+from media_mgr.audio_stream.capture import Sink
+from media_mgr.audio_stream.formats import Dialect, StreamFormat
+from media_mgr.audio_stream.pcm import wav_to_pcm
+from media_mgr.audio_stream.player import Player, PlayItem, PlayStyle
+from media_mgr.audio_stream.playout import SYNC_PREFIX, Pacer
+from media_mgr.audio_stream.registry import Registry
+from media_mgr.audio_stream.session import Session, SessionConfig, SessionState
+from media_mgr.errors import Conflict, InvalidRequest, NotFound
+from media_mgr.media.activity import Activity, ActivityRegistry
+from media_mgr.media.catalog import Catalog
+from media_mgr.media.variants import VariantCache
+from media_mgr.metrics import Metrics
+from media_mgr.recording.ingest import Ingest, NewRecording, RecordingEnded
+from media_mgr.recording.meter import PcmFormat
+from media_mgr.recording.recorder import Recorder
+
+log = logging.getLogger("media_mgr.audio_stream")
+
+EventPublisher = Callable[[str, Mapping[str, Any]], Awaitable[object]]
+EVENT_TIMEOUT = 5.0
+EVENTS_IN_FLIGHT = 1000  # events beyond this many unpublished are dropped and counted
+REAP_EVERY = 1.0
+LAG_EVERY = 0.1  # how often the event loop's lag is sampled
+
+
+@dataclass(frozen=True)
+class AudioStreamConfig:
+    session: SessionConfig
+    secret: bytes
+    admin_token: str | None
+    url_host: str
+    http_port: int
+    url_ttl: int = 86400
+    limit_sessions: int = 2000
+    limit_loop_lag: float = 0.25  # new streams are refused while the event loop is this far behind
+    timeout_idle: float = 600.0
+    timeout_reconnect: float = 10.0
+    timeout_send: float = 5.0
+    timeout_refuse: float = 10.0
+    timeout_ack: float = 10.0
+    play_queue: int = 16
+    frame: float = 0.02
+    sync_every: float = 1.0
+    hold_grace: float = 1.0
+    tick: float = 0.25
+
+
+def play_rate(fmt: StreamFormat) -> int:
+    """voipbit honours only 8 and 16 kHz in media.play (A4.1); the binary dialect takes the stream's."""
+    if fmt.dialect is Dialect.BINARY:
+        return fmt.rate
+    return 16000 if fmt.rate >= 16000 and fmt.encoding == "l16" else 8000
+
+
+class AudioStreamService:
+    def __init__(
+        self,
+        config: AudioStreamConfig,
+        recorder: Recorder,
+        catalog: Catalog,
+        variants: VariantCache,
+        metrics: Metrics,
+        activity: ActivityRegistry,
+        publish: EventPublisher | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.catalog = catalog
+        self.variants = variants
+        self.metrics = metrics
+        self.activity = activity
+        self.publish = publish
+        self.clock = clock
+        self.registry = Registry()
+        self._entries: dict[str, Activity] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.loop_lag = 0.0  # seconds, recent peak
+        metrics.audio_stream_sessions.set_function(lambda: len(self.registry))
+        metrics.audio_stream_loop_lag_ms.set_function(lambda: self.loop_lag * 1000)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._reaper = asyncio.create_task(self._reap(), name="audio_stream.reaper")
+        self._watcher = asyncio.create_task(self._watch_lag(), name="audio_stream.lag")
+
+    async def stop(self) -> None:
+        """Server shutdown: every session ends, its recording closed as interrupted ("shutdown")."""
+        for task in (self._reaper, self._watcher):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(
+            *(self.end(s, "shutdown", complete=False) for s in self.registry), return_exceptions=True
+        )
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=EVENT_TIMEOUT)
+
+    # -- sessions ----------------------------------------------------------------------------------
+
+    def new_session(self, key: str, dialect: Dialect, **kwargs: Any) -> Session:
+        session = Session(
+            secrets.token_hex(16),
+            key,
+            dialect,
+            config=self.config.session,
+            open_sink=self._open_sink,
+            publish=self.emit,
+            clock=self.clock,
+            timing_reliable=self._timing_reliable,
+            **kwargs,
+        )
+        self.registry.add(session)
+        self._entries[session.id] = self.activity.start("audio_stream", "", session.peer, live=session.public)
+        m = self.metrics
+        m.audio_stream_jitter_ms.labels(session.id).set_function(lambda: session.jitter_ms)
+        m.audio_stream_lead_ms.labels(session.id).set_function(lambda: session.lead().ms)
+        m.audio_stream_underruns.labels(session.id).set_function(
+            lambda: session.player.pacer.starved + session.player.pacer.slips if session.player else 0
+        )
+        return session
+
+    async def end(self, session: Session, reason: str, *, complete: bool) -> None:
+        """Finish a session once, whatever ends it; a failing database is logged, never raised."""
+        try:
+            await session.finish(reason, complete=complete)
+        except Exception as exc:
+            log.warning(
+                "audio_stream session ended with an error",
+                extra={"session": session.id, "reason": reason, "error": repr(exc)},
+            )
+        finally:
+            self.registry.remove(session)
+            entry = self._entries.pop(session.id, None)
+            if entry is not None:
+                entry.bytes = session.stats.bytes_in
+                self.activity.end(entry)
+            for gauge in (
+                self.metrics.audio_stream_jitter_ms,
+                self.metrics.audio_stream_lead_ms,
+                self.metrics.audio_stream_underruns,
+            ):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(session.id)
+
+    async def _open_sink(self, session: Session, fmt: StreamFormat) -> Sink:
+        """The recording named by the session's token when it is still pending, else a new one."""
+        pcm = PcmFormat(fmt.rate, fmt.channels)
+        ingest: Ingest | None = None
+        account_id = session.account_id
+        if session.recording_id is not None:
+            try:
+                ingest = await self.recorder.begin(
+                    session.recording_id, origin="audio_stream", peer=session.peer, pcm=pcm
+                )
+            except (RecordingEnded, NotFound, InvalidRequest) as exc:
+                log.info(
+                    "audio_stream token's recording is taken; recording into a new one",
+                    extra={"session": session.id, "recording_id": session.recording_id, "why": str(exc)},
+                )
+                with contextlib.suppress(NotFound):
+                    account_id = (await self.recorder.get(session.recording_id)).account_id
+        if ingest is None:
+            name = f"audio_stream {session.call_id or session.stream_id or session.id}.wav"
+            new = NewRecording(account_id=account_id, name=name, fmt="wav")
+            ingest = await self.recorder.begin_new(new, origin="audio_stream", peer=session.peer, pcm=pcm)
+        entry = self._entries.get(session.id)
+        if entry is not None:
+            entry.media_id = ingest.id
+        return ingest
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_EVERY)
+            now = self.clock()
+            for session in self.registry.detached_since(now - self.config.timeout_reconnect):
+                log.info(
+                    "audio_stream module did not reconnect; ending the stream",
+                    extra={"session": session.id, "waited_s": self.config.timeout_reconnect},
+                )
+                await self.end(session, "disconnected", complete=False)
+
+    async def _watch_lag(self) -> None:
+        """How late the event loop runs a timer: above ``limit_loop_lag`` it is behind on the frames of
+        the streams it has, and taking more would make them all late (and their recordings wrong)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(LAG_EVERY)
+            lag = loop.time() - start - LAG_EVERY
+            self.loop_lag = max(lag, self.loop_lag * 0.8)
+
+    def _timing_reliable(self) -> bool:
+        """Whether arrival times mean something: not while our own loop runs a gap threshold late."""
+        return self.loop_lag < self.config.session.gap_threshold
+
+    def overloaded(self) -> bool:
+        return self.loop_lag > self.config.limit_loop_lag
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def emit(self, session: Session, name: str, fields: dict[str, Any]) -> None:
+        """Count, log and publish a stream event; publishing never waits on the broker nor queues."""
+        self.metrics.audio_stream_events.labels(name).inc()
+        log.info(
+            f"audio_stream {name}",
+            extra={
+                "session": session.id,
+                "stream_id": session.stream_id,
+                **{k: v for k, v in fields.items() if k != "payload"},
+            },
+        )
+        if self.publish is None:
+            return
+        if len(self._tasks) >= EVENTS_IN_FLIGHT:
+            self.metrics.audio_stream_events_dropped.inc()
+            return
+        body: dict[str, Any] = {
+            "Event-Category": "audio_stream",
+            "Event-Name": name,
+            "Session-ID": session.id,
+            "Stream-ID": session.stream_id,
+            "Call-ID": session.call_id,
+            "Recording-ID": session.sink.id if session.sink else None,
+            "Dialect": session.dialect.value,
+        }
+        if name == "started" and session.fmt is not None:
+            body.update(
+                {
+                    "Encoding": session.fmt.encoding,
+                    "Sample-Rate": session.fmt.rate,
+                    "Tracks": list(session.fmt.tracks),
+                }
+            )
+        if name == "stopped":
+            body["Duration-MS"] = session.recorded_ms
+        body.update({_header(k): v for k, v in fields.items()})
+        task = asyncio.create_task(self._send_event(f"audio_stream.{name}", body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_event(self, routing_key: str, body: dict[str, Any]) -> None:
+        assert self.publish is not None
+        try:
+            async with asyncio.timeout(EVENT_TIMEOUT):
+                await self.publish(routing_key, body)
+        except Exception as exc:  # an event never breaks the stream it describes
+            log.warning(
+                "audio_stream event not published", extra={"routing_key": routing_key, "error": repr(exc)}
+            )
+
+    # -- REST: http/streams.py ---------------------------------------------------------------------
+
+    def describe(self, ref: str) -> dict[str, Any]:
+        return self.registry.find(ref).public()
+
+    async def issue_url(self, account_id: str | None, name: str | None) -> dict[str, Any]:
+        """A WebSocket URL whose token names a new pending WAV recording: the first stream on it fills it."""
+        c = self.config
+        rec = await self.recorder.create(NewRecording(account_id, name or "audio_stream.wav", fmt="wav"))
+        now = time.time()
+        expires = int(now) + c.url_ttl
+        token = auth.issue(c.secret, rec.id, expires, now)
+        return {
+            "url": auth.ws_url(c.url_host, c.http_port, token),
+            "token": token,
+            "recording_id": rec.id,
+            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+        }
+
+    async def play(
+        self, ref: str, *, media_id: str | None, media_name: str | None, checkpoint: str | None
+    ) -> dict[str, Any]:
+        session = self.registry.find(ref)
+        fmt = session.fmt
+        if fmt is None or session.ending:
+            raise Conflict("the stream has not started (no audio yet) or has ended")
+        if fmt.dialect is Dialect.VOIPBIT and fmt.tracks != ("inbound",):
+            raise Conflict(
+                "mod_audio_stream plays audio only into streams whose track is inbound "
+                f"(this one carries {', '.join(fmt.tracks)})"
+            )
+        if checkpoint is not None and checkpoint.startswith(SYNC_PREFIX):
+            raise InvalidRequest(f"checkpoint names starting with {SYNC_PREFIX!r} are reserved")
+        if media_name:
+            item = await self.catalog.resolve_name(media_name)
+        else:
+            found = await self.catalog.store.get(media_id or "")
+            if found is None:
+                raise NotFound(f"no media {media_id!r}")
+            item = found
+        player = self._player(session, fmt)
+        content = await self.variants.content(item, "wav", player.rate)
+        play = PlayItem(
+            secrets.token_hex(8),
+            item.id,
+            checkpoint,
+            wav_to_pcm(self.variants.read(content)),
+            item.duration_ms,
+        )
+        ahead = player.enqueue(play)
+        lead = session.lead()
+        return {
+            "session_id": session.id,
+            "item_id": play.id,
+            "media_id": item.id,
+            "checkpoint": checkpoint,
+            "queued_ahead": ahead,
+            "sample_rate": player.rate,
+            "duration_ms": item.duration_ms,
+            "lead_ms": lead.ms,
+            "preset": lead.preset.value if lead.preset else "fixed",
+        }
+
+    async def clear(self, ref: str) -> dict[str, Any]:
+        session = self.registry.find(ref)
+        if session.fmt is None or session.ending:
+            raise Conflict("the stream has not started (no audio yet) or has ended")
+        player = self._player(session, session.fmt)
+        cancelled = await player.clear()
+        return {"session_id": session.id, "cleared": True, "cancelled": cancelled}
+
+    def _player(self, session: Session, fmt: StreamFormat) -> Player:
+        if session.player is None:
+            c = self.config
+            if fmt.dialect is Dialect.VOIPBIT:
+                style = PlayStyle.VOIPBIT
+            else:
+                style = PlayStyle.FORK if session.subprotocol == "audio.drachtio.org" else PlayStyle.AMIGNITER
+            session.player = Player(
+                style,
+                play_rate(fmt),
+                Pacer(c.frame, sync_every=c.sync_every, hold_grace=c.hold_grace),
+                lambda: session.lead().ms / 1000.0,
+                lambda name, fields: self.emit(session, name, fields),
+                limit_queue=c.play_queue,
+                send_timeout=c.timeout_send,
+                ack_timeout=c.timeout_ack,
+            )
+            if session.send is not None and session.state is SessionState.ACTIVE:
+                session.player.attach(session.send)
+        return session.player
+
+
+def _header(key: str) -> str:
+    """``late_ms`` -> ``Late-MS``: the Kazoo envelope's spelling."""
+    return "-".join(p.upper() if p in ("ms", "id") else p.capitalize() for p in key.split("_"))

@@ -1,0 +1,159 @@
+"""voipbit/mod_audio_stream's JSON dialect: text frames <-> typed events; pure (reference Part A).
+
+The module pretty-prints with tabs, so frames are parsed, never compared. It sends ``start`` once
+(first frame of the first connection), then one ``media`` per track per 20 ms with base64 audio
+and a media clock (``chunk`` from 1, ``timestamp`` a string of epoch ms), ``stop`` only on graceful
+shutdown; ``playedStream``, ``media.cleared`` and ``incorrectPayload`` answer our messages.
+Arbitrary text (``send_text``) is legal, so text that is not an event is reported, not refused.
+What we send back is what the code accepts (A4), not what its README shows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, TypeGuard
+
+from media_mgr.audio_stream.events import (
+    TRACKS,
+    BadInput,
+    Cleared,
+    Encoding,
+    Event,
+    IncorrectPayload,
+    Media,
+    Played,
+    Start,
+    Stop,
+    Text,
+    Track,
+)
+
+SUBPROTOCOL = "audio.freeswitch.org"
+ENCODINGS: dict[str, Encoding] = {"audio/x-l16": "l16", "audio/x-mulaw": "mulaw"}
+PLAY_RATES = (8000, 16000)  # the only rates the module honours in media.play (A4.1)
+MAX_RATE = 48000
+
+
+def looks_like_voipbit(text: str) -> bool:
+    """Whether a first text frame is this dialect (``start``/``media``/``stop``), not metadata."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and obj.get("event") in ("start", "media", "stop")
+
+
+def parse(text: str) -> Event:
+    """One text frame -> an event; ``BadInput`` for a protocol event we cannot use."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return Text(text, "not JSON (send_text?)")
+    if not isinstance(obj, dict):
+        return Text(text, "JSON that is not an object")
+    event = obj.get("event")
+    if not isinstance(event, str):
+        return Text(text, "JSON without an event")
+    match event:
+        case "media":
+            return _media(obj)
+        case "start":
+            return _start(obj)
+        case "stop":
+            stop = obj.get("stop")
+            call_id = stop.get("callId") if isinstance(stop, dict) else None
+            return Stop(call_id if isinstance(call_id, str) else None)
+        case "playedStream":
+            name = obj.get("name")
+            return Played(name if isinstance(name, str) else "")
+        case "media.cleared":
+            return Cleared()
+        case "incorrectPayload":
+            payload = obj.get("payload")
+            return IncorrectPayload(payload if isinstance(payload, str) else "")
+    return Text(text, f"unknown event {event[:40]!r}")
+
+
+def _start(obj: dict[str, Any]) -> Start:
+    start = obj.get("start")
+    if not isinstance(start, dict):
+        raise BadInput("start without a start object", fatal=True)
+    fmt = start.get("mediaFormat")
+    if not isinstance(fmt, dict):
+        raise BadInput("start without mediaFormat", fatal=True)
+    encoding = ENCODINGS.get(str(fmt.get("encoding", "")).lower())
+    if encoding is None:
+        raise BadInput(f"unsupported encoding {str(fmt.get('encoding'))[:40]!r}", fatal=True)
+    rate = fmt.get("sampleRate")
+    if not _is_int(rate) or rate % 8000 or not 8000 <= rate <= MAX_RATE:
+        raise BadInput(
+            f"unsupported sampleRate {str(rate)[:20]!r} (8000..48000, multiples of 8000)", fatal=True
+        )
+    raw_tracks = start.get("tracks")
+    tracks = tuple(t for t in TRACKS if isinstance(raw_tracks, list) and t in raw_tracks)
+    if not tracks:
+        raise BadInput(f"start names no track in {str(raw_tracks)[:60]!r}", fatal=True)
+    extra = obj.get("extra_headers")
+    return Start(
+        call_id=str(start.get("callId") or ""),
+        stream_id=str(start.get("stream_id") or ""),
+        tracks=tracks,
+        encoding=encoding,
+        rate=rate,
+        extra_headers=extra if isinstance(extra, str) else None,
+    )
+
+
+def _media(obj: dict[str, Any]) -> Media:
+    media = obj.get("media")
+    if not isinstance(media, dict):
+        raise BadInput("media without a media object")
+    track = media.get("track")
+    if track not in TRACKS:
+        raise BadInput(f"media with unknown track {str(track)[:20]!r}")
+    payload = media.get("payload")
+    if not isinstance(payload, str):
+        raise BadInput("media without a payload string")
+    try:
+        audio = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadInput("media payload is not base64") from None
+    chunk = media.get("chunk")
+    stamp = media.get("timestamp")
+    timestamp = (
+        int(stamp) if isinstance(stamp, str) and stamp.isdigit() else stamp if _is_int(stamp) else None
+    )
+    stream_id = obj.get("stream_id")
+    known: Track = "inbound" if track == "inbound" else "outbound"
+    return Media(
+        stream_id=stream_id if isinstance(stream_id, str) else None,
+        track=known,
+        chunk=chunk if _is_int(chunk) and chunk >= 1 else None,
+        timestamp_ms=timestamp,
+        payload=audio,
+    )
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# -- server -> module (A4): compact JSON, standard unwrapped base64, L16 little-endian mono ---------
+
+
+def media_play(pcm: bytes, rate: int) -> str:
+    if rate not in PLAY_RATES:
+        raise ValueError(f"the module plays only {PLAY_RATES}, not {rate}")
+    b64 = base64.b64encode(pcm).decode("ascii")
+    media = {"payload": b64, "contentType": "audio/x-l16", "sampleRate": rate}
+    return json.dumps({"event": "media.play", "media": media}, separators=(",", ":"))
+
+
+def checkpoint(name: str) -> str:
+    return json.dumps({"event": "media.checkpoint", "name": name}, separators=(",", ":"))
+
+
+def clear() -> str:
+    return '{"event":"media.clear"}'

@@ -1,0 +1,58 @@
+"""The binary dialect's format hints (URL query, metadata) and its playback JSON (reference B, C)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from media_mgr.audio_stream import binary
+from media_mgr.audio_stream.binary import FormatHint
+from media_mgr.audio_stream.events import Audio, EndOfStream, Metadata, Text
+from media_mgr.audio_stream.formats import binary_default, binary_format, guess_voipbit
+
+
+def test_rates_are_read_as_the_modules_write_them() -> None:
+    assert [binary.parse_rate(v) for v in ("8k", "16000", 24000, "48k")] == [8000, 16000, 24000, 48000]
+    assert [binary.parse_rate(v) for v in ("44100", "11k", "fast", True)] == [None, None, None, None]
+
+
+def test_url_and_metadata_hints_in_either_module_spelling() -> None:
+    assert binary.hint_from({"sampleRate": "16k", "mode": "stereo"}) == FormatHint(16000, 2)
+    assert binary.hint_from({"sample_rate": 8000, "mix_type": "mixed", "callId": "u"}) == FormatHint(
+        8000, 1, "u"
+    )
+    assert binary.parse_metadata('{"sampleRate": 24000, "channels": 2}') == Metadata(
+        '{"sampleRate": 24000, "channels": 2}', 24000, 2)  # fmt: skip
+    assert binary.parse_metadata("free text") == Metadata("free text")
+    assert isinstance(binary.parse_text("stop bye", metadata_seen=True), Text)
+
+
+def test_the_url_wins_over_the_metadata_and_8k_mono_is_the_default() -> None:
+    fmt = binary_format(FormatHint(16000), FormatHint(8000, 2))
+    assert fmt is not None and (fmt.rate, fmt.channels, fmt.learnt_from) == (16000, 2, "url")
+    assert binary_format(FormatHint(), FormatHint()) is None
+    assert binary_default(FormatHint(), None).rate == 8000
+
+
+def test_a_voipbit_stream_without_start_is_known_by_its_payload_size() -> None:
+    assert guess_voipbit(640, ["outbound", "inbound"], FormatHint(), None).rate == 16000
+    fmt = guess_voipbit(160, ["inbound"], FormatHint(), None)
+    assert (fmt.encoding, fmt.rate, fmt.tracks) == ("mulaw", 8000, ("inbound",))
+
+
+def test_odd_frames_stay_sample_aligned_and_an_empty_frame_ends_the_stream() -> None:
+    framer = binary.Framer(4)
+    first, second = framer.feed(bytes(7)), framer.feed(bytes(5))
+    assert isinstance(first, Audio) and isinstance(second, Audio)
+    assert (len(first.pcm), len(second.pcm), framer.misaligned) == (4, 8, 1)
+    assert isinstance(framer.feed(b""), EndOfStream)
+
+
+def test_playback_json_of_amigniter_and_mod_audio_fork() -> None:
+    pcm = bytes(640)
+    amigniter = json.loads(binary.stream_audio(pcm, 16000, "greet"))
+    assert amigniter == {"type": "streamAudio", "data": {"audioDataType": "raw", "sampleRate": 16000,
+                         "audioData": base64.b64encode(pcm).decode(), "checkpoint": "greet"}}  # fmt: skip
+    fork = json.loads(binary.play_audio(pcm, 8000))
+    assert fork["type"] == "playAudio" and fork["data"]["audioContentType"] == "raw"
+    assert json.loads(binary.kill_audio()) == {"type": "killAudio"}

@@ -1,0 +1,93 @@
+"""Who may connect (INTERFACE.md "Issued URLs"), and the handshake the modules expect: the admin
+token or an issued one, as ?token= or Basic auth; the subprotocol echoed when offered; live numbers
+per session in /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from audio_stream_checks import recording
+from audio_stream_client import Talk, VoipbitModule
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from servers import RunningServer, start_server
+
+pytestmark = pytest.mark.timeout(120)
+ADMIN = "s3cret-admin-token"
+
+
+@pytest.fixture(scope="module")
+def guarded(new_database: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    data = tmp_path_factory.mktemp("guarded")
+    srv = start_server({"MEDIA_MGR_DATABASE_URL": new_database(), "MEDIA_MGR_DATA_DIR": str(data),  # type: ignore[operator]
+                        "MEDIA_MGR_ADMIN_TOKEN": ADMIN}, data / "server.log")  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+def base(srv: RunningServer) -> str:
+    return f"ws://127.0.0.1:{srv.port}/audio_stream/call"
+
+
+async def status_of(url: str, **kwargs: object) -> int:
+    try:
+        async with connect(url, open_timeout=5, **kwargs):  # type: ignore[arg-type]
+            return 101
+    except InvalidStatus as exc:
+        return exc.response.status_code
+
+
+async def test_a_token_is_needed_when_an_admin_token_is_set(guarded: RunningServer) -> None:
+    assert await status_of(base(guarded)) == 401
+    assert await status_of(base(guarded) + "?token=wrong") == 403
+    assert await status_of(base(guarded) + f"?token={ADMIN}") == 101
+    basic = base64.b64encode(f"freeswitch:{ADMIN}".encode()).decode()
+    assert await status_of(base(guarded), additional_headers=[("Authorization", f"Basic {basic}")]) == 101
+
+
+async def test_an_issued_token_records_into_the_recording_it_names(guarded: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=guarded.url, headers={"authorization": f"Bearer {ADMIN}"}) as http:
+        r = await http.post("/v1/audio-stream-urls", json={"name": "issued.wav"})
+        assert r.status_code == 201, r.text
+        issued = r.json()
+    assert issued["url"].startswith(f"ws://127.0.0.1:{guarded.port}/audio_stream?token=")
+    assert len(issued["url"].split(":", 2)[2].split("/", 1)[1]) < 127  # the module's path buffer
+    token = issued["url"].split("token=")[1]
+    module = VoipbitModule(base(guarded), {"inbound": np.ones(8000, dtype=np.int16)},
+                           basic_auth=("any-user", token))  # fmt: skip
+    await module.start()
+    await module.run(Talk(0.5))
+    async with httpx.AsyncClient(base_url=guarded.url, headers={"authorization": f"Bearer {ADMIN}"}) as http:
+        metrics = (await http.get("/metrics")).text
+    await module.hangup()
+    rec = await recording(guarded, issued["recording_id"], token=ADMIN)
+    assert rec["name"] == "issued.wav"
+    assert rec["state"] == "complete"
+    assert re.search(r'media_mgr_audio_stream_jitter_ms\{session="[0-9a-f]{32}"\} ', metrics)
+    assert re.search(r'media_mgr_audio_stream_lead_ms\{session="[0-9a-f]{32}"\} 20.0', metrics)
+    assert "media_mgr_audio_stream_sessions 1.0" in metrics
+
+
+@pytest.mark.parametrize(("offered", "chosen"), [(["audio.freeswitch.org"], "audio.freeswitch.org"),
+                                                  (["audio.drachtio.org"], "audio.drachtio.org"),
+                                                  (["my.renamed.proto"], "my.renamed.proto"),
+                                                  (None, None)])  # fmt: skip
+async def test_the_subprotocol_is_echoed_when_offered(server: RunningServer, offered: list[str] | None,
+                                                      chosen: str | None) -> None:  # fmt: skip
+    async with connect(f"ws://127.0.0.1:{server.port}/audio_stream/proto", subprotocols=offered,  # type: ignore[arg-type]
+                       open_timeout=5) as ws:  # fmt: skip
+        assert ws.subprotocol == chosen
+
+
+async def test_loopback_needs_no_token_without_an_admin_token(server: RunningServer, tmp_path: Path) -> None:
+    async with connect(f"ws://127.0.0.1:{server.port}/audio_stream", open_timeout=5) as ws:
+        await ws.send("metadata only")
+        await asyncio.sleep(0.1)
