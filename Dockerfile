@@ -8,11 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MEDIA_MGR_DATA_DIR=/var/lib/media-mgr \
     MEDIA_MGR_BIND=0.0.0.0
 
-# ffmpeg probes and transcodes; sox and curl serve the shell_stream fetch script.
+# ffmpeg probes and transcodes; sox and curl serve the shell_stream fetch script; libshout3 relays.
 # Versions come from the pinned Debian release of the base image.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg sox libsox-fmt-all curl \
+    && apt-get install -y --no-install-recommends ffmpeg sox libsox-fmt-all curl libshout3 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -20,7 +20,14 @@ COPY pyproject.toml README.md ./
 COPY media_mgr ./media_mgr
 COPY migrations ./migrations
 COPY scripts ./scripts
-RUN pip install --no-cache-dir . \
+# python-shout (relays to Icecast) builds against libshout; the build tools leave with the layer.
+# The project itself is installed from this tree with its [relay] extra, hence no pin (DL3013).
+# hadolint ignore=DL3008,DL3013
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libshout3-dev pkg-config \
+    && pip install --no-cache-dir ".[relay]" \
+    && apt-get purge -y --auto-remove gcc libc6-dev libshout3-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 media-mgr \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/media-mgr --create-home media-mgr
 

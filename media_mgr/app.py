@@ -11,19 +11,30 @@ import contextlib
 import logging
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
 from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer, default_node
+from media_mgr.audio_stream import endpoint as audio_stream_routes
+from media_mgr.audio_stream.buffering import BufferPolicy, LeadRange, Preset
+from media_mgr.audio_stream.service import AudioStreamConfig, AudioStreamService
+from media_mgr.audio_stream.session import SessionConfig
 from media_mgr.config import Settings
 from media_mgr.http import playback as playback_routes
+from media_mgr.http import recordings as recording_routes
+from media_mgr.http import store_put as store_put_routes
+from media_mgr.http import streams as stream_routes
 from media_mgr.http.api import create_app
+from media_mgr.http.recordings import RecordingsEdge, RecordingUrls
 from media_mgr.http.state import HttpState
+from media_mgr.http.store_put import StorePutConfig
+from media_mgr.live.registry import MountRegistry
 from media_mgr.logs import LISTENING_LOGGER
 from media_mgr.media.activity import ActivityRegistry
 from media_mgr.media.catalog import Catalog
@@ -31,11 +42,17 @@ from media_mgr.media.library import MediaLibrary
 from media_mgr.media.playback import Playback, PlaybackConfig
 from media_mgr.media.variants import VariantCache
 from media_mgr.metrics import Metrics
+from media_mgr.recording.ingest import RecordingLimits
+from media_mgr.recording.recorder import Recorder
+from media_mgr.shout.auth import SourceAuth
+from media_mgr.shout.relay import RelayManager, media_reader
+from media_mgr.shout.server import ShoutCollector, ShoutConfig, ShoutServer
 from media_mgr.store import migrate
 from media_mgr.store.blobs import BlobStore
 from media_mgr.store.embedded import EmbeddedPostgres
 from media_mgr.store.media import MediaStore
 from media_mgr.store.pool import open_pool
+from media_mgr.store.recordings import RecordingStore
 from media_mgr.store.revocations import Revocations
 from media_mgr.store.settings import SharedSettings
 from media_mgr.store.variants import VariantStore
@@ -142,10 +159,19 @@ class Service:
     store: Store | None = None
     amqp: AmqpConsumer | None = None
     http_port: int = field(init=False, default=0)  # the port really bound, for issued URLs
+    shout_port: int = field(init=False, default=0)
+    recorder: Recorder | None = None
+    shout: ShoutServer | None = None
+    relays: RelayManager | None = None
+    _collector: ShoutCollector | None = None
+    audio_stream: AudioStreamService | None = None
+    _shout_sock: socket.socket | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def build_app(self) -> FastAPI:
-        return create_app(self._lifespan, self.metrics, [playback_routes.router])
+        routers = [playback_routes.router, recording_routes.router, store_put_routes.router]
+        routers += [stream_routes.router, audio_stream_routes.router]
+        return create_app(self._lifespan, self.metrics, routers)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
@@ -154,8 +180,9 @@ class Service:
         try:
             playback = await open_playback(settings, store, self.http_port)
             self.amqp = self._amqp(settings, playback)
+            library = open_library(settings, store)
             app.state.http = HttpState(
-                library=open_library(settings, store),
+                library=library,
                 playback=playback,
                 variants=playback.variants,
                 activity=self.activity,
@@ -165,7 +192,10 @@ class Service:
                 scratch_dir=scratch_dir(settings),
                 limit_upload_bytes=settings.limit_upload_bytes,
                 limit_list_page=settings.limit_list_page,
+                recordings=await self._open_shout(settings, store, playback, library),
             )
+            streams = await self._open_audio_stream(settings, playback)
+            app.state.audio_stream = app.state.http.streams = streams
             if self.amqp is None:
                 log.info("amqp off: MEDIA_MGR_AMQP_URL is not set")
             else:
@@ -173,6 +203,10 @@ class Service:
             self._spawn(self._sweep(store))
             yield
         finally:
+            if self.audio_stream is not None:  # before the recorder: its recordings close first
+                await self.audio_stream.stop()
+                self.audio_stream = None
+            await self._close_shout()
             if self.amqp is not None:
                 await self.amqp.stop()
                 self.amqp = None
@@ -182,6 +216,103 @@ class Service:
             await store.close()
             self.store = None
             log.info("service stopped")
+
+    async def _open_shout(
+        self, settings: Settings, store: Store, playback: Playback, library: MediaLibrary
+    ) -> RecordingsEdge:
+        """The recorder (after the store), then the SHOUT server: sources, live mounts."""
+        limits = RecordingLimits(
+            max_seconds=settings.limit_recording_seconds,
+            max_bytes=settings.limit_recording_bytes,
+            buffer_bytes=settings.limit_recording_buffer_bytes,
+        )
+        recordings = RecordingStore(store.pool, store.media.blobs)
+        self.recorder = Recorder(recordings, limits, publish=self._publish_event)
+        await self.recorder.start()
+        registry = MountRegistry(
+            queue_bytes=settings.shout_queue_bytes, burst_bytes=settings.shout_burst_bytes
+        )
+        config = ShoutConfig(
+            head_timeout=settings.timeout_shout_head,
+            source_timeout=settings.timeout_shout_source,
+            listener_timeout=settings.timeout_shout_listener,
+            max_head_bytes=settings.shout_max_head_bytes,
+            max_connections=settings.shout_max_connections,
+        )
+        secret = playback.config.secret
+        auth = SourceAuth(secret, settings.shout_source_password)
+        self.shout = ShoutServer(config, self.recorder, registry, auth, self.activity)
+        self._collector = ShoutCollector(self.shout.state)
+        self.metrics.registry.register(self._collector)
+        sock, self._shout_sock = self._shout_sock or bind_socket(settings.bind, settings.shout_port), None
+        self.shout_port = sock.getsockname()[1]
+        await self.shout.start(sock)
+        host, port = sock.getsockname()[:2]
+        logging.getLogger(LISTENING_LOGGER).info(f"listening shout {host}:{port}")
+        urls = RecordingUrls(
+            secret, settings.url_host, self.http_port, self.shout_port, settings.shout_url_ttl,
+            settings.store_put_url_ttl, settings.store_put_username, settings.store_put_password,
+        )  # fmt: skip
+        store_put = StorePutConfig(
+            settings.store_put_authenticate, settings.store_put_username, settings.store_put_password,
+            StorePutConfig.parse_acls(settings.store_put_acls),
+        )  # fmt: skip
+        self.relays = RelayManager(registry, media_reader(library, playback.variants))
+        return RecordingsEdge(self.recorder, urls, scratch_dir(settings), settings.limit_recording_bytes,
+                              settings.timeout_probe, store_put, self.relays)  # fmt: skip
+
+    async def _open_audio_stream(self, settings: Settings, playback: Playback) -> AudioStreamService:
+        """The mod_audio_stream WebSocket edge; needs the recorder, so it opens after the SHOUT side."""
+        assert self.recorder is not None
+        policy = BufferPolicy(
+            presets={Preset.LOW_LATENCY: LeadRange.parse(settings.playout_low_latency),
+                     Preset.BALANCED: LeadRange.parse(settings.playout_balanced),
+                     Preset.HIGH_QUALITY: LeadRange.parse(settings.playout_high_quality)},
+            adaptive=settings.playout_adaptive,
+            fixed_lead_ms=settings.playout_fixed_lead_ms,
+            jitter_factor=settings.playout_jitter_factor,
+            forced=None if settings.playout_preset == "auto" else Preset(settings.playout_preset),
+        )  # fmt: skip
+        session = SessionConfig(
+            gap_threshold=settings.ws_gap_threshold_ms / 1000, gap_window=settings.ws_gap_window_ms / 1000,
+            record_lag=settings.ws_record_lag_ms / 1000, flood_allowance=settings.limit_ws_flood_ms / 1000,
+            messages_per_second=settings.limit_ws_messages_per_second,
+            bad_frames=settings.limit_ws_bad_frames, metadata_timeout=settings.timeout_ws_metadata,
+            policy=policy,
+        )  # fmt: skip
+        config = AudioStreamConfig(
+            session, playback.config.secret, settings.admin_token, settings.url_host, self.http_port,
+            url_ttl=settings.ws_url_ttl, limit_sessions=settings.limit_ws_sessions,
+            limit_loop_lag=settings.limit_ws_loop_lag_ms / 1000,
+            timeout_idle=settings.timeout_ws_idle, timeout_reconnect=settings.timeout_ws_reconnect,
+            timeout_send=settings.timeout_ws_send, timeout_refuse=settings.timeout_ws_refuse,
+            timeout_ack=settings.timeout_ws_ack, play_queue=settings.limit_ws_play_queue,
+            frame=settings.playout_frame_ms / 1000, sync_every=settings.playout_sync_ms / 1000,
+        )  # fmt: skip
+        service = AudioStreamService(config, self.recorder, playback.catalog, playback.variants, self.metrics,
+                                     self.activity, publish=self._publish_event)  # fmt: skip
+        await service.start()
+        return service
+
+    async def _close_shout(self) -> None:
+        """Edges first (relays, then sources: their recordings interrupted), then the recorder."""
+        if self.relays is not None:
+            await self.relays.stop()
+            self.relays = None
+        if self._collector is not None:
+            self.metrics.registry.unregister(self._collector)
+            self._collector = None
+        if self.shout is not None:
+            await self.shout.stop()
+            self.shout = None
+        if self.recorder is not None:
+            await self.recorder.stop()
+            self.recorder = None
+
+    async def _publish_event(self, routing_key: str, body: Mapping[str, Any]) -> None:
+        """Recording events go out on the service's events exchange when AMQP is configured."""
+        if self.amqp is not None:
+            await self.amqp.publish_event(routing_key, body)
 
     def _spawn(self, coro: asyncio.Future[None] | object) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
@@ -238,6 +369,7 @@ class Service:
         # Bind first, so the URLs the lifespan's services issue carry the real port (port 0 too).
         sock = bind_socket(settings.bind, settings.http_port)
         self.http_port = sock.getsockname()[1]
+        self._shout_sock = bind_socket(settings.bind, settings.shout_port)
         config = uvicorn.Config(
             self.build_app(),
             loop="uvloop",
@@ -247,6 +379,7 @@ class Service:
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=10,
+            ws_max_size=settings.limit_ws_message_bytes,
         )
         server = _Server(config)
         await server.serve(sockets=[sock])

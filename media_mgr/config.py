@@ -75,7 +75,85 @@ class Settings(BaseSettings):
     timeout_amqp_reply: float = Field(default=1.5, gt=0, le=10, description="answer a media_req within this")
     limit_transcodes: int = Field(default=2, ge=1, description="ffmpeg conversions running at once")
 
+    # SHOUT server (source ingest, live mounts) and recordings; Icecast's defaults where it has one.
+    shout_source_password: str | None = Field(
+        default=None, description="password any source may use for an ad-hoc mount; unset: issued URLs only"
+    )
+    shout_url_ttl: int = Field(default=86400, ge=60, description="seconds an issued recording URL is valid")
+    shout_queue_bytes: int = Field(default=512 * 1024, ge=16384, description="live queue per mount")
+    shout_burst_bytes: int = Field(default=64 * 1024, ge=0, description="sent at once to a new listener")
+    shout_max_connections: int = Field(default=4096, ge=1, description="above it: 503 and close")
+    shout_max_head_bytes: int = Field(default=8192, ge=1024, le=65536)
+    timeout_shout_head: float = Field(default=15.0, gt=0, description="a request head must arrive in this")
+    timeout_shout_source: float = Field(default=10.0, gt=0, description="a silent source is ended after this")
+    timeout_shout_listener: float = Field(default=30.0, gt=0, description="a listener not reading is dropped")
+    limit_recording_seconds: float = Field(default=10800.0, gt=0, description="max_recording_time_limit")
+    limit_recording_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    limit_recording_buffer_bytes: int = Field(
+        default=1024 * 1024, ge=65536, description="audio held per recording while the database is away"
+    )
+    # Kazoo's /store/ PUT (media_store_proxy): Basic auth, else the peer address must be allowed.
+    store_put_authenticate: bool = Field(default=True, description="proxy_store_authenticate")
+    store_put_username: str | None = Field(default=None, description="proxy_username for Basic auth")
+    store_put_password: str | None = Field(default=None, description="proxy_password for Basic auth")
+    store_put_acls: str = Field(default="127.0.0.0/24", description="CIDRs that may PUT without Basic auth")
+    store_put_url_ttl: int = Field(default=86400, ge=60, description="seconds an issued store URL is valid")
+
+    # mod_audio_stream WebSocket (/audio_stream). Playout leads are the seed's presets, in ms.
+    ws_url_ttl: int = Field(default=86400, ge=60, description="seconds an issued audio_stream URL is valid")
+    ws_gap_threshold_ms: int = Field(default=60, ge=20, le=2000, description="lateness that may be a gap")
+    ws_gap_window_ms: int = Field(default=400, ge=100, le=5000, description="time to tell a gap from a stall")
+    ws_record_lag_ms: int = Field(
+        default=500, ge=100, le=1000, description="audio held before it is recorded"
+    )
+    limit_ws_message_bytes: int = Field(
+        default=256 * 1024, ge=16384, le=16 * 1024 * 1024, description="larger messages: close 1009"
+    )
+    limit_ws_sessions: int = Field(default=2000, ge=1, description="above it: upgrades answered 503")
+    limit_ws_loop_lag_ms: int = Field(default=250, ge=10, description="event loop this late: new streams 503")
+    limit_ws_flood_ms: int = Field(
+        default=2000, ge=100, description="media may run this far ahead of real time"
+    )
+    limit_ws_messages_per_second: float = Field(default=50.0, gt=0, description="text/bad frames, sustained")
+    limit_ws_bad_frames: int = Field(default=50, ge=1, description="unusable frames before close 1007")
+    limit_ws_play_queue: int = Field(default=16, ge=1, description="media items queued per stream")
+    timeout_ws_idle: float = Field(default=600.0, gt=0, description="no frame at all this long: close 1001")
+    timeout_ws_reconnect: float = Field(default=10.0, gt=0, description="a dropped stream waits this long")
+    timeout_ws_send: float = Field(default=5.0, gt=0, description="a send to the module must finish in this")
+    timeout_ws_refuse: float = Field(
+        default=10.0, ge=0, description="URL refused after a close for bad input"
+    )
+    timeout_ws_metadata: float = Field(default=1.0, gt=0, description="binary dialect: wait for the rate")
+    timeout_ws_ack: float = Field(default=10.0, gt=0, description="playback gives up without playedStream")
+    playout_adaptive: bool = Field(
+        default=True, description="lead sized from jitter; false: playout_fixed_lead_ms"
+    )
+    playout_fixed_lead_ms: int = Field(default=100, ge=20, le=5000)
+    playout_preset: Literal["auto", "low_latency", "balanced", "high_quality"] = Field(
+        default="auto", description="auto: the seed's rules (rate, direction); else this base preset"
+    )
+    playout_low_latency: str = Field(default="20,40,5", description="min,max,headroom lead in ms")
+    playout_balanced: str = Field(default="40,80,10", description="min,max,headroom lead in ms")
+    playout_high_quality: str = Field(default="80,160,20", description="min,max,headroom lead in ms")
+    playout_jitter_factor: float = Field(
+        default=4.0, ge=0, le=20, description="lead = factor * jitter + headroom"
+    )
+    playout_sync_ms: int = Field(default=1000, ge=0, description="audio between sync checkpoints; 0: none")
+    playout_frame_ms: int = Field(default=20, ge=20, le=200, multiple_of=20, description="one media.play")
+
     migrations_dir: Path | None = Field(default=None, description="where the NNN_name.sql files are")
+
+    @field_validator("playout_low_latency", "playout_balanced", "playout_high_quality")
+    @classmethod
+    def _lead_range(cls, value: str) -> str:
+        parts = value.split(",")
+        try:
+            low, high, headroom = (float(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"{value!r} is not min,max,headroom in ms") from None
+        if not 0 < low <= high or headroom < 0:
+            raise ValueError(f"{value!r}: need 0 < min <= max and headroom >= 0")
+        return value
 
     @field_validator("data_dir")
     @classmethod
@@ -97,7 +175,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"{value!r} is not an IP address to bind") from None
         return value
 
-    @field_validator("database_url", "amqp_url", "admin_token", "secret", "public_host", mode="before")
+    @field_validator("store_put_acls")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an address or CIDR") from None
+        return value
+
+    @field_validator(
+        "database_url", "amqp_url", "admin_token", "secret", "public_host", "shout_source_password",
+        "store_put_username", "store_put_password", mode="before",
+    )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -120,6 +211,8 @@ class Settings(BaseSettings):
     def _pool_sizes(self) -> Settings:
         if self.store_pool_min > self.store_pool_max:
             raise ValueError("store_pool_min must not exceed store_pool_max")
+        if self.shout_burst_bytes > self.shout_queue_bytes:
+            raise ValueError("shout_burst_bytes must not exceed shout_queue_bytes")
         return self
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -18,3 +18,46 @@ class Metrics:
         self.uploads = Counter("media_mgr_uploads", "media uploads by outcome", ["outcome"], registry=r)
         self.upload_bytes = Counter("media_mgr_upload_bytes", "bytes of media stored", registry=r)
         self.served_bytes = Counter("media_mgr_served_bytes", "bytes of media served", ["kind"], registry=r)
+        # mod_audio_stream WebSocket (audio_stream/): per-session gauges are read when scraped.
+        self.audio_stream_connections = Counter(
+            "media_mgr_audio_stream_connections", "WebSocket upgrades by outcome", ["outcome"], registry=r
+        )
+        self.audio_stream_sessions = Gauge(
+            "media_mgr_audio_stream_sessions", "live audio streams", registry=r
+        )
+        self.audio_stream_loop_lag_ms = Gauge(
+            "media_mgr_audio_stream_loop_lag_ms", "how late the event loop runs (recent peak)", registry=r
+        )
+        self.audio_stream_frames = Counter(
+            "media_mgr_audio_stream_frames", "frames received", ["dialect", "kind"], registry=r
+        )
+        self.audio_stream_closes = Counter(
+            "media_mgr_audio_stream_closes", "connections ended, by why", ["reason"], registry=r
+        )
+        self.audio_stream_events = Counter(
+            "media_mgr_audio_stream_events",
+            "stream events (started, stopped, checkpoint...)",
+            ["event"],
+            registry=r,
+        )
+        self.audio_stream_events_dropped = Counter(
+            "media_mgr_audio_stream_events_dropped", "events not published: too many in flight", registry=r
+        )
+        self.audio_stream_jitter_ms = Gauge(
+            "media_mgr_audio_stream_jitter_ms",
+            "RFC 3550 interarrival jitter of a session",
+            ["session"],
+            registry=r,
+        )
+        self.audio_stream_lead_ms = Gauge(
+            "media_mgr_audio_stream_lead_ms",
+            "playout lead a session keeps at the module",
+            ["session"],
+            registry=r,
+        )
+        self.audio_stream_underruns = Gauge(
+            "media_mgr_audio_stream_underruns",
+            "playout underruns seen or inferred, per session",
+            ["session"],
+            registry=r,
+        )

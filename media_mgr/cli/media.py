@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 from rich.console import Console
@@ -265,3 +265,45 @@ def url(obj: Context, media_name: str, stream_type: str, protocol: str | None, f
             await store.close()
 
     click.echo(run(go()))
+
+
+@main.command(name="record-url")
+@click.option("--account-id", help="owner account (32 hex); default: system")
+@click.option("--name", help="name of the recording (default: <id>.<format>)")
+@click.option("--format", "fmt", type=click.Choice(["mp3", "wav"]), default="mp3", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="the recording with both URLs, as POST /v1/recordings")
+@click.pass_obj
+def record_url(obj: Context, account_id: str | None, name: str | None, fmt: str, as_json: bool) -> None:
+    """Create a recording and print its shout:// URL for mod_shout's record (--json: also store_url)."""
+    settings = obj.settings()
+    logs.configure("warning")
+    if settings.shout_port == 0 or settings.http_port == 0:
+        raise click.ClickException("issued URLs need fixed ports (MEDIA_MGR_SHOUT_PORT, MEDIA_MGR_HTTP_PORT)")
+
+    async def go() -> dict[str, Any]:
+        import secrets as _secrets
+
+        from media_mgr.app import open_store, shared_secret
+        from media_mgr.http.recordings import RecordingUrls
+        from media_mgr.media.library import check_account_id
+        from media_mgr.recording.ingest import NewRecording
+        from media_mgr.store.recordings import RecordingStore
+
+        store = await open_store(settings)
+        try:
+            rid = _secrets.token_hex(16)
+            kind: Literal["mp3", "wav"] = "wav" if fmt == "wav" else "mp3"
+            new = NewRecording(check_account_id(account_id), name or f"{rid}.{fmt}", kind, rid)
+            recordings = RecordingStore(store.pool, store.media.blobs)
+            rec = await recordings.create(rid, new.account_id, new.name, new.fmt)
+            urls = RecordingUrls(await shared_secret(settings, store), settings.url_host, settings.http_port,
+                                 settings.shout_port, settings.shout_url_ttl, settings.store_put_url_ttl,
+                                 settings.store_put_username, settings.store_put_password)  # fmt: skip
+            return {**rec.public(), **urls.issue(rec)}
+        except MediaMgrError as exc:
+            raise click.ClickException(exc.detail) from None
+        finally:
+            await store.close()
+
+    result = run(go())
+    click.echo(json.dumps(result, indent=2) if as_json else result["shout_url"])

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
 from fastapi import Request
 
 from media_mgr.errors import Forbidden, Unauthorized
 from media_mgr.http.state import state_of
+from media_mgr.peer_auth import is_loopback
 
 
 class BearerRequired(Unauthorized):
     """401 that also tells the client which scheme to use."""
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 async def require_admin(request: Request) -> None:

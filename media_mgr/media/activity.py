@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ class Activity:
     detail: dict[str, Any]
     started: float = field(default_factory=time.time)
     bytes: int = 0
+    live: Callable[[], dict[str, Any]] | None = None  # figures that change while it runs (audio_stream)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -27,6 +29,7 @@ class Activity:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "bytes": self.bytes,
             **self.detail,
+            **(self.live() if self.live is not None else {}),
         }
 
 
@@ -37,8 +40,11 @@ class ActivityRegistry:
         self._ids = itertools.count(1)
         self._live: dict[int, Activity] = {}
 
-    def start(self, kind: str, media_id: str, client: str, **detail: Any) -> Activity:
-        entry = Activity(next(self._ids), kind, media_id, client, detail)
+    def start(
+        self, kind: str, media_id: str, client: str, *, live: Callable[[], dict[str, Any]] | None = None,
+        **detail: Any,
+    ) -> Activity:  # fmt: skip
+        entry = Activity(next(self._ids), kind, media_id, client, detail, live=live)
         self._live[entry.id] = entry
         return entry
 
