@@ -40,3 +40,19 @@ def pcm(path: Path, rate: int | None = None) -> np.ndarray:
         args += ["-ar", str(rate)]
     out = subprocess.run([*args, "-"], check=True, capture_output=True).stdout
     return np.frombuffer(out, dtype="<i2")
+
+
+def raw_mp3(path: Path, *, rate: int = 8000, seconds: float = 3.0, bitrate: str = "16k") -> bytes:
+    """MP3 as mod_shout's LAME sends it: bare frames (8 kHz mono is MPEG-2.5), no ID3, no Xing."""
+    with tempfile.TemporaryDirectory() as scratch:
+        wav = tone(Path(scratch) / "src.wav", rate=rate, seconds=seconds)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame", "-b:a", bitrate,
+                        "-ar", str(rate), "-ac", "1", "-write_xing", "0", "-id3v2_version", "0", "-f", "mp3",
+                        str(path)], check=True)  # fmt: skip
+    return path.read_bytes()
+
+
+def decode(data: bytes) -> np.ndarray:
+    """Samples as mpg123 (the decoder mod_shout links) plays them."""
+    out = subprocess.run(["mpg123", "-q", "-s", "-"], input=data, capture_output=True, check=True).stdout
+    return np.frombuffer(out, dtype="<i2")

@@ -4,43 +4,28 @@ played, cleared, stopped (the issue's list), each carrying the session and the s
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
 import numpy as np
 import pytest
-from aio_pika.abc import ExchangeType
 from audio_stream_checks import session_of, ws_base
 from audio_stream_client import Talk, VoipbitModule
 
+from event_listener import event_listener
 from servers import start_server
 from sounds import tone
 
 pytestmark = pytest.mark.timeout(120)
-AMQP_URL = os.environ.get("MEDIA_MGR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 async def test_stream_events_are_published(database_url: str, tmp_path: Path, account_id: str) -> None:
-    try:
-        connection = await aio_pika.connect(AMQP_URL, timeout=3)
-    except Exception as exc:
-        pytest.fail(f"RabbitMQ not reachable at {AMQP_URL}: {exc!r}")  # scripts/test starts it
     run = secrets.token_hex(4)
-    events_name = f"media_mgr.test.{run}.events"
-    async with connection:
-        channel = await connection.channel()
-        events = await channel.declare_exchange(events_name, ExchangeType.TOPIC, durable=False, auto_delete=False)
-        queue = await channel.declare_queue(exclusive=True)
-        await queue.bind(events, "audio_stream.#")
+    async with event_listener("audio_stream.#") as events:
         srv = start_server({"MEDIA_MGR_DATABASE_URL": database_url, "MEDIA_MGR_DATA_DIR": str(tmp_path / "d"),
-                            "MEDIA_MGR_AMQP_URL": AMQP_URL, "MEDIA_MGR_AMQP_EVENTS_EXCHANGE": events_name,
-                            "MEDIA_MGR_AMQP_QUEUE_NAME": f"media_mgr.test.{run}.media_req"},
-                           tmp_path / "log")  # fmt: skip
+                            **events.env}, tmp_path / "log")  # fmt: skip
         try:
             async with httpx.AsyncClient(base_url=srv.url, timeout=30) as http:
                 while (await http.get("/readyz")).status_code != 200:  # the broker side is up
@@ -61,13 +46,8 @@ async def test_stream_events_are_published(database_url: str, tmp_path: Path, ac
                 await module.graceful()
 
             seen: list[tuple[str, dict[str, Any]]] = []
-            async with asyncio.timeout(15):
-                while not any(key == "audio_stream.stopped" for key, _ in seen):
-                    message = await queue.get(timeout=15, fail=False)
-                    if message is None:
-                        await asyncio.sleep(0.1)
-                        continue
-                    seen.append((message.routing_key or "", json.loads(message.body)))
+            while not any(key == "audio_stream.stopped" for key, _ in seen):
+                seen.append(await events.next(timeout=15))
             keys = [key for key, _ in seen]
             assert keys[0] == "audio_stream.started"
             assert keys[-1] == "audio_stream.stopped"
@@ -82,5 +62,3 @@ async def test_stream_events_are_published(database_url: str, tmp_path: Path, ac
             assert (started["Sample-Rate"], started["Encoding"]) == (8000, "l16")
         finally:
             srv.stop()
-            await channel.exchange_delete(events_name)
-            await channel.queue_delete(f"media_mgr.test.{run}.media_req")

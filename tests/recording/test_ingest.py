@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import subprocess
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,23 +20,11 @@ from media_mgr.recording.recorder import Recorder
 from media_mgr.store.blobs import BlobStore
 from media_mgr.store.recordings import RecordingStore
 
-from sounds import tone
+from sounds import decode, raw_mp3
 
 FAST = RecordingLimits(flush_seconds=0.4, recovery_grace=0.0)
 
 
-def raw_mp3(path: Path, rate: int = 8000, seconds: float = 3.0, bitrate: str = "16k") -> bytes:
-    """MP3 as mod_shout's LAME sends it: bare frames, no ID3, no Xing/Info header."""
-    wav = tone(path.with_suffix(".wav"), rate=rate, seconds=seconds)
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame", "-b:a", bitrate,
-                    "-ar", str(rate), "-ac", "1", "-write_xing", "0", "-id3v2_version", "0", "-f", "mp3",
-                    str(path)], check=True)  # fmt: skip
-    return path.read_bytes()
-
-
-def decode(data: bytes) -> np.ndarray:
-    out = subprocess.run(["mpg123", "-q", "-s", "-"], input=data, capture_output=True, check=True).stdout
-    return np.frombuffer(out, dtype="<i2")
 
 
 @pytest.fixture

@@ -17,29 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from servers import RunningServer, start_server
-from sounds import tone
 
 HERE = Path(__file__).resolve().parent
 PUSH = HERE / "push_shout.py"
 SHOUT_PORT = re.compile(r"listening shout 127\.0\.0\.1:(\d+)")
 
 
-def raw_mp3(path: Path, *, rate: int = 8000, seconds: float = 3.0, bitrate: str = "16k") -> bytes:
-    """MP3 as mod_shout's LAME sends it: bare frames (8 kHz mono is MPEG-2.5), no ID3, no Xing."""
-    wav = tone(path.with_suffix(".src.wav"), rate=rate, seconds=seconds)
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame", "-b:a", bitrate,
-                    "-ar", str(rate), "-ac", "1", "-write_xing", "0", "-id3v2_version", "0", "-f", "mp3",
-                    str(path)], check=True)  # fmt: skip
-    return path.read_bytes()
-
-
-def decode(data: bytes) -> np.ndarray:
-    """Samples as mpg123 (the decoder mod_shout links) plays them."""
-    out = subprocess.run(["mpg123", "-q", "-s", "-"], input=data, capture_output=True, check=True).stdout
-    return np.frombuffer(out, dtype="<i2")
 
 
 def shout_port(srv: RunningServer) -> int:

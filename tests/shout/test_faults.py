@@ -16,16 +16,15 @@ from shout_peers import (
     ShoutUrl,
     content,
     create_recording,
-    decode,
     kill,
     push,
     push_and_wait,
-    raw_mp3,
     start_shout_server,
     wait_state,
 )
 
 from servers import RunningServer
+from sounds import decode, raw_mp3
 
 BYTES_PER_SECOND = 2000  # 16 kbit/s
 

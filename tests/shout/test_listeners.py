@@ -7,7 +7,9 @@ import socket
 from pathlib import Path
 
 import httpx
-from shout_peers import ShoutUrl, content, create_recording, push, raw_mp3, start_shout_server, wait_state
+from shout_peers import ShoutUrl, content, create_recording, push, start_shout_server, wait_state
+
+from sounds import raw_mp3
 
 
 def test_a_listener_that_stops_reading_is_dropped_and_the_source_is_unharmed(database_url: str,

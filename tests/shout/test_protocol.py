@@ -15,7 +15,6 @@ from shout_peers import (
     content,
     create_recording,
     push,
-    raw_mp3,
     raw_request,
     start_shout_server,
     status_of,
@@ -23,6 +22,7 @@ from shout_peers import (
 )
 
 from servers import RunningServer
+from sounds import raw_mp3
 
 # libshout 2.4.6's requests, byte for byte (reference 3.5), with our port filled in.
 OPTIONS = b"OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: libshout/2.4.6\r\nConnection: Upgrade\r\nUpgrade: TLS/1.0, HTTP/1.1\r\n\r\n"

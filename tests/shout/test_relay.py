@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from shout_peers import Icecast, ShoutUrl, decode, push, raw_mp3, start_shout_server
+from shout_peers import Icecast, ShoutUrl, push, start_shout_server
 
 from servers import RunningServer
+from sounds import decode, raw_mp3
 
 
 @pytest.fixture(scope="module")

@@ -18,15 +18,14 @@ from shout_peers import (
     ShoutUrl,
     content,
     create_recording,
-    decode,
     push,
     push_and_wait,
-    raw_mp3,
     start_shout_server,
     wait_state,
 )
 
 from servers import RunningServer
+from sounds import decode, raw_mp3
 
 
 @pytest.fixture(scope="module")
