@@ -27,7 +27,7 @@ from aio_pika.abc import AbstractIncomingMessage, ExchangeType
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "amqp"))
 from amqp_peers import AMQP_URL, Ecallmgr
-from memory_large_file import scratch_db
+from memory_large_file import drop_db, scratch_db
 from servers import start_server
 from sounds import tone
 
@@ -124,6 +124,7 @@ def main() -> None:
             results = asyncio.run(run())
         finally:
             srv.stop()
+            asyncio.run(drop_db(args.pg, dsn))
     print(f"{args.rate} requests/s for {args.seconds:.0f} s each, RabbitMQ and PostgreSQL on loopback, 2 cores")
     print("| responder | replies | lost | p50 | p99 | max |")
     print("|---|---|---|---|---|---|")

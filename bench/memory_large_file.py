@@ -35,6 +35,15 @@ async def scratch_db(admin: str) -> str | None:
     return admin.rsplit("/", 1)[0] + "/" + name
 
 
+async def drop_db(admin: str, dsn: str | None) -> None:
+    """Drop a scratch database made by ``scratch_db``: a bench leaves nothing behind."""
+    if dsn is None:
+        return
+    conn = await asyncpg.connect(admin, timeout=3)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+    await conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=200)
@@ -75,6 +84,7 @@ def main() -> None:
             assert digest.hexdigest() == item["sha256"]
         finally:
             srv.stop()
+            asyncio.run(drop_db(args.pg, dsn))
     size_mb = big.stat().st_size / 2**20 if big.exists() else args.mb
     print(f"file: {size_mb:.0f} MiB WAV; database: {'external' if dsn else 'embedded'}")
     print(f"peak RSS after start-up and small requests (reference): {idle / 1024:.1f} MiB")

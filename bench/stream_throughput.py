@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from memory_large_file import scratch_db
+from memory_large_file import drop_db, scratch_db
 from servers import start_server
 from sounds import mp3, tone
 
@@ -90,6 +90,7 @@ def main() -> None:
                 rows.append((fmt, path.stat().st_size, ours, reference))
         finally:
             srv.stop()
+            asyncio.run(drop_db(args.pg, dsn))
     print(f"{args.connections} connections, {args.seconds} s each, wrk -t2 on the same 2-core machine")
     print("| body | size | media-mgr req/s | p50 | p99 | reference req/s | p50 | p99 |")
     print("|---|---|---|---|---|---|---|---|")
