@@ -35,7 +35,7 @@ import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from memory_large_file import scratch_db
+from memory_large_file import drop_db, scratch_db
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from servers import rss_kib, start_server
@@ -183,6 +183,7 @@ def main() -> None:
             rows = uvloop.run(bench(args, srv.url, srv.port, srv.proc.pid))
         finally:
             srv.stop()
+            asyncio.run(drop_db(args.pg, dsn))
     held = [r for r in rows if r["held"]]
     if held:
         best = held[-1]
