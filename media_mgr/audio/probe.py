@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from media_mgr.audio.info import AudioInfo
+from media_mgr.audio.mpeg import MAX_FRAME_BYTES, id3v2_length, info_tag, parse_header
 from media_mgr.errors import Unavailable, UnsupportedMedia
 
 WAV_CODECS = frozenset(
@@ -87,8 +88,7 @@ def _mp3_info(path: Path, report: dict[str, Any], stream: dict[str, Any]) -> Aud
         raise UnsupportedMedia("not an MP3 file: no MPEG audio frames found") from None
     # mutagen reads the Xing/VBRI header when there is one, so VBR durations are right; it only
     # honours LAME's gapless delay/padding when the tag says "LAME", so read ffmpeg's "Lavc" too.
-    frame_samples = 1152 if mp3.info.version == 1 else 576
-    samples = _gapless_samples(path, frame_samples)
+    samples = _gapless_samples(path)
     if samples is not None:
         duration = round(samples * 1000 / mp3.info.sample_rate)
     else:
@@ -110,29 +110,14 @@ def _playable(info: AudioInfo) -> AudioInfo:
     return info
 
 
-def _gapless_samples(path: Path, frame_samples: int) -> int | None:
-    """Samples a gapless decoder (mpg123, mod_shout) plays, from the Xing/Info and encoder tags."""
+def _gapless_samples(path: Path) -> int | None:
+    """Samples a gapless decoder (mpg123, mod_shout) plays, from the first frame's Xing/Info tag."""
     with path.open("rb") as f:
-        head = f.read(10)
-        if head[:3] == b"ID3":  # skip an ID3v2 tag: its text may contain "Info"
-            size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
-            f.seek(10 + size + (10 if head[5] & 0x10 else 0))
-        else:
-            f.seek(0)
-        head = f.read(256)  # the tag sits in the first frame, after its side information
-    for tag in (b"Info", b"Xing"):
-        at = head.find(tag, 0, 64)
-        if at < 0:
-            continue
-        flags = int.from_bytes(head[at + 4 : at + 8], "big")
-        if not flags & 0x1:
-            return None
-        frames = int.from_bytes(head[at + 8 : at + 12], "big")
-        ext = at + 8 + 4 + (4 if flags & 0x2 else 0) + (100 if flags & 0x4 else 0) + (4 if flags & 0x8 else 0)
-        encoder = head[ext : ext + 4]
-        if encoder not in (b"LAME", b"Lavc", b"Lavf", b"L3.9", b"GOGO"):
-            return frames * frame_samples
-        packed = int.from_bytes(head[ext + 21 : ext + 24], "big")
-        delay, padding = packed >> 12, packed & 0xFFF
-        return max(frames * frame_samples - delay - padding, 0)
-    return None
+        skip = id3v2_length(f.read(10))  # the tag sits in the first frame, right after any ID3v2
+        f.seek(skip)
+        head = f.read(MAX_FRAME_BYTES)
+    header = parse_header(head)
+    tag = info_tag(head[: header.length], header) if header is not None else None
+    if header is None or tag is None or tag.frames is None:
+        return None
+    return max(tag.frames * header.samples - tag.trim, 0)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from media_mgr.audio.info import AudioFormat
+from media_mgr.audio.mpeg import id3v2_length, parse_header
 from media_mgr.audio.wav import WavError, parse_wav_header, wav_header
 from media_mgr.errors import Unavailable, Unprocessable
 
@@ -30,7 +31,6 @@ READ_BYTES = 64 * 1024
 _SNIFF_BYTES = 256 * 1024
 _STDERR_TAIL = 4096
 # MPEG audio sample rates by version bits (3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5) and rate index.
-_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 
 
 class TranscodeError(Unprocessable):
@@ -62,23 +62,10 @@ def sniff_format(head: bytes, src_format: AudioFormat) -> tuple[int, int] | None
         except WavError:
             return None
         return info.rate, info.channels
-    pos = 0
-    if head[:3] == b"ID3" and len(head) >= 10:
-        size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
-        pos = 10 + size + (10 if head[5] & 0x10 else 0)
-    for i in range(pos, len(head) - 3):
-        if head[i] == 0xFF and (found := _mpeg_frame_format(head[i + 1 : i + 4])):
-            return found
+    for i in range(id3v2_length(head), len(head) - 3):
+        if head[i] == 0xFF and (header := parse_header(head[i : i + 4])):
+            return header.sample_rate, header.channels
     return None
-
-
-def _mpeg_frame_format(after_sync: bytes) -> tuple[int, int] | None:
-    """(rate, channels) if the three bytes after an 0xFF continue a valid MPEG audio frame header."""
-    b1, b2, b3 = after_sync
-    version, layer, rate_index, bitrate_index = (b1 >> 3) & 3, (b1 >> 1) & 3, (b2 >> 2) & 3, b2 >> 4
-    if b1 & 0xE0 != 0xE0 or version == 1 or not layer or rate_index == 3 or bitrate_index == 15:
-        return None
-    return _MPEG_RATES[version][rate_index], 1 if b3 >> 6 == 3 else 2
 
 
 def ffmpeg_args(src_format: AudioFormat, dst_format: OutFormat, rate: int, channels: int) -> list[str]:

@@ -12,8 +12,8 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from media_mgr.audio.mpeg import MpegFramer
 from media_mgr.audio.wav import WavFormat, wav_header
-from media_mgr.recording.mpeg import MpegFramer
 from media_mgr.store.recordings import Recording, RecordingStore, Summary
 
 CODECS = {WavFormat.PCM: "pcm_s16le", WavFormat.ALAW: "pcm_alaw", WavFormat.MULAW: "pcm_mulaw"}

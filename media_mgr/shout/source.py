@@ -14,12 +14,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from media_mgr.audio.mpeg import MpegFramer
 from media_mgr.errors import MediaMgrError
 from media_mgr.live.mount import Mount
 from media_mgr.live.registry import MountRegistry
 from media_mgr.media.activity import Activity
 from media_mgr.recording.ingest import Ingest
-from media_mgr.recording.mpeg import MpegFramer
 from media_mgr.store.recordings import STORE_ERRORS, Recording
 
 log = logging.getLogger("media_mgr.shout")

@@ -61,9 +61,25 @@ def parse_header(b: bytes | bytearray | memoryview) -> FrameHeader | None:
     return FrameHeader(version, layer, rate, channels, length, samples)
 
 
-def info_frame_trim(frame: bytes | bytearray, header: FrameHeader) -> int | None:
-    """For a Xing/Info/VBRI frame (a valid frame decoders skip: it holds a tag, not audio), the
-    samples a gapless decoder drops (LAME's encoder delay plus padding, else 0); None for audio."""
+def id3v2_length(head: bytes | bytearray) -> int:
+    """How many bytes an ID3v2 tag at the start of ``head`` takes (0 without one): audio follows."""
+    if len(head) < 10 or head[:3] != b"ID3":
+        return 0
+    size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
+    return 10 + size + (10 if head[5] & 0x10 else 0)
+
+
+@dataclass(frozen=True)
+class InfoTag:
+    """What a Xing/Info/VBRI frame says: the audio frames it counts (when it does), and the samples
+    a gapless decoder (mpg123, mod_shout) drops: LAME's (or ffmpeg's) encoder delay plus padding."""
+
+    frames: int | None
+    trim: int
+
+
+def info_tag(frame: bytes | bytearray, header: FrameHeader) -> InfoTag | None:
+    """The tag in a Xing/Info/VBRI frame (a valid frame decoders skip), or None for an audio frame."""
     if header.layer != 3:
         return None
     side = (
@@ -71,16 +87,17 @@ def info_frame_trim(frame: bytes | bytearray, header: FrameHeader) -> int | None
     )
     at = 4 + side
     if frame[36:40] == b"VBRI":
-        return 0
+        return InfoTag(None, 0)
     if frame[at : at + 4] not in (b"Xing", b"Info"):
         return None
     flags = int.from_bytes(frame[at + 4 : at + 8], "big")
+    frames = int.from_bytes(frame[at + 8 : at + 12], "big") if flags & 1 else None
     ext = at + 8 + (4 if flags & 1 else 0) + (4 if flags & 2 else 0) + (100 if flags & 4 else 0)
     ext += 4 if flags & 8 else 0
     if frame[ext : ext + 4] not in (b"LAME", b"Lavc", b"Lavf", b"L3.9", b"GOGO") or len(frame) < ext + 24:
-        return 0
+        return InfoTag(frames, 0)
     packed = int.from_bytes(frame[ext + 21 : ext + 24], "big")
-    return (packed >> 12) + (packed & 0xFFF)
+    return InfoTag(frames, (packed >> 12) + (packed & 0xFFF))
 
 
 class MpegFramer:
@@ -187,9 +204,9 @@ class MpegFramer:
                     return None
                 if self._first:
                     self._first = False
-                    trim = info_frame_trim(buf[i:end], header)
-                    if trim is not None:
-                        self.trim = trim
+                    tag = info_tag(buf[i:end], header)
+                    if tag is not None:
+                        self.trim = tag.trim
                         if self.collect:
                             out += buf[i:end]
                         i = end

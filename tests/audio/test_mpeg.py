@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media_mgr.recording.mpeg import MpegFramer, parse_header
+from media_mgr.audio.mpeg import MpegFramer, parse_header
 
 from sounds import mp3, tone
 
