@@ -321,13 +321,14 @@ class Service:
 
     async def _sweep(self, store: Store) -> None:
         """Delete replaced or deleted content once downloads that started on it had time to end."""
+        revocations = Revocations(store.pool)
         while True:
             await asyncio.sleep(SWEEP_EVERY_SECONDS)
             try:
                 swept = await store.media.blobs.sweep(self.settings.blob_grace_seconds)
                 if swept:
                     log.info("orphaned content swept", extra={"blobs": swept})
-                await Revocations(store.pool).purge()
+                await revocations.purge()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("blob sweep failed; will retry", extra={"error": str(exc)})
 

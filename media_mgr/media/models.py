@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from media_mgr.audio.info import CONTENT_TYPES, AudioFormat, AudioInfo
+from media_mgr.media.names import media_name_for
 
 __all__ = ["CONTENT_TYPES", "AudioFormat", "AudioInfo", "BlobInfo", "MediaFilter", "MediaItem", "NewMedia"]
 
@@ -51,11 +52,7 @@ class MediaItem:
     @property
     def media_name(self) -> str:
         """The Kazoo Media-Name that resolves to this item (reference 2.2)."""
-        if self.account_id is not None:
-            return f"/{self.account_id}/{self.id}"
-        if self.prompt_id is not None and self.language is not None:
-            return f"/system_media/{self.language}/{self.prompt_id}"
-        return f"/system_media/{self.id}"
+        return media_name_for(self.account_id, self.id, self.prompt_id, self.language)
 
     @property
     def format(self) -> AudioFormat:

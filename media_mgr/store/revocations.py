@@ -18,10 +18,6 @@ class Revocations:
             datetime.fromtimestamp(expires, UTC),
         )
 
-    async def is_revoked(self, nonce: bytes) -> bool:
-        found = await self._pool.fetchval("SELECT 1 FROM revoked_tokens WHERE nonce = $1", nonce)
-        return found is not None
-
     async def purge(self) -> int:
         """Forget revocations of tokens that have expired anyway."""
         result: str = await self._pool.execute("DELETE FROM revoked_tokens WHERE expires_at < now()")
