@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from media_mgr.credentials import basic_credentials, is_loopback
 from media_mgr.errors import Forbidden, Gone, NotFound, Unauthorized
 from media_mgr.media import urls
-from media_mgr.peer_auth import basic_credentials, is_loopback
 
 PATH = "/audio_stream"
 

@@ -6,9 +6,9 @@ import hmac
 
 from fastapi import Request
 
+from media_mgr.credentials import is_loopback
 from media_mgr.errors import Forbidden, Unauthorized
 from media_mgr.http.state import state_of
-from media_mgr.peer_auth import is_loopback
 
 
 class BearerRequired(Unauthorized):

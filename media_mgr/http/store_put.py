@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request, Response
 
 from media_mgr.audio.probe import probe
+from media_mgr.credentials import basic_credentials
 from media_mgr.errors import InvalidRequest, NotFound, Unauthorized, UnsupportedMedia
 from media_mgr.http.recordings import RecordingsEdge, edge_of
 from media_mgr.media import urls
 from media_mgr.media.staging import read_file, stage
-from media_mgr.peer_auth import basic_credentials
 from media_mgr.store.recordings import Audio
 
 router = APIRouter(tags=["store"])

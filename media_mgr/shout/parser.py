@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from media_mgr.peer_auth import basic_credentials
+from media_mgr.credentials import basic_credentials
 
 _REQUEST_LINE = re.compile(rb"([A-Z][A-Z0-9_!-]{0,31}) +(\S{1,4096}) +HTTP/(1\.[01])")
 _METHOD_PREFIX = re.compile(rb"[A-Z][A-Z0-9_!-]{0,31}( |$)")

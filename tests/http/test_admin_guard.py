@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from media_mgr.app import Service
 from media_mgr.config import Settings
-from media_mgr.peer_auth import is_loopback
+from media_mgr.credentials import is_loopback
 
 from servers import RunningServer, start_server
 
