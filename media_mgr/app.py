@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 import socket
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,26 +21,31 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
-from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer, default_node
+from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer
 from media_mgr.audio_stream import endpoint as audio_stream_routes
 from media_mgr.audio_stream.buffering import BufferPolicy, LeadRange, Preset
 from media_mgr.audio_stream.service import AudioStreamConfig, AudioStreamService
 from media_mgr.audio_stream.session import SessionConfig
 from media_mgr.config import Settings
-from media_mgr.http import playback as playback_routes
-from media_mgr.http import recordings as recording_routes
-from media_mgr.http import store_put as store_put_routes
-from media_mgr.http import streams as stream_routes
+from media_mgr.events import EventPublisher, NoEvents
+from media_mgr.http.activity import activity_router
+from media_mgr.http.admin import AdminLimits, admin_router
 from media_mgr.http.api import create_app
-from media_mgr.http.recordings import RecordingsEdge, RecordingUrls
-from media_mgr.http.state import HttpState
-from media_mgr.http.store_put import StorePutConfig
+from media_mgr.http.audio_streams import audio_streams_router
+from media_mgr.http.guard import admin_guard
+from media_mgr.http.health import health_router
+from media_mgr.http.playback import playback_router
+from media_mgr.http.recordings import recordings_router
+from media_mgr.http.relays import relays_router
+from media_mgr.http.store_put import StorePutConfig, store_put_router
+from media_mgr.http.stream_urls import stream_urls_router
 from media_mgr.live.registry import MountRegistry
 from media_mgr.logs import LISTENING_LOGGER
 from media_mgr.media.activity import ActivityRegistry
 from media_mgr.media.catalog import Catalog
 from media_mgr.media.library import MediaLibrary
 from media_mgr.media.playback import Playback, PlaybackConfig
+from media_mgr.media.recording_urls import RecordingUrls, RecordingUrlsConfig
 from media_mgr.media.variants import VariantCache
 from media_mgr.metrics import Metrics
 from media_mgr.recording.ingest import RecordingLimits
@@ -168,40 +174,45 @@ class Service:
     _shout_sock: socket.socket | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def build_app(self) -> FastAPI:
-        routers = [playback_routes.router, recording_routes.router, store_put_routes.router]
-        routers += [stream_routes.router, audio_stream_routes.router]
-        return create_app(self._lifespan, self.metrics, routers)
+    events: EventPublisher = field(default_factory=NoEvents)
 
     @contextlib.asynccontextmanager
-    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+    async def open(self) -> AsyncIterator[FastAPI]:
+        """Start store, domain and edges in order; yield the HTTP app wired to them; stop in reverse."""
         settings = self.settings
         store = self.store = await open_store(settings)
         try:
             playback = await open_playback(settings, store, self.http_port)
-            self.amqp = self._amqp(settings, playback)
+            amqp_config = AmqpConfig.from_settings(settings)
+            self.amqp = None if amqp_config is None else AmqpConsumer(amqp_config, playback)
+            self.events = self.amqp or NoEvents()
             library = open_library(settings, store)
-            app.state.http = HttpState(
-                library=library,
-                playback=playback,
-                variants=playback.variants,
-                activity=self.activity,
-                metrics=self.metrics,
-                readiness=self.readiness,
-                admin_token=settings.admin_token,
-                scratch_dir=scratch_dir(settings),
-                limit_upload_bytes=settings.limit_upload_bytes,
-                limit_list_page=settings.limit_list_page,
-                recordings=await self._open_shout(settings, store, playback, library),
-            )
+            recorder, urls = await self._open_shout(settings, store, playback, library)
             streams = await self._open_audio_stream(settings, playback)
-            app.state.audio_stream = app.state.http.streams = streams
+            guard = admin_guard(settings.admin_token)
+            routers = [
+                health_router(self.readiness, self.metrics),
+                admin_router(
+                    library, playback.variants, guard, AdminLimits.from_settings(settings), self.metrics
+                ),
+                stream_urls_router(playback, guard),
+                activity_router(self.activity, guard),
+                playback_router(playback, self.activity, self.metrics),
+                recordings_router(recorder, urls, guard),
+                store_put_router(recorder, urls, StorePutConfig.from_settings(settings)),
+                audio_streams_router(streams, guard),
+                audio_stream_routes.router,
+            ]
+            if self.relays is not None:
+                routers.append(relays_router(self.relays, guard))
+            app = create_app(routers, self.metrics)
+            app.state.audio_stream = streams
             if self.amqp is None:
                 log.info("amqp off: MEDIA_MGR_AMQP_URL is not set")
             else:
                 await self.amqp.start()  # returns at once; connects (and reconnects) in the background
             self._spawn(self._sweep(store))
-            yield
+            yield app
         finally:
             if self.audio_stream is not None:  # before the recorder: its recordings close first
                 await self.audio_stream.stop()
@@ -219,7 +230,7 @@ class Service:
 
     async def _open_shout(
         self, settings: Settings, store: Store, playback: Playback, library: MediaLibrary
-    ) -> RecordingsEdge:
+    ) -> tuple[Recorder, RecordingUrls]:
         """The recorder (after the store), then the SHOUT server: sources, live mounts."""
         limits = RecordingLimits(
             max_seconds=settings.limit_recording_seconds,
@@ -227,7 +238,7 @@ class Service:
             buffer_bytes=settings.limit_recording_buffer_bytes,
         )
         recordings = RecordingStore(store.pool, store.media.blobs)
-        self.recorder = Recorder(recordings, limits, publish=self._publish_event)
+        self.recorder = Recorder(recordings, limits, publish=self.events.publish)
         await self.recorder.start()
         registry = MountRegistry(
             queue_bytes=settings.shout_queue_bytes, burst_bytes=settings.shout_burst_bytes
@@ -249,17 +260,11 @@ class Service:
         await self.shout.start(sock)
         host, port = sock.getsockname()[:2]
         logging.getLogger(LISTENING_LOGGER).info(f"listening shout {host}:{port}")
-        urls = RecordingUrls(
-            secret, settings.url_host, self.http_port, self.shout_port, settings.shout_url_ttl,
-            settings.store_put_url_ttl, settings.store_put_username, settings.store_put_password,
-        )  # fmt: skip
-        store_put = StorePutConfig(
-            settings.store_put_authenticate, settings.store_put_username, settings.store_put_password,
-            StorePutConfig.parse_acls(settings.store_put_acls),
-        )  # fmt: skip
+        urls_config = RecordingUrlsConfig.from_settings(
+            settings, http_port=self.http_port, shout_port=self.shout_port
+        )
         self.relays = RelayManager(registry, media_reader(library, playback.variants))
-        return RecordingsEdge(self.recorder, urls, scratch_dir(settings), settings.limit_recording_bytes,
-                              settings.timeout_probe, store_put, self.relays)  # fmt: skip
+        return self.recorder, RecordingUrls(urls_config, secret)
 
     async def _open_audio_stream(self, settings: Settings, playback: Playback) -> AudioStreamService:
         """The mod_audio_stream WebSocket edge; needs the recorder, so it opens after the SHOUT side."""
@@ -290,7 +295,7 @@ class Service:
             frame=settings.playout_frame_ms / 1000, sync_every=settings.playout_sync_ms / 1000,
         )  # fmt: skip
         service = AudioStreamService(config, self.recorder, playback.catalog, playback.variants, self.metrics,
-                                     self.activity, publish=self._publish_event)  # fmt: skip
+                                     self.activity, publish=self.events.publish)  # fmt: skip
         await service.start()
         return service
 
@@ -309,11 +314,6 @@ class Service:
             await self.recorder.stop()
             self.recorder = None
 
-    async def _publish_event(self, routing_key: str, body: Mapping[str, Any]) -> None:
-        """Recording events go out on the service's events exchange when AMQP is configured."""
-        if self.amqp is not None:
-            await self.amqp.publish_event(routing_key, body)
-
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -331,24 +331,6 @@ class Service:
                 await revocations.purge()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("blob sweep failed; will retry", extra={"error": str(exc)})
-
-    def _amqp(self, settings: Settings, playback: Playback) -> AmqpConsumer | None:
-        if settings.amqp_url is None:
-            return None
-        keys = {"kapps": "media_req", "whapps": "media_req", "callevt": "call.media"}
-        config = AmqpConfig(
-            url=settings.amqp_url,
-            exchange=settings.amqp_exchange,
-            routing_key=keys[settings.amqp_exchange],
-            queue_layout=settings.amqp_queue_layout,
-            queue_name=settings.amqp_queue_name,
-            legacy_error_codes=settings.amqp_legacy_error_codes,
-            advertise=settings.amqp_advertise,
-            events_exchange=settings.amqp_events_exchange,
-            timeout_reply=settings.timeout_amqp_reply,
-            node=settings.amqp_node or default_node(),
-        )
-        return AmqpConsumer(config, playback)
 
     async def readiness(self) -> dict[str, bool]:
         checks: dict[str, bool] = {"database": False}
@@ -371,19 +353,22 @@ class Service:
         sock = bind_socket(settings.bind, settings.http_port)
         self.http_port = sock.getsockname()[1]
         self._shout_sock = bind_socket(settings.bind, settings.shout_port)
-        config = uvicorn.Config(
-            self.build_app(),
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-            ws_max_size=settings.limit_ws_message_bytes,
-        )
-        server = _Server(config)
-        await server.serve(sockets=[sock])
+        async with contextlib.AsyncExitStack() as stack:
+            with _stop_on_signals():  # until uvicorn takes the signals over
+                app = await stack.enter_async_context(self.open())
+            config = uvicorn.Config(
+                app,
+                loop="uvloop",
+                http="httptools",
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                timeout_graceful_shutdown=10,
+                ws_max_size=settings.limit_ws_message_bytes,
+            )
+            server = _Server(config)
+            await server.serve(sockets=[sock])
         if not server.started:
             raise SystemExit(3)
 
@@ -399,6 +384,24 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM or SIGINT while the service starts: cancel the start-up, so what opened closes again."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise SystemExit(0) from None
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
 
 
 class _Server(uvicorn.Server):

@@ -9,10 +9,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from media_mgr.credentials import Network, parse_networks
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -96,7 +98,10 @@ class Settings(BaseSettings):
     store_put_authenticate: bool = Field(default=True, description="proxy_store_authenticate")
     store_put_username: str | None = Field(default=None, description="proxy_username for Basic auth")
     store_put_password: str | None = Field(default=None, description="proxy_password for Basic auth")
-    store_put_acls: str = Field(default="127.0.0.0/24", description="CIDRs that may PUT without Basic auth")
+    store_put_acls: Annotated[tuple[Network, ...], NoDecode] = Field(
+        default_factory=lambda: parse_networks("127.0.0.0/24"),
+        description="CIDRs (comma-separated) that may PUT without Basic auth",
+    )
     store_put_url_ttl: int = Field(default=86400, ge=60, description="seconds an issued store URL is valid")
 
     # mod_audio_stream WebSocket (/audio_stream). Playout leads are the seed's presets, in ms.
@@ -175,15 +180,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{value!r} is not an IP address to bind") from None
         return value
 
-    @field_validator("store_put_acls")
+    @field_validator("store_put_acls", mode="before")
     @classmethod
-    def _cidrs(cls, value: str) -> str:
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            try:
-                ipaddress.ip_network(part, strict=False)
-            except ValueError:
-                raise ValueError(f"{part!r} is not an address or CIDR") from None
-        return value
+    def _cidrs(cls, value: object) -> object:
+        """Parsed once here: ``store_put.py`` gets networks, never the comma-separated text."""
+        return parse_networks(value) if isinstance(value, str) else value
 
     @field_validator(
         "database_url", "amqp_url", "admin_token", "secret", "public_host", "shout_source_password",

@@ -17,9 +17,10 @@ import logging
 import re
 import secrets
 import socket
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from types import TracebackType
+from typing import Any, Final, Literal, Self
 
 import aio_pika
 from aio_pika.abc import (
@@ -34,7 +35,9 @@ from yarl import URL
 
 from media_mgr.amqp import wire
 from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
+from media_mgr.config import Settings
 from media_mgr.logs import request_id
+from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.amqp")
 
@@ -42,6 +45,8 @@ QueueLayout = Literal["shared", "broadcast"]
 NODES_EXCHANGE: Final = "nodes"
 # What the AMQP client library accepts in exchange and queue names (Kazoo's <0.123.0> would not pass).
 _NAME_CHARS: Final = re.compile(r"[a-zA-Z0-9\-_.:@#,/+ ]{1,255}")
+# The request routing key on each of Kazoo's request exchanges, by era (reference 1.1).
+ROUTING_KEYS: Final = {"kapps": "media_req", "whapps": "media_req", "callevt": "call.media"}
 
 
 def default_node() -> str:
@@ -50,7 +55,7 @@ def default_node() -> str:
 
 @dataclass(frozen=True)
 class AmqpConfig:
-    """Everything the AMQP edge needs; built from ``Settings`` in ``app.py``.
+    """Everything the AMQP edge needs; :meth:`from_settings` builds it from ``Settings``.
 
     Legacy request exchanges: ``whapps`` with key ``media_req`` (2013 to 3.22), ``callevt`` with key
     ``call.media`` (before). Queue layouts (checklist 24): ``shared`` is one named queue for all instances
@@ -92,6 +97,24 @@ class AmqpConfig:
             if not _NAME_CHARS.fullmatch(name):
                 raise ValueError(f"{name!r} is not a usable exchange or queue name")
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self | None:
+        """The edge's config, or None when ``MEDIA_MGR_AMQP_URL`` is unset (AMQP off)."""
+        if settings.amqp_url is None:
+            return None
+        return cls(
+            url=settings.amqp_url,
+            exchange=settings.amqp_exchange,
+            routing_key=ROUTING_KEYS[settings.amqp_exchange],
+            queue_layout=settings.amqp_queue_layout,
+            queue_name=settings.amqp_queue_name,
+            legacy_error_codes=settings.amqp_legacy_error_codes,
+            advertise=settings.amqp_advertise,
+            events_exchange=settings.amqp_events_exchange,
+            timeout_reply=settings.timeout_amqp_reply,
+            node=settings.amqp_node or default_node(),
+        )
+
     @property
     def safe_url(self) -> str:
         """The broker URL without its password, for logs."""
@@ -100,7 +123,11 @@ class AmqpConfig:
 
 
 class AmqpConsumer:
-    """Consumes media_req, answers on ``targeted``; optional ``nodes`` heartbeats; publishes events."""
+    """Consumes media_req, answers on ``targeted``; optional ``nodes`` heartbeats; publishes events.
+
+    ``async with AmqpConsumer(config, resolver) as amqp:`` starts it (without waiting for the broker)
+    and stops it on exit; it is the service's ``EventPublisher`` while AMQP is on.
+    """
 
     def __init__(self, config: AmqpConfig, resolver: StreamUrlResolver) -> None:
         self.config = config
@@ -124,7 +151,7 @@ class AmqpConsumer:
         self._nodes: AbstractExchange | None = None
         self._consuming = False
         self._stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("amqp", log)
         self._inflight: set[asyncio.Task[Any]] = set()
 
     @property
@@ -135,17 +162,25 @@ class AmqpConsumer:
 
     async def start(self) -> None:
         """Begin connecting in the background; returns at once, whether or not the broker is up."""
-        if self._tasks or self._connection is not None:
+        if len(self._tasks) or self._connection is not None:
             return
         self._stopping.clear()
-        self._spawn(self._run(), "amqp-connect")
+        self._tasks = TaskSet("amqp", log)
+        self._tasks.spawn(self._run(), name="amqp-connect")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
 
     async def stop(self) -> None:
         """Stop consuming, let requests in flight finish (up to ``timeout_stop``, then cancel), then close."""
         self._stopping.set()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.stop(self.config.timeout_stop)
         if self._queue is not None and self._consumer_tag is not None and self.ready:
             try:
                 async with asyncio.timeout(self.config.timeout_stop):
@@ -168,7 +203,7 @@ class AmqpConsumer:
             except Exception as exc:
                 log.warning("amqp close failed", extra={"error": repr(exc)})
 
-    async def publish_event(self, routing_key: str, body: Mapping[str, Any]) -> bool:
+    async def publish(self, routing_key: str, body: Mapping[str, Any]) -> bool:
         """Publish one of the service's events on ``events_exchange``; best effort, never queued.
 
         Returns False (and logs) when the broker is not reachable right now: events must not hold up
@@ -208,7 +243,7 @@ class AmqpConsumer:
                 extra={"url": self.config.safe_url, "queue": self.queue_name, "node": self.config.node},
             )
             if self.config.advertise:
-                self._spawn(self._advertise(), "amqp-advertise")
+                self._tasks.spawn(self._advertise(), name="amqp-advertise")
             return
 
     async def _connect(self) -> None:
@@ -347,17 +382,6 @@ class AmqpConsumer:
                 body = wire.encode(wire.advertise(self.config.node, expires_ms))
                 await self._publish(self._nodes, "", body)
             await asyncio.sleep(interval)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("amqp task died", exc_info=task.exception(), extra={"task": task.get_name()})
-
 
 def _correlation_id(body: Mapping[str, Any]) -> str | None:
     """The id that ties our log lines to the call: Call-ID, else the request's Msg-ID."""

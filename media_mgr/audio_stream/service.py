@@ -135,7 +135,9 @@ class AudioStreamService:
             **kwargs,
         )
         self.registry.add(session)
-        self._entries[session.id] = self.activity.start("audio_stream", "", session.peer, live=session.public)
+        self._entries[session.id] = self.activity.start(
+            "audio_stream", "", session.peer, id=session.id, live=session.public
+        )
         m = self.metrics
         m.audio_stream_jitter_ms.labels(session.id).set_function(lambda: session.jitter_ms)
         m.audio_stream_lead_ms.labels(session.id).set_function(lambda: session.lead().ms)

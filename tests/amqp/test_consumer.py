@@ -378,7 +378,7 @@ async def test_start_with_the_broker_down_returns_at_once_and_connects_later(
     assert time.monotonic() - started < 0.5
     await asyncio.sleep(1.5)  # several failed attempts, with back-off
     assert not consumer.ready
-    assert await consumer.publish_event("test.event", {"Event-Category": "test", "Event-Name": "x"}) is False
+    assert await consumer.publish("test.event", {"Event-Category": "test", "Event-Name": "x"}) is False
     broker = urlsplit(config.url)
     async with tcp_forwarder(port, (broker.hostname or "127.0.0.1", broker.port or 5672)):
         await wait_until(lambda: consumer.ready, 10, "ready once the broker is reachable")
@@ -443,7 +443,7 @@ async def test_publish_event_goes_to_the_events_exchange(start_consumer: Start, 
             "Recording-ID": "r1",
             "Call-ID": None,
         }
-        assert await consumer.publish_event("recording.complete", body)
+        assert await consumer.publish("recording.complete", body)
         message = await queue.get(no_ack=True, timeout=5)
     event = json.loads(message.body)
     assert message.routing_key == "recording.complete"
