@@ -43,7 +43,9 @@ def wait_ready(srv: RunningServer, timeout: float = 20) -> None:
 
 
 @pytest.fixture(scope="module")
-def pair(database_url: str, tmp_path_factory: pytest.TempPathFactory, queue_name: str) -> Iterator[list[RunningServer]]:
+def pair(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, queue_name: str
+) -> Iterator[list[RunningServer]]:
     """Two instances on one database and one broker queue (competing consumers)."""
     data = tmp_path_factory.mktemp("amqp")
     servers = [amqp_server(database_url, data / n, queue_name, n) for n in ("one", "two")]
