@@ -24,6 +24,7 @@ from aio_pika.abc import AbstractIncomingMessage, ExchangeType
 
 from media_mgr.amqp.consumer import AmqpConfig
 from media_mgr.amqp.wire import StreamType
+from media_mgr.events import EventPublisher
 
 from amqp_peers import (
     ACCOUNT,
@@ -336,7 +337,8 @@ async def test_publish_event_goes_to_the_events_exchange(start_consumer: Start, 
             "Recording-ID": "r1",
             "Call-ID": None,
         }
-        assert await consumer.publish("recording.complete", body)
+        publisher: EventPublisher = consumer  # the service's one publisher while AMQP is on
+        assert await publisher.publish("recording.complete", body)
         message = await queue.get(no_ack=True, timeout=5)
     event = json.loads(message.body)
     assert message.routing_key == "recording.complete"

@@ -7,9 +7,7 @@ import asyncio
 from dataclasses import replace
 from typing import Literal
 
-import aio_pika
 import pytest
-from aio_pika.abc import ExchangeType
 
 from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer
 from media_mgr.config import Settings
@@ -48,24 +46,6 @@ async def test_async_with_answers_requests_and_leaves_no_task_behind(config: Amq
         assert any(t.get_name() == "amqp-advertise" for t in asyncio.all_tasks())
     assert not consumer.ready
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("amqp-")]
-
-
-async def test_the_consumer_is_the_event_publisher(config: AmqpConfig) -> None:
-    async with AmqpConsumer(config, RESOLVER) as consumer:
-        await wait_until(lambda: consumer.ready, 10, "ready")
-        publisher: EventPublisher = consumer
-        connection = await aio_pika.connect(config.url, timeout=5)
-        async with connection:
-            channel = await connection.channel()
-            events = await channel.declare_exchange(
-                config.events_exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
-            )
-            queue = await channel.declare_queue("", exclusive=True)
-            await queue.bind(events, "audio_stream.#")
-            body = {"Event-Category": "audio_stream", "Event-Name": "started", "Session-ID": "s1"}
-            assert await publisher.publish("audio_stream.started", body) is True
-            message = await queue.get(no_ack=True, timeout=5)
-    assert message.routing_key == "audio_stream.started"
 
 
 async def test_without_amqp_events_go_nowhere_and_nothing_waits() -> None:
