@@ -12,6 +12,7 @@ import logging
 import secrets
 import signal
 import socket
+import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,7 +186,7 @@ class Service:
             playback = await open_playback(settings, store, self.http_port)
             amqp_config = AmqpConfig.from_settings(settings)
             self.amqp = None if amqp_config is None else AmqpConsumer(amqp_config, playback)
-            self.events = self.amqp or NoEvents()
+            self.events = NoEvents() if self.amqp is None else self.amqp
             library = open_library(settings, store)
             recorder, urls = await self._open_shout(settings, store, playback, library)
             streams = await self._open_audio_stream(settings, playback)
@@ -354,8 +355,14 @@ class Service:
         self.http_port = sock.getsockname()[1]
         self._shout_sock = bind_socket(settings.bind, settings.shout_port)
         async with contextlib.AsyncExitStack() as stack:
-            with _stop_on_signals():  # until uvicorn takes the signals over
-                app = await stack.enter_async_context(self.open())
+            # A signal before uvicorn takes the signals over is remembered: the service then closes
+            # what it opened instead of serving (uvicorn hands the handlers back when it returns).
+            stop = _StopRequest()
+            stack.enter_context(stop.on_signals())
+            app = await stack.enter_async_context(self.open())
+            if stop.requested:
+                log.info("stop requested while starting")
+                return
             config = uvicorn.Config(
                 app,
                 loop="uvloop",
@@ -367,7 +374,7 @@ class Service:
                 timeout_graceful_shutdown=10,
                 ws_max_size=settings.limit_ws_message_bytes,
             )
-            server = _Server(config)
+            server = stop.server = _Server(config)
             await server.serve(sockets=[sock])
         if not server.started:
             raise SystemExit(3)
@@ -386,26 +393,51 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """SIGTERM or SIGINT while the service starts: cancel the start-up, so what opened closes again."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    signals = (signal.SIGINT, signal.SIGTERM)
-    for sig in signals:
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        yield
-    except asyncio.CancelledError:
-        raise SystemExit(0) from None
-    finally:
+class _StopRequest:
+    """SIGTERM or SIGINT while the service starts. The loop sees a signal only at its next poll, which
+    may come once uvicorn is already starting: the server, once there, is then told to exit."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: uvicorn.Server | None = None
+
+    def __call__(self) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+    @contextlib.contextmanager
+    def on_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
         for sig in signals:
-            loop.remove_signal_handler(sig)
+            loop.add_signal_handler(sig, self)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, announcing the ports it got once it really accepts connections."""
+    """uvicorn's server, announcing the ports it got once it really accepts connections.
+
+    uvicorn re-raises the SIGTERM or SIGINT it caught once it has stopped serving, which would end the
+    process before the service's components close (recordings flushed, events sent); here the signal
+    only stops serving, and ``Service.serve`` returns normally after closing them.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
