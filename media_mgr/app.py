@@ -31,6 +31,7 @@ from media_mgr.http import recordings as recording_routes
 from media_mgr.http import store_put as store_put_routes
 from media_mgr.http import streams as stream_routes
 from media_mgr.http.api import create_app
+from media_mgr.http.connection_limits import ConnectionLimits, protocol_class
 from media_mgr.http.recordings import RecordingsEdge, RecordingUrls
 from media_mgr.http.state import HttpState
 from media_mgr.http.store_put import StorePutConfig
@@ -374,7 +375,14 @@ class Service:
         config = uvicorn.Config(
             self.build_app(),
             loop="uvloop",
-            http="httptools",
+            http=protocol_class(
+                ConnectionLimits(
+                    max_head_bytes=settings.http_max_head_bytes,
+                    head_timeout=settings.timeout_http_head,
+                    max_connections=settings.http_max_connections,
+                )
+            ),
+            timeout_keep_alive=settings.timeout_http_keep_alive,
             lifespan="on",
             log_config=None,
             access_log=False,
