@@ -45,6 +45,7 @@ from media_mgr.media.variants import VariantCache
 from media_mgr.metrics import Metrics
 from media_mgr.recording.ingest import RecordingLimits
 from media_mgr.recording.recorder import Recorder
+from media_mgr.redaction import redact
 from media_mgr.shout.auth import SourceAuth
 from media_mgr.shout.relay import RelayManager, media_reader
 from media_mgr.shout.server import ShoutCollector, ShoutConfig, ShoutServer
@@ -131,6 +132,7 @@ async def shared_secret(settings: Settings, store: Store) -> bytes:
     value = await store.shared.get(SECRET_KEY)
     if value is None:
         value = await store.shared.put_once(SECRET_KEY, secrets.token_urlsafe(32))
+    redact.add(str(value))
     return str(value).encode()
 
 
@@ -365,6 +367,9 @@ class Service:
 
     def __post_init__(self) -> None:
         self.http_port = self.settings.http_port
+        settings = self.settings
+        redact.add(settings.admin_token, settings.secret, settings.store_put_password,
+                   settings.shout_source_password)  # fmt: skip
 
     async def serve(self) -> None:
         settings = self.settings
