@@ -33,6 +33,7 @@ from media_mgr.http.activity import activity_router
 from media_mgr.http.admin import AdminLimits, admin_router
 from media_mgr.http.api import create_app
 from media_mgr.http.audio_streams import audio_streams_router
+from media_mgr.http.connection_limits import ConnectionLimits, protocol_class
 from media_mgr.http.guard import admin_guard
 from media_mgr.http.health import health_router
 from media_mgr.http.playback import playback_router
@@ -51,6 +52,7 @@ from media_mgr.media.variants import VariantCache
 from media_mgr.metrics import Metrics
 from media_mgr.recording.ingest import RecordingLimits
 from media_mgr.recording.recorder import Recorder
+from media_mgr.redaction import redact
 from media_mgr.shout.auth import SourceAuth
 from media_mgr.shout.relay import RelayManager, media_reader
 from media_mgr.shout.server import ShoutCollector, ShoutConfig, ShoutServer
@@ -137,6 +139,7 @@ async def shared_secret(settings: Settings, store: Store) -> bytes:
     value = await store.shared.get(SECRET_KEY)
     if value is None:
         value = await store.shared.put_once(SECRET_KEY, secrets.token_urlsafe(32))
+    redact.add(str(value))
     return str(value).encode()
 
 
@@ -347,6 +350,9 @@ class Service:
 
     def __post_init__(self) -> None:
         self.http_port = self.settings.http_port
+        settings = self.settings
+        redact.add(settings.admin_token, settings.secret, settings.store_put_password,
+                   settings.shout_source_password)  # fmt: skip
 
     async def serve(self) -> None:
         settings = self.settings
@@ -366,7 +372,14 @@ class Service:
             config = uvicorn.Config(
                 app,
                 loop="uvloop",
-                http="httptools",
+                http=protocol_class(
+                    ConnectionLimits(
+                        max_head_bytes=settings.http_max_head_bytes,
+                        head_timeout=settings.timeout_http_head,
+                        max_connections=settings.http_max_connections,
+                    )
+                ),
+                timeout_keep_alive=settings.timeout_http_keep_alive,
                 lifespan="off",
                 log_config=None,
                 access_log=False,

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     http_port: int = Field(default=24517, ge=0, le=65535)
     shout_port: int = Field(default=8000, ge=0, le=65535)
     public_host: str | None = Field(default=None, description="host written into issued URLs")
+    http_max_connections: int = Field(default=8192, ge=1, description="HTTP-port connections, WebSockets too")
+    http_max_head_bytes: int = Field(default=16384, ge=1024, le=1048576, description="larger heads: 431")
+    timeout_http_head: float = Field(default=15.0, gt=0, description="a request head must arrive in this")
+    timeout_http_keep_alive: int = Field(default=5, ge=1, description="idle keep-alive connections close")
 
     # Security.
     admin_token: str | None = Field(default=None, description="Bearer token for /v1/*; unset: loopback only")
