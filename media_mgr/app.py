@@ -22,7 +22,8 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
-from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer
+from media_mgr.amqp.config import AmqpConfig
+from media_mgr.amqp.consumer import AmqpConsumer
 from media_mgr.audio_stream import endpoint as audio_stream_routes
 from media_mgr.audio_stream.buffering import BufferPolicy, LeadRange, Preset
 from media_mgr.audio_stream.service import AudioStreamConfig, AudioStreamService

@@ -77,4 +77,3 @@ class MediaReqHandler:
 
     def error(self, req: MediaReq | WireError, reason: str) -> Reply:
         return wire.media_error(req, reason, self.node, legacy_error_codes=self.legacy_error_codes)
-

@@ -11,7 +11,8 @@ from typing import Any
 import aio_pika
 import pytest
 
-from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer
+from media_mgr.amqp.config import AmqpConfig
+from media_mgr.amqp.consumer import AmqpConsumer
 from media_mgr.amqp.media_req import StreamUrlResolver
 
 from amqp_peers import AMQP_URL, RESOLVER, Start, wait_until

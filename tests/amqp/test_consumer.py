@@ -22,7 +22,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, ExchangeType
 
-from media_mgr.amqp.consumer import AmqpConfig
+from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.wire import StreamType
 from media_mgr.events import EventPublisher
 

@@ -9,7 +9,8 @@ from typing import Literal
 
 import pytest
 
-from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer
+from media_mgr.amqp.config import AmqpConfig
+from media_mgr.amqp.consumer import AmqpConsumer
 from media_mgr.config import Settings
 from media_mgr.events import EventPublisher, NoEvents
 
