@@ -12,14 +12,12 @@ import logging
 import secrets
 import signal
 import socket
-import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import uvicorn
 from fastapi import FastAPI
 
 from media_mgr.amqp.config import AmqpConfig
@@ -34,12 +32,12 @@ from media_mgr.http.activity import activity_router
 from media_mgr.http.admin import AdminLimits, admin_router
 from media_mgr.http.api import create_app
 from media_mgr.http.audio_streams import audio_streams_router
-from media_mgr.http.connection_limits import ConnectionLimits, protocol_class
 from media_mgr.http.guard import admin_guard
 from media_mgr.http.health import health_router
 from media_mgr.http.playback import playback_router
 from media_mgr.http.recordings import recordings_router
 from media_mgr.http.relays import relays_router
+from media_mgr.http.server import HttpServer, HttpServerConfig, HttpStartFailed
 from media_mgr.http.store_put import StorePutConfig, store_put_router
 from media_mgr.http.stream_urls import stream_urls_router
 from media_mgr.live.registry import MountRegistry
@@ -362,36 +360,22 @@ class Service:
         self.http_port = sock.getsockname()[1]
         self._shout_sock = bind_socket(settings.bind, settings.shout_port)
         async with contextlib.AsyncExitStack() as stack:
-            # A signal before uvicorn takes the signals over is remembered: the service then closes
-            # what it opened instead of serving (uvicorn hands the handlers back when it returns).
+            # A signal before the HTTP server takes the signals over is remembered: the service then
+            # closes what it opened instead of serving (the server hands the handlers back when done).
             stop = _StopRequest()
             stack.enter_context(stop.on_signals())
             app = await stack.enter_async_context(self.open())
             if stop.requested:
                 log.info("stop requested while starting")
                 return
-            config = uvicorn.Config(
-                app,
-                loop="uvloop",
-                http=protocol_class(
-                    ConnectionLimits(
-                        max_head_bytes=settings.http_max_head_bytes,
-                        head_timeout=settings.timeout_http_head,
-                        max_connections=settings.http_max_connections,
-                    )
-                ),
-                timeout_keep_alive=settings.timeout_http_keep_alive,
-                lifespan="off",
-                log_config=None,
-                access_log=False,
-                server_header=False,
-                timeout_graceful_shutdown=10,
-                ws_max_size=settings.limit_ws_message_bytes,
-            )
-            server = stop.server = _Server(config)
-            await server.serve(sockets=[sock])
-        if not server.started:
-            raise SystemExit(3)
+            try:
+                http = await stack.enter_async_context(
+                    HttpServer(HttpServerConfig.from_settings(settings), app, sock)
+                )
+            except HttpStartFailed:
+                raise SystemExit(3) from None
+            stop.attach(http)
+            await http.wait()
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -409,16 +393,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 class _StopRequest:
     """SIGTERM or SIGINT while the service starts. The loop sees a signal only at its next poll, which
-    may come once uvicorn is already starting: the server, once there, is then told to exit."""
+    may come once the HTTP server is already starting: the server, once there, is then stopped."""
 
     def __init__(self) -> None:
         self.requested = False
-        self.server: uvicorn.Server | None = None
+        self.server: HttpServer | None = None
+
+    def attach(self, server: HttpServer) -> None:
+        """From now on a signal stops ``server``; one that came while it started stops it at once."""
+        self.server = server
+        if self.requested:
+            server.stop()
 
     def __call__(self) -> None:
         self.requested = True
         if self.server is not None:
-            self.server.should_exit = True
+            self.server.stop()
 
     @contextlib.contextmanager
     def on_signals(self) -> Iterator[None]:
@@ -431,32 +421,3 @@ class _StopRequest:
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, announcing the ports it got once it really accepts connections.
-
-    uvicorn re-raises the SIGTERM or SIGINT it caught once it has stopped serving, which would end the
-    process before the service's components close (recordings flushed, events sent); here the signal
-    only stops serving, and ``Service.serve`` returns normally after closing them.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            for srv in self.servers:
-                for sock in srv.sockets:
-                    host, port = sock.getsockname()[:2]
-                    logging.getLogger(LISTENING_LOGGER).info(f"listening http {host}:{port}")

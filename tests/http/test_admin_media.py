@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,9 +208,16 @@ def test_request_id_is_echoed_and_logged_as_json(server: RunningServer) -> None:
         f"{server.url}/v1/media/0123456789abcdef0123456789abcdef", headers={"x-request-id": "abc123"}
     )
     assert r.headers["x-request-id"] == "abc123"
-    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-    mine = [e for e in lines if e.get("request_id") == "abc123"]
+    # The access line is written once the response has gone out, so it may follow the client's read.
+    deadline = time.monotonic() + 10
+    while not (mine := logged_with_request_id(server, "abc123")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert mine and mine[-1]["status"] == 404 and mine[-1]["path"].startswith("/v1/media/")
+
+
+def logged_with_request_id(server: RunningServer, rid: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    return [e for e in lines if e.get("request_id") == rid]
 
 
 def test_health_ready_metrics_and_openapi(server: RunningServer) -> None:
