@@ -50,6 +50,7 @@ from media_mgr.shout.server import ShoutCollector, ShoutConfig, ShoutServer
 from media_mgr.store import migrate
 from media_mgr.store.blobs import BlobStore
 from media_mgr.store.embedded import EmbeddedPostgres
+from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.media import MediaStore
 from media_mgr.store.pool import open_pool
 from media_mgr.store.recordings import RecordingStore
@@ -329,7 +330,7 @@ class Service:
                 if swept:
                     log.info("orphaned content swept", extra={"blobs": swept})
                 await revocations.purge()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except StoreUnavailable as exc:
                 log.warning("blob sweep failed; will retry", extra={"error": str(exc)})
 
     def _amqp(self, settings: Settings, playback: Playback) -> AmqpConsumer | None:

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from media_mgr.errors import Conflict, Unavailable
 from media_mgr.recording.meter import Meter, PcmFormat, meter_for, summarize_stored
-from media_mgr.store.recordings import STORE_ERRORS, LostOwnership, Recording, Summary
+from media_mgr.store.errors import StoreUnavailable
+from media_mgr.store.recordings import LostOwnership, Recording, Summary
 
 if TYPE_CHECKING:
     from media_mgr.recording.recorder import Recorder
@@ -161,7 +162,7 @@ class Ingest:
                 self.closed = True
                 self.recorder.forget(self)
                 raise RecordingEnded(f"recording {self.id} was closed by another instance") from None
-            except STORE_ERRORS as exc:
+            except StoreUnavailable as exc:
                 if self._failing_since is None:
                     self._failing_since = self.recorder.clock()
                     log.warning("recording flush failed; keeping the audio and retrying",
@@ -228,7 +229,7 @@ class Ingest:
         except LostOwnership:
             self.recorder.forget(self)
             raise
-        except STORE_ERRORS as exc:
+        except StoreUnavailable as exc:
             self.recorder.unsettled(self)
             raise StorageFailed(f"could not close recording {self.id}: {exc!r}") from exc
         self._result = result

@@ -25,8 +25,8 @@ from media_mgr.recording.ingest import (
     StorageFailed,
 )
 from media_mgr.recording.meter import PcmFormat, summarize_stored
+from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.recordings import (
-    STORE_ERRORS,
     Audio,
     DuplicateRecording,
     NotPending,
@@ -90,7 +90,7 @@ class Recorder:
         await self._lock.ensure()
         try:
             await self.recover()
-        except STORE_ERRORS as exc:
+        except StoreUnavailable as exc:
             log.warning("recording recovery failed; will retry", extra={"error": repr(exc)})
         self._ticker = asyncio.create_task(self._tick(), name="recorder-ticker")
 
@@ -272,7 +272,7 @@ class Recorder:
             await ingest.flush()
 
     async def _settle(self, ingest: Ingest) -> None:
-        with contextlib.suppress(StorageFailed, RecordingEnded, *STORE_ERRORS):
+        with contextlib.suppress(StorageFailed, RecordingEnded, StoreUnavailable):
             await ingest.settle()
 
     async def _heartbeat(self) -> None:
@@ -280,13 +280,13 @@ class Recorder:
             await self._lock.ensure()
             if self._live:
                 await self.store.heartbeat(self.owner)
-        except STORE_ERRORS as exc:
+        except StoreUnavailable as exc:
             log.debug("heartbeat failed", extra={"error": repr(exc)})
 
     async def _recover_quietly(self) -> None:
         try:
             await self.recover()
-        except STORE_ERRORS as exc:
+        except StoreUnavailable as exc:
             log.warning("recording recovery failed; will retry", extra={"error": repr(exc)})
 
     def _busy_spawn(self, key: str, coro: Coroutine[Any, Any, None]) -> None:

@@ -7,8 +7,11 @@ from typing import Any
 
 import asyncpg
 
-from media_mgr.media.models import AudioInfo, MediaFilter, MediaItem, NewMedia
-from media_mgr.store.blobs import BlobStore, Connection
+from media_mgr.media.models import AudioInfo, BlobInfo, MediaFilter, MediaItem, NewMedia
+from media_mgr.store import blobs as blob_rows
+from media_mgr.store import variants
+from media_mgr.store.blobs import BlobStore
+from media_mgr.store.pool import Connection, Database
 
 _COLUMNS = (
     "id, account_id, prompt_id, language, name, content_type, codec, size, duration_ms,"
@@ -47,14 +50,14 @@ def _item(row: asyncpg.Record) -> MediaItem:
 
 class MediaStore:
     def __init__(self, pool: asyncpg.Pool, blobs: BlobStore) -> None:
-        self._pool = pool
+        self._pool = Database(pool)
         self.blobs = blobs
 
     async def create(
         self, media_id: str, meta: NewMedia, info: AudioInfo, content: AsyncIterable[bytes]
     ) -> MediaItem:
         """Write the content and the record in one transaction: both exist, or neither."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.transaction() as conn:
             blob = await self.blobs.write(conn, content)
             try:
                 row = await conn.fetchrow(
@@ -67,14 +70,7 @@ class MediaStore:
                     meta.prompt_id,
                     meta.language,
                     meta.name,
-                    info.content_type,
-                    info.codec,
-                    blob.size,
-                    info.duration_ms,
-                    info.sample_rate,
-                    info.channels,
-                    blob.sha256,
-                    blob.id,
+                    *_content(info, blob),
                 )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name == "media_prompt_key":
@@ -87,7 +83,7 @@ class MediaStore:
         self, media_id: str, info: AudioInfo, content: AsyncIterable[bytes]
     ) -> MediaItem | None:
         """New content, new revision; the old blob is orphaned, not deleted (downloads in flight)."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.transaction() as conn:
             old = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", media_id)
             if old is None:
                 return None
@@ -98,14 +94,7 @@ class MediaStore:
                            revision = revision + 1, updated_at = now()
                      WHERE id = $1 RETURNING {_COLUMNS}""",
                 media_id,
-                info.content_type,
-                info.codec,
-                blob.size,
-                info.duration_ms,
-                info.sample_rate,
-                info.channels,
-                blob.sha256,
-                blob.id,
+                *_content(info, blob),
             )
             await _orphan(conn, media_id, old)
         assert row is not None
@@ -128,7 +117,7 @@ class MediaStore:
         return (_item(row) if row["id"] is not None else None), bool(row["revoked"])
 
     async def delete(self, media_id: str) -> bool:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.transaction() as conn:
             blob_id = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", media_id)
             if blob_id is None:
                 return False
@@ -192,15 +181,42 @@ class MediaStore:
         return _item(row) if row else None
 
 
+async def put_for_recording(
+    conn: Connection, media_id: str, account_id: str | None, name: str, info: AudioInfo, blob: BlobInfo
+) -> None:
+    """A recording's media record (same id), inside the recording's transaction: made on the
+    first close, refreshed on a later one; new content is a new revision, as ``replace_content``."""
+    old = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", media_id)
+    await conn.execute(
+        """INSERT INTO media (id, account_id, name, content_type, codec, size, duration_ms, sample_rate,
+                              channels, sha256, blob_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT (id) DO UPDATE SET content_type = EXCLUDED.content_type, codec = EXCLUDED.codec,
+                  size = EXCLUDED.size, duration_ms = EXCLUDED.duration_ms,
+                  sample_rate = EXCLUDED.sample_rate, channels = EXCLUDED.channels,
+                  sha256 = EXCLUDED.sha256, blob_id = EXCLUDED.blob_id, updated_at = now(),
+                  revision = media.revision + 1""",
+        media_id,
+        account_id,
+        name,
+        *_content(info, blob),
+    )
+    if old is not None and old != blob.id:
+        await variants.drop_all(conn, media_id)  # made from the old content
+
+
 async def _orphan(conn: Connection, media_id: str, blob_id: int) -> None:
     """Mark an old content blob and every variant made from it for the sweeper."""
-    await conn.execute(
-        """UPDATE blobs SET orphaned_at = now()
-            WHERE id = $2 OR id IN (SELECT blob_id FROM media_variants WHERE media_id = $1)""",
-        media_id,
-        blob_id,
-    )
-    await conn.execute("DELETE FROM media_variants WHERE media_id = $1", media_id)
+    await blob_rows.orphan(conn, [blob_id])
+    await variants.drop_all(conn, media_id)
+
+
+def _content(info: AudioInfo, blob: BlobInfo) -> tuple[str, str, int, int, int, int, str, int]:
+    """The content columns, in the order every statement here lists them."""
+    return (
+        info.content_type, info.codec, blob.size, info.duration_ms, info.sample_rate, info.channels,
+        blob.sha256, blob.id,
+    )  # fmt: skip
 
 
 def _like(text: str) -> str:

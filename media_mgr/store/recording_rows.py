@@ -11,17 +11,6 @@ import asyncpg
 RecordingState = Literal["pending", "recording", "complete", "interrupted"]
 RecordingFormat = Literal["mp3", "wav"]
 
-STORE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,  # the connection is gone (ConnectionDoesNotExistError ...)
-    asyncpg.PostgresConnectionError,  # SQLSTATE 08: cannot connect, connection failure
-    asyncpg.exceptions.OperatorInterventionError,  # 57: shutting down, starting up, restarted
-    asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
-)
-"""What a store call raises when the database is slow, away or restarting: worth a retry.
-Anything else (a constraint, a bad statement) is a bug or a conflict and is not retried."""
-
 COLUMNS = (
     "r.id, r.account_id, r.name, r.format, r.state, r.origin, r.end_reason, r.blob_id, r.size,"
     " r.duration_ms, r.sample_rate, r.channels, r.sha256, r.owner, r.peer, r.created_at, r.started_at,"
