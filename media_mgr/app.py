@@ -42,7 +42,7 @@ from media_mgr.media.library import MediaLibrary
 from media_mgr.media.playback import Playback, PlaybackConfig
 from media_mgr.media.variants import VariantCache
 from media_mgr.metrics import Metrics
-from media_mgr.recording.ingest import RecordingLimits
+from media_mgr.recording.config import RecorderConfig
 from media_mgr.recording.recorder import Recorder
 from media_mgr.shout.auth import SourceAuth
 from media_mgr.shout.relay import RelayManager, media_reader
@@ -222,13 +222,9 @@ class Service:
         self, settings: Settings, store: Store, playback: Playback, library: MediaLibrary
     ) -> RecordingsEdge:
         """The recorder (after the store), then the SHOUT server: sources, live mounts."""
-        limits = RecordingLimits(
-            max_seconds=settings.limit_recording_seconds,
-            max_bytes=settings.limit_recording_bytes,
-            buffer_bytes=settings.limit_recording_buffer_bytes,
-        )
         recordings = RecordingStore(store.pool, store.media.blobs)
-        self.recorder = Recorder(recordings, limits, publish=self._publish_event)
+        recorder_config = RecorderConfig.from_settings(settings)
+        self.recorder = Recorder(recordings, recorder_config, publish=self._publish_event)
         await self.recorder.start()
         registry = MountRegistry(
             queue_bytes=settings.shout_queue_bytes, burst_bytes=settings.shout_burst_bytes

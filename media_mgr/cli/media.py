@@ -287,6 +287,7 @@ def record_url(obj: Context, account_id: str | None, name: str | None, fmt: str,
         from media_mgr.http.recordings import RecordingUrls
         from media_mgr.media.library import check_account_id
         from media_mgr.recording.ingest import NewRecording
+        from media_mgr.recording.models import Recording
         from media_mgr.store.recordings import RecordingStore
 
         store = await open_store(settings)
@@ -295,7 +296,7 @@ def record_url(obj: Context, account_id: str | None, name: str | None, fmt: str,
             kind: Literal["mp3", "wav"] = "wav" if fmt == "wav" else "mp3"
             new = NewRecording(check_account_id(account_id), name or f"{rid}.{fmt}", kind, rid)
             recordings = RecordingStore(store.pool, store.media.blobs)
-            rec = await recordings.create(rid, new.account_id, new.name, new.fmt)
+            rec = Recording.of(await recordings.create(rid, new.account_id, new.name, new.fmt))
             urls = RecordingUrls(await shared_secret(settings, store), settings.url_host, settings.http_port,
                                  settings.shout_port, settings.shout_url_ttl, settings.store_put_url_ttl,
                                  settings.store_put_username, settings.store_put_password)  # fmt: skip

@@ -25,8 +25,8 @@ from media_mgr.http.state import state_of
 from media_mgr.media import urls
 from media_mgr.media.library import check_account_id
 from media_mgr.recording.ingest import NewRecording
+from media_mgr.recording.models import Recording
 from media_mgr.recording.recorder import Recorder
-from media_mgr.store.recordings import Recording
 
 if TYPE_CHECKING:
     from media_mgr.http.store_put import StorePutConfig

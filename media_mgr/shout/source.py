@@ -20,7 +20,8 @@ from media_mgr.live.mount import Mount
 from media_mgr.live.registry import MountRegistry
 from media_mgr.media.activity import Activity
 from media_mgr.recording.ingest import Ingest
-from media_mgr.store.recordings import STORE_ERRORS, Recording
+from media_mgr.recording.models import Recording
+from media_mgr.store.recordings import STORE_ERRORS
 
 log = logging.getLogger("media_mgr.shout")
 REFUSALS: tuple[type[BaseException], ...] = (MediaMgrError, *STORE_ERRORS)

@@ -29,8 +29,8 @@ from media_mgr.store.recording_rows import (
     DuplicateRecording,
     LostOwnership,
     NotPending,
-    Recording,
     RecordingFormat,
+    RecordingRow,
     RecordingState,
     Summary,
     recording_of,
@@ -45,8 +45,8 @@ __all__ = [
     "DuplicateRecording",
     "LostOwnership",
     "NotPending",
-    "Recording",
     "RecordingFormat",
+    "RecordingRow",
     "RecordingState",
     "RecordingStore",
     "Summary",
@@ -61,7 +61,7 @@ class RecordingStore:
 
     async def create(
         self, recording_id: str, account_id: str | None, name: str, fmt: RecordingFormat
-    ) -> Recording:
+    ) -> RecordingRow:
         """A new recording in state ``pending``; ``DuplicateRecording`` if the id is taken."""
         try:
             await self._pool.execute(
@@ -77,13 +77,13 @@ class RecordingStore:
         assert got is not None
         return got
 
-    async def get(self, recording_id: str) -> Recording | None:
+    async def get(self, recording_id: str) -> RecordingRow | None:
         row = await self._pool.fetchrow(f"SELECT {COLUMNS} FROM {FROM} WHERE r.id = $1", recording_id)
         return recording_of(row) if row else None
 
     async def find(
         self, account_id: str | None, state: str | None, limit: int, offset: int
-    ) -> tuple[list[Recording], int]:
+    ) -> tuple[list[RecordingRow], int]:
         where, args = [], []
         if account_id is not None:
             args.append(account_id)
@@ -113,7 +113,7 @@ class RecordingStore:
         sample_rate: int | None = None,
         channels: int | None = None,
         header: bytes = b"",
-    ) -> Recording | None:
+    ) -> RecordingRow | None:
         """``pending`` -> ``recording`` for ``owner``, with an empty blob (``header`` as its start).
 
         None if there is no such recording; ``NotPending`` if it already started or ended.
@@ -192,13 +192,13 @@ class RecordingStore:
 
     async def finalize(
         self,
-        recording: Recording,
+        recording: RecordingRow,
         state: Literal["complete", "interrupted"],
         end_reason: str,
         summary: Summary,
         *,
         owner: int | None,
-    ) -> Recording:
+    ) -> RecordingRow:
         """Close the recording and, when it holds audio, make (or refresh) its media record.
 
         ``owner`` None closes it whoever wrote it (recovery); else only if ``owner`` still does.
@@ -236,7 +236,7 @@ class RecordingStore:
 
     async def store_content(
         self, recording_id: str, fmt: RecordingFormat, audio: Audio, content: AsyncIterable[bytes]
-    ) -> Recording | None:
+    ) -> RecordingRow | None:
         """A whole file for the recording (a /store/ PUT): blob, row and media record in one transaction.
 
         A repeated PUT (FreeSWITCH retries ``http_put``) replaces the content with a new revision.
@@ -285,7 +285,7 @@ class RecordingStore:
         )
         return [r["owner"] for r in rows]
 
-    async def live_of(self, owner: int) -> list[Recording]:
+    async def live_of(self, owner: int) -> list[RecordingRow]:
         rows = await self._pool.fetch(
             f"SELECT {COLUMNS} FROM {FROM} WHERE r.state = 'recording' AND r.owner = $1", owner
         )
