@@ -309,7 +309,7 @@ class AudioStreamService:
         if media_name:
             item = await self.catalog.resolve_name(media_name)
         else:
-            found = await self.catalog.store.get(media_id or "")
+            found = await self.catalog.get(media_id or "")
             if found is None:
                 raise NotFound(f"no media {media_id!r}")
             item = found

@@ -20,7 +20,7 @@ from media_mgr.media.names import (
     language_keys,
     parse_media_name,
 )
-from media_mgr.store.media import MediaStore
+from media_mgr.store.media import MediaRow, MediaStore
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -34,8 +34,13 @@ class Catalog:
         """Raises ``InvalidMediaName`` for a bad name and ``NotFound`` for a missing item."""
         return await self.resolve(parse_media_name(media_name))
 
+    async def get(self, media_id: str) -> MediaItem | None:
+        """The item with this id, whoever owns it (None if there is none)."""
+        row = await self.store.get(media_id)
+        return MediaItem.of(row) if row is not None else None
+
     async def resolve(self, ref: MediaRef) -> MediaItem:
-        item: MediaItem | None
+        item: MediaRow | None
         match ref:
             case MediaIdRef(account_id=account_id, media_id=media_id):
                 item = await self.store.get(media_id) if _HEX32.fullmatch(media_id) else None
@@ -51,7 +56,7 @@ class Catalog:
                 raise NotFound("tts:// media is not served here (no TTS engine is configured)")
         if item is None:
             raise NotFound("no stored media matches that name")
-        return item
+        return MediaItem.of(item)
 
     def languages(self, language: str | None) -> list[str]:
         """Kazoo's fallback order: the language, its prefix, then the default language."""

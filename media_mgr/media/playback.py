@@ -118,11 +118,12 @@ class Playback:
         claims = urls.verify(self.config.secret, token, self.clock())
         if claims.kind != "play" or claims.stream_type != path:
             raise NotFound("unknown stream token")
-        item, revoked = await self.catalog.store.get_for_playback(claims.media_id, claims.nonce)
+        row, revoked = await self.catalog.store.get_for_playback(claims.media_id, claims.nonce)
         if revoked:
             raise Gone("this stream URL was revoked")
-        if item is None:
+        if row is None:
             raise Gone("the media of this stream URL was deleted")
+        item = MediaItem.of(row)
         if item.revision != claims.revision:
             raise Gone(f"the media was replaced (revision {item.revision}); ask for a new stream URL")
         if rate is not None:

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
 
 import asyncpg
 
-from media_mgr.media.models import BlobInfo
 from media_mgr.store.pool import Connection, Database
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A whole blob as written: what a media record or a recording row refers to."""
+
+    id: int
+    size: int
+    sha256: str
 
 
 class BlobStore:

@@ -3,20 +3,68 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from media_mgr.media.models import AudioInfo, BlobInfo, MediaFilter, MediaItem, NewMedia
+from media_mgr.audio.info import AudioInfo
 from media_mgr.store import blobs as blob_rows
 from media_mgr.store import variants
-from media_mgr.store.blobs import BlobStore
+from media_mgr.store.blobs import BlobInfo, BlobStore
 from media_mgr.store.pool import Connection, Database
 
 _COLUMNS = (
     "id, account_id, prompt_id, language, name, content_type, codec, size, duration_ms,"
     " sample_rate, channels, sha256, revision, blob_id, created_at, updated_at"
 )
+
+
+@dataclass(frozen=True)
+class MediaRow:
+    """One ``media`` row; what it means (its Media-Name, its JSON) is ``media.models.MediaItem``."""
+
+    id: str
+    account_id: str | None
+    prompt_id: str | None
+    language: str | None
+    name: str
+    content_type: str
+    codec: str
+    size: int
+    duration_ms: int
+    sample_rate: int
+    channels: int
+    sha256: str
+    revision: int
+    blob_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewMedia:
+    """The caller-chosen part of a media record (the rest comes from the content)."""
+
+    account_id: str | None
+    name: str
+    prompt_id: str | None = None
+    language: str | None = None
+    media_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaFilter:
+    """Which records a listing returns, and which page of them."""
+
+    account_id: str | None = None
+    system: bool | None = None
+    prompt_id: str | None = None
+    language: str | None = None
+    name: str | None = None
+    limit: int = 100
+    offset: int = 0
 
 
 class DuplicatePrompt(Exception):
@@ -27,25 +75,8 @@ class DuplicateId(Exception):
     """The media id is already taken."""
 
 
-def _item(row: asyncpg.Record) -> MediaItem:
-    return MediaItem(
-        id=row["id"],
-        account_id=row["account_id"],
-        prompt_id=row["prompt_id"],
-        language=row["language"],
-        name=row["name"],
-        content_type=row["content_type"],
-        codec=row["codec"],
-        size=row["size"],
-        duration_ms=row["duration_ms"],
-        sample_rate=row["sample_rate"],
-        channels=row["channels"],
-        sha256=row["sha256"],
-        revision=row["revision"],
-        blob_id=row["blob_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+def _row(row: asyncpg.Record) -> MediaRow:
+    return MediaRow(**{k: row[k] for k in MediaRow.__dataclass_fields__})
 
 
 class MediaStore:
@@ -55,7 +86,7 @@ class MediaStore:
 
     async def create(
         self, media_id: str, meta: NewMedia, info: AudioInfo, content: AsyncIterable[bytes]
-    ) -> MediaItem:
+    ) -> MediaRow:
         """Write the content and the record in one transaction: both exist, or neither."""
         async with self._pool.transaction() as conn:
             blob = await self.blobs.write(conn, content)
@@ -77,11 +108,11 @@ class MediaStore:
                     raise DuplicatePrompt(str(exc)) from exc
                 raise DuplicateId(str(exc)) from exc
         assert row is not None
-        return _item(row)
+        return _row(row)
 
     async def replace_content(
         self, media_id: str, info: AudioInfo, content: AsyncIterable[bytes]
-    ) -> MediaItem | None:
+    ) -> MediaRow | None:
         """New content, new revision; the old blob is orphaned, not deleted (downloads in flight)."""
         async with self._pool.transaction() as conn:
             old = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", media_id)
@@ -98,13 +129,13 @@ class MediaStore:
             )
             await _orphan(conn, media_id, old)
         assert row is not None
-        return _item(row)
+        return _row(row)
 
-    async def get(self, media_id: str) -> MediaItem | None:
+    async def get(self, media_id: str) -> MediaRow | None:
         row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM media WHERE id = $1", media_id)
-        return _item(row) if row else None
+        return _row(row) if row else None
 
-    async def get_for_playback(self, media_id: str, token_nonce: bytes) -> tuple[MediaItem | None, bool]:
+    async def get_for_playback(self, media_id: str, token_nonce: bytes) -> tuple[MediaRow | None, bool]:
         """The item and whether the token was revoked, in one round trip (the hot path of playback)."""
         row = await self._pool.fetchrow(
             f"""SELECT m.*, EXISTS (SELECT 1 FROM revoked_tokens WHERE nonce = $2) AS revoked
@@ -114,7 +145,7 @@ class MediaStore:
             token_nonce,
         )
         assert row is not None
-        return (_item(row) if row["id"] is not None else None), bool(row["revoked"])
+        return (_row(row) if row["id"] is not None else None), bool(row["revoked"])
 
     async def delete(self, media_id: str) -> bool:
         async with self._pool.transaction() as conn:
@@ -125,7 +156,7 @@ class MediaStore:
             await conn.execute("DELETE FROM media WHERE id = $1", media_id)
         return True
 
-    async def list(self, f: MediaFilter) -> tuple[list[MediaItem], int]:
+    async def list(self, f: MediaFilter) -> tuple[list[MediaRow], int]:
         """One page of items, oldest first, and the total count matching the filter."""
         where: list[str] = []
         args: list[Any] = []
@@ -154,11 +185,11 @@ class MediaStore:
                 f" LIMIT {arg(f.limit)} OFFSET {arg(f.offset)}",
                 *args,
             )
-        return [_item(r) for r in rows], total
+        return [_row(r) for r in rows], total
 
     async def find_prompt(
         self, account_id: str | None, prompt_id: str, languages: Sequence[str], *, with_system: bool = False
-    ) -> MediaItem | None:
+    ) -> MediaRow | None:
         """The prompt in the first of ``languages`` that has it (one indexed query).
 
         The owner's prompt wins over the system one in the same language; with ``with_system``
@@ -178,7 +209,7 @@ class MediaStore:
             prompt_id,
             list(languages),
         )
-        return _item(row) if row else None
+        return _row(row) if row else None
 
 
 async def put_for_recording(

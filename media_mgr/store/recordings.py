@@ -15,10 +15,9 @@ from typing import Literal
 import asyncpg
 
 from media_mgr.audio.info import AudioInfo
-from media_mgr.media.models import BlobInfo
 from media_mgr.store import blobs as blob_rows
 from media_mgr.store import media
-from media_mgr.store.blobs import BlobStore
+from media_mgr.store.blobs import BlobInfo, BlobStore
 from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.owner_lock import OwnerLock
 from media_mgr.store.pool import Database
