@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
@@ -52,7 +51,7 @@ from media_mgr.store.blobs import BlobStore
 from media_mgr.store.embedded import EmbeddedPostgres
 from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.media import MediaStore
-from media_mgr.store.pool import open_pool
+from media_mgr.store.pool import Pool, open_pool, reachable
 from media_mgr.store.recordings import RecordingStore
 from media_mgr.store.revocations import Revocations
 from media_mgr.store.settings import SharedSettings
@@ -68,7 +67,7 @@ SWEEP_EVERY_SECONDS = 60.0
 class Store:
     """The database side, open: what every command needs."""
 
-    pool: asyncpg.Pool
+    pool: Pool
     media: MediaStore
     shared: SharedSettings
     embedded: EmbeddedPostgres | None
@@ -89,11 +88,8 @@ async def open_store(settings: Settings, *, apply_migrations: bool = True) -> St
         dsn = await embedded.start()
     try:
         if apply_migrations:
-            conn = await asyncpg.connect(dsn, timeout=settings.timeout_db_connect)
-            try:
-                await migrate.apply(conn, settings.migrations_dir or migrate.default_dir())
-            finally:
-                await conn.close()
+            migrations = settings.migrations_dir or migrate.default_dir()
+            await migrate.migrate_database(dsn, migrations, connect_timeout=settings.timeout_db_connect)
         pool = await open_pool(
             dsn,
             min_size=settings.store_pool_min,
@@ -352,11 +348,7 @@ class Service:
         if self.amqp is not None:
             checks["broker"] = self.amqp.ready
         if self.store is not None:
-            try:
-                await self.store.pool.fetchval("SELECT 1", timeout=2)
-                checks["database"] = True
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                pass
+            checks["database"] = await reachable(self.store.pool, timeout=2)
         return checks
 
     def __post_init__(self) -> None:

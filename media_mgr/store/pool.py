@@ -30,6 +30,7 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 Anything else (a constraint, a bad statement) is a bug or a conflict and passes unchanged."""
 
 Record = asyncpg.Record
+Pool = asyncpg.Pool  # what open_pool returns: an opaque handle above the store
 
 
 @contextlib.contextmanager
@@ -147,3 +148,13 @@ async def open_pool(
         )
     assert pool is not None
     return pool
+
+
+async def reachable(pool: asyncpg.Pool, timeout: float) -> bool:
+    """Whether the database answers a trivial query within ``timeout`` (readiness checks)."""
+    not_ready: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, asyncpg.PostgresError)
+    try:
+        await pool.fetchval("SELECT 1", timeout=timeout)
+    except not_ready:
+        return False
+    return True
