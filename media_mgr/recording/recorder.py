@@ -201,12 +201,17 @@ class Recorder:
     async def announce(self, rec: Recording) -> None:
         extra = {"recording_id": rec.id, "end_reason": rec.end_reason, "size": rec.size}
         log.info(f"recording {rec.state}", extra={**extra, "duration_ms": rec.duration_ms})
-        if self.publish is not None:
+        if self.publish is None:
+            return
+        try:
             task = self._events.spawn(
                 self._publish(f"recording.{rec.state}", rec.event_body()), name="recorder.event"
             )
-            self._publishing.add(task)
-            task.add_done_callback(self._publishing.discard)
+        except RuntimeError:  # closed after the recorder stopped: the recording itself is stored
+            log.warning("recording event not published: the recorder has stopped", extra=extra)
+            return
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
 
     async def _publish(self, routing_key: str, body: dict[str, Any]) -> None:
         assert self.publish is not None

@@ -15,6 +15,7 @@ import asyncpg
 import numpy as np
 import pytest
 
+from media_mgr.config import Settings
 from media_mgr.recording.config import RecorderConfig
 from media_mgr.recording.ingest import NewRecording, RecordingEnded
 from media_mgr.recording.meter import PcmFormat
@@ -251,3 +252,14 @@ async def test_leaving_the_recorder_closes_open_recordings_as_interrupted_with_t
     )
     assert await stored(pool, ingest.id) == data[:3000]
     assert [(k, b["Recording-ID"]) for k, b in events] == [("recording.interrupted", ingest.id)]
+
+
+def test_recorder_config_takes_the_recording_limits_from_settings() -> None:
+    settings = Settings(
+        database_url="postgresql://unused",
+        limit_recording_seconds=7.5,
+        limit_recording_bytes=123456,
+        limit_recording_buffer_bytes=65536 * 3,
+    )
+    config = RecorderConfig.from_settings(settings)
+    assert (config.max_seconds, config.max_bytes, config.buffer_bytes) == (7.5, 123456, 65536 * 3)
