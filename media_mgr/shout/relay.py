@@ -45,6 +45,10 @@ class Handoff:
         self._room = asyncio.Event()
         self._closed = False
 
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
     def full(self) -> bool:
         with self._cond:
             return len(self._items) >= self._limit
@@ -137,6 +141,7 @@ class Relay:
             "target": {"host": self.host, "port": self.port, "mount": self.target_mount, "user": self.user},
             "state": self.state,
             "bytes_sent": self.bytes_sent,
+            "queued_chunks": len(self.handoff),
             "connects": self.connects,
             "last_error": self.last_error,
             "started_at": iso_from_epoch(self.started),
