@@ -31,7 +31,9 @@ CREATE TRIGGER refuse_names BEFORE INSERT ON recordings FOR EACH ROW EXECUTE FUN
 
 
 def psql(database_url: str, sql: str) -> None:
-    subprocess.run(["psql", database_url, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True)
+    subprocess.run(
+        ["psql", database_url, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,7 @@ def logged_failure(srv: RunningServer, cause: str, timeout: float = 10.0) -> dic
             entry = json.loads(line) if line.startswith("{") else {}
             if entry.get("msg") == "task failed" and cause in entry.get("exc", ""):
                 assert str(entry.get("owner", "")).startswith("shout"), entry
-                return entry  # type: ignore[no-any-return]
+                return entry
         if time.monotonic() > deadline:
             return None
         time.sleep(0.1)

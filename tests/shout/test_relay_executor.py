@@ -17,6 +17,7 @@ from shout_peers import Icecast
 from media_mgr.live.registry import MountRegistry
 from media_mgr.shout.relay import QUEUE_CHUNKS
 from media_mgr.shout.relays import RelayConfig, RelayManager
+
 from sounds import decode, raw_mp3
 
 RELAYS = 16
@@ -41,7 +42,7 @@ async def listen(ice: Icecast, mount: str, seconds: float) -> bytes:
 
 
 def full(relay: dict[str, Any]) -> bool:
-    return relay["state"] == "streaming" and relay["queued_chunks"] >= QUEUE_CHUNKS - 1
+    return bool(relay["state"] == "streaming" and relay["queued_chunks"] >= QUEUE_CHUNKS - 1)
 
 
 async def read_in_pieces(path: Path, piece: int) -> bytes:
