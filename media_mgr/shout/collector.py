@@ -5,17 +5,16 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sized
 from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from media_mgr.live.registry import MountRegistry
 from media_mgr.recording.recorder import Recorder
+from media_mgr.shout.host import ShoutHost
 
 
-class Observed(Protocol):
+class Observed(ShoutHost, Protocol):
     """What is counted: the server's state (``server.ServerState``)."""
 
     @property
@@ -25,13 +24,7 @@ class Observed(Protocol):
     def sources(self) -> Sized: ...
 
     @property
-    def registry(self) -> MountRegistry: ...
-
-    @property
     def recorder(self) -> Recorder: ...
-
-    @property
-    def stats(self) -> Counter[str]: ...
 
 
 class ShoutCollector:

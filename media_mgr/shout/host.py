@@ -12,8 +12,8 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from media_mgr.live.registry import MountRegistry
-from media_mgr.recording.recorder import Recorder
-from media_mgr.shout.auth import SourceAuth
+from media_mgr.recording.ingest import Ingest
+from media_mgr.shout.auth import SourceAuth, SourceGrant
 from media_mgr.shout.config import ShoutConfig
 from media_mgr.shout.source import SourceSession
 
@@ -41,10 +41,15 @@ class ShoutHost(Protocol):
     def auth(self) -> SourceAuth: ...
 
     @property
-    def recorder(self) -> Recorder: ...
-
-    @property
     def stats(self) -> Counter[str]: ...
+
+    async def begin(self, grant: SourceGrant, peer: str) -> Ingest:
+        """Start the granted recording (a new ad-hoc one when the grant names none)."""
+        ...
+
+    async def give_back(self, ingest: Ingest) -> None:
+        """The source left (or failed) before streaming: the recording goes back to ``pending``."""
+        ...
 
     def opened(self, conn: Connection) -> bool:
         """Count a new connection in; False when the server is full (answer 503 and close)."""

@@ -21,15 +21,13 @@ from media_mgr.errors import Forbidden, MediaMgrError, Unavailable, UnsupportedM
 from media_mgr.live.cursor import ListenerCursor
 from media_mgr.live.mount import Mount
 from media_mgr.live.registry import check_mount
-from media_mgr.recording.ingest import Ingest, NewRecording, RecordingEnded
+from media_mgr.recording.ingest import Ingest, RecordingEnded
 from media_mgr.shout.auth import SourceGrant
 from media_mgr.shout.host import ShoutHost
 from media_mgr.shout.parser import HeadError, HeadParser, ShoutRequest
-from media_mgr.shout.source import SourceSession
-from media_mgr.store.recordings import STORE_ERRORS
+from media_mgr.shout.source import REFUSALS, SourceSession
 
 log = logging.getLogger("media_mgr.shout")
-REFUSALS: tuple[type[BaseException], ...] = (MediaMgrError, *STORE_ERRORS)
 
 ALLOW = "GET, PUT, OPTIONS, SOURCE"
 MP3_TYPES = frozenset({"", "audio/mpeg", "audio/mp3", "audio/x-mpeg", "application/octet-stream"})
@@ -235,7 +233,7 @@ class ShoutProtocol(asyncio.Protocol):
             return
         ingest: Ingest | None = None
         try:
-            ingest = await self._begin(grant)
+            ingest = await self.host.begin(grant, self.peer)
             if self.state is State.AUTH and self.transport is not None and not self.transport.is_closing():
                 self._stream(request, mount, ingest)
         except REFUSALS as exc:
@@ -251,21 +249,7 @@ class ShoutProtocol(asyncio.Protocol):
                 self._source = None
                 self.host.registry.release(mount)
                 if ingest is not None:
-                    await self._give_back(ingest)  # the client left while we checked, or we failed
-
-    async def _begin(self, grant: SourceGrant) -> Ingest:
-        recorder, origin = self.host.recorder, "shout"
-        if grant.recording_id is not None:
-            return await recorder.begin(grant.recording_id, origin=origin, peer=self.peer)
-        new = NewRecording(None, grant.mount.rsplit("/", 1)[-1])
-        return await recorder.begin_new(new, origin=origin, peer=self.peer)
-
-    async def _give_back(self, ingest: Ingest) -> None:
-        try:
-            await self.host.recorder.cancel(ingest)
-        except REFUSALS as exc:
-            log.warning("could not give the recording back", extra={"recording_id": ingest.id,
-                                                                    "error": repr(exc)})  # fmt: skip
+                    await self.host.give_back(ingest)  # the client left while we checked, or we failed
 
     def _stream(self, request: ShoutRequest, mount: Mount, ingest: Ingest) -> None:
         """Accepted: answer, then hand the mount and the recording to a ``SourceSession``."""

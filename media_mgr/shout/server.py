@@ -23,13 +23,14 @@ from prometheus_client import CollectorRegistry
 
 from media_mgr.live.registry import MountRegistry
 from media_mgr.media.activity import ActivityRegistry
+from media_mgr.recording.ingest import Ingest, NewRecording
 from media_mgr.recording.recorder import Recorder
-from media_mgr.shout.auth import SourceAuth
+from media_mgr.shout.auth import SourceAuth, SourceGrant
 from media_mgr.shout.collector import ShoutCollector
 from media_mgr.shout.config import ShoutConfig
 from media_mgr.shout.host import Connection
 from media_mgr.shout.protocol import ShoutProtocol
-from media_mgr.shout.source import SourceSession
+from media_mgr.shout.source import REFUSALS, SourceSession
 from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.shout")
@@ -49,6 +50,19 @@ class ServerState:
     stats: Counter[str] = field(default_factory=Counter)
     admitting: TaskSet = field(default_factory=lambda: TaskSet("shout.admit", log))
     streaming: TaskSet = field(default_factory=lambda: TaskSet("shout.sources", log))
+
+    async def begin(self, grant: SourceGrant, peer: str) -> Ingest:
+        if grant.recording_id is not None:
+            return await self.recorder.begin(grant.recording_id, origin="shout", peer=peer)
+        new = NewRecording(None, grant.mount.rsplit("/", 1)[-1])
+        return await self.recorder.begin_new(new, origin="shout", peer=peer)
+
+    async def give_back(self, ingest: Ingest) -> None:
+        try:
+            await self.recorder.cancel(ingest)
+        except REFUSALS as exc:
+            log.warning("could not give the recording back", extra={"recording_id": ingest.id,
+                                                                    "error": repr(exc)})  # fmt: skip
 
     def opened(self, conn: Connection) -> bool:
         if len(self.connections) >= self.config.max_connections:

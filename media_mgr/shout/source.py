@@ -23,6 +23,7 @@ from media_mgr.recording.ingest import Ingest
 from media_mgr.store.recordings import STORE_ERRORS, Recording
 
 log = logging.getLogger("media_mgr.shout")
+# What a source is refused (or a recording not closed) for: ours, or the database away.
 REFUSALS: tuple[type[BaseException], ...] = (MediaMgrError, *STORE_ERRORS)
 
 

@@ -55,28 +55,30 @@ def libshout(port: int, mount: str, audio: Path) -> tuple[int, str]:
     return proc.returncode, out.decode(errors="replace")
 
 
+def refused_source(refusing: tuple[RunningServer, int, str], mount: str, audio: Path) -> str:
+    """A source on ``mount`` whose recording the store refuses to create: libshout's open fails."""
+    _srv, port, database_url = refusing
+    raw_mp3(audio, seconds=1.0)
+    psql(database_url, f"INSERT INTO refused_names VALUES ('{mount.lstrip('/')}')")
+    code, out = libshout(port, mount, audio)
+    assert code == 1 and "open failed" in out, out  # the mount was claimed, then the store refused
+    return out
+
+
 def test_a_mount_whose_recording_could_not_be_created_takes_the_next_source(
     refusing: tuple[RunningServer, int, str], tmp_path: Path
 ) -> None:
-    _srv, port, database_url = refusing
-    raw_mp3(tmp_path / "a.mp3", seconds=1.0)
-    psql(database_url, "INSERT INTO refused_names VALUES ('studio.mp3')")
-    code, out = libshout(port, "/studio.mp3", tmp_path / "a.mp3")
-    assert code == 1 and "open failed" in out  # the mount was claimed, then the store refused
-    psql(database_url, "DELETE FROM refused_names")
-    code, out = libshout(port, "/studio.mp3", tmp_path / "a.mp3")
+    refused_source(refusing, "/studio.mp3", tmp_path / "a.mp3")
+    psql(refusing[2], "DELETE FROM refused_names")
+    code, out = libshout(refusing[1], "/studio.mp3", tmp_path / "a.mp3")
     assert code == 0 and "open ok" in out, out  # not "mount in use": the failed attempt let it go
 
 
 def test_a_failure_after_the_claim_is_logged_with_its_cause(
     refusing: tuple[RunningServer, int, str], tmp_path: Path
 ) -> None:
-    srv, port, database_url = refusing
-    raw_mp3(tmp_path / "b.mp3", seconds=1.0)
-    psql(database_url, "INSERT INTO refused_names VALUES ('logged.mp3')")
-    code, _ = libshout(port, "/logged.mp3", tmp_path / "b.mp3")
-    assert code == 1
-    assert logged_failure(srv, "refused by the test")
+    refused_source(refusing, "/logged.mp3", tmp_path / "b.mp3")
+    assert logged_failure(refusing[0], "refused by the test")
 
 
 def logged_failure(srv: RunningServer, cause: str, timeout: float = 10.0) -> dict[str, Any] | None:
