@@ -1,12 +1,13 @@
 """Relays to a real icecast2 never hold a thread of the default executor: with many relays streaming
-a looped item (their libshout threads full, so every feeder waits for room), the loop's default
-executor still runs other work (file reads, probing, transcoding) at once, and Icecast's listener
-still hears the relayed frames, byte for byte, and they decode."""
+a looped item (their queues full, so every feeder waits for room), the loop's default executor still
+runs other work (file reads, probing, transcoding) at once; Icecast's listener still hears the
+relayed frames, byte for byte, and they decode; leaving the manager ends every relay's thread."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ async def relay_a_loop_while_the_executor_works(ice: Icecast, path: Path) -> tup
         except TimeoutError:
             read = b""
         heard = await listen(ice, "/loop0.mp3", 3.0)
+    assert not [t for t in threading.enumerate() if t.name.startswith("relay ")]  # exit ended them all
     return read, heard
 
 
