@@ -97,6 +97,8 @@ class ServerState:
 
 
 class ShoutServer:
+    """``async with ShoutServer(config, sock, ...)``: serves ``sock`` (bound by the caller) until exit."""
+
     def __init__(
         self,
         config: ShoutConfig,
@@ -115,12 +117,16 @@ class ShoutServer:
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> Self:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: ShoutProtocol(self.state), sock=self.sock, backlog=1024
-        )
         if self._metrics is not None:
             self._metrics.register(self._collector)
+        try:
+            self._server = await asyncio.get_running_loop().create_server(
+                lambda: ShoutProtocol(self.state), sock=self.sock, backlog=1024
+            )
+        except BaseException:
+            if self._metrics is not None:
+                self._metrics.unregister(self._collector)
+            raise
         return self
 
     async def __aexit__(
