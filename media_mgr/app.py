@@ -47,8 +47,9 @@ from media_mgr.recording.ingest import RecordingLimits
 from media_mgr.recording.recorder import Recorder
 from media_mgr.redaction import redact
 from media_mgr.shout.auth import SourceAuth
-from media_mgr.shout.relay import RelayManager, media_reader
-from media_mgr.shout.server import ShoutCollector, ShoutConfig, ShoutServer
+from media_mgr.shout.config import ShoutConfig
+from media_mgr.shout.relays import RelayConfig, RelayManager, media_reader
+from media_mgr.shout.server import ShoutServer
 from media_mgr.store import migrate
 from media_mgr.store.blobs import BlobStore
 from media_mgr.store.embedded import EmbeddedPostgres
@@ -164,9 +165,7 @@ class Service:
     http_port: int = field(init=False, default=0)  # the port really bound, for issued URLs
     shout_port: int = field(init=False, default=0)
     recorder: Recorder | None = None
-    shout: ShoutServer | None = None
-    relays: RelayManager | None = None
-    _collector: ShoutCollector | None = None
+    _shout_side: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     audio_stream: AudioStreamService | None = None
     _shout_sock: socket.socket | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -235,21 +234,14 @@ class Service:
         registry = MountRegistry(
             queue_bytes=settings.shout_queue_bytes, burst_bytes=settings.shout_burst_bytes
         )
-        config = ShoutConfig(
-            head_timeout=settings.timeout_shout_head,
-            source_timeout=settings.timeout_shout_source,
-            listener_timeout=settings.timeout_shout_listener,
-            max_head_bytes=settings.shout_max_head_bytes,
-            max_connections=settings.shout_max_connections,
-        )
         secret = playback.config.secret
         auth = SourceAuth(secret, settings.shout_source_password)
-        self.shout = ShoutServer(config, self.recorder, registry, auth, self.activity)
-        self._collector = ShoutCollector(self.shout.state)
-        self.metrics.registry.register(self._collector)
         sock, self._shout_sock = self._shout_sock or bind_socket(settings.bind, settings.shout_port), None
         self.shout_port = sock.getsockname()[1]
-        await self.shout.start(sock)
+        await self._shout_side.enter_async_context(
+            ShoutServer(ShoutConfig.from_settings(settings), sock, recorder=self.recorder, registry=registry,
+                        auth=auth, activity=self.activity, metrics=self.metrics.registry)
+        )  # fmt: skip
         host, port = sock.getsockname()[:2]
         logging.getLogger(LISTENING_LOGGER).info(f"listening shout {host}:{port}")
         urls = RecordingUrls(
@@ -260,9 +252,12 @@ class Service:
             settings.store_put_authenticate, settings.store_put_username, settings.store_put_password,
             StorePutConfig.parse_acls(settings.store_put_acls),
         )  # fmt: skip
-        self.relays = RelayManager(registry, media_reader(library, playback.variants))
+        read_media = media_reader(library, playback.variants)
+        relays = await self._shout_side.enter_async_context(
+            RelayManager(RelayConfig.from_settings(settings), registry, read_media)
+        )
         return RecordingsEdge(self.recorder, urls, scratch_dir(settings), settings.limit_recording_bytes,
-                              settings.timeout_probe, store_put, self.relays)  # fmt: skip
+                              settings.timeout_probe, store_put, relays)  # fmt: skip
 
     async def _open_audio_stream(self, settings: Settings, playback: Playback) -> AudioStreamService:
         """The mod_audio_stream WebSocket edge; needs the recorder, so it opens after the SHOUT side."""
@@ -299,15 +294,7 @@ class Service:
 
     async def _close_shout(self) -> None:
         """Edges first (relays, then sources: their recordings interrupted), then the recorder."""
-        if self.relays is not None:
-            await self.relays.stop()
-            self.relays = None
-        if self._collector is not None:
-            self.metrics.registry.unregister(self._collector)
-            self._collector = None
-        if self.shout is not None:
-            await self.shout.stop()
-            self.shout = None
+        await self._shout_side.aclose()
         if self.recorder is not None:
             await self.recorder.stop()
             self.recorder = None

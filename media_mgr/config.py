@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     timeout_shout_head: float = Field(default=15.0, gt=0, description="a request head must arrive in this")
     timeout_shout_source: float = Field(default=10.0, gt=0, description="a silent source is ended after this")
     timeout_shout_listener: float = Field(default=30.0, gt=0, description="a listener not reading is dropped")
+    limit_relays: int = Field(default=64, ge=1, le=1024, description="relays at once (a thread each)")
+    timeout_relay_backoff: float = Field(default=30.0, gt=0, description="longest wait to reconnect a relay")
     limit_recording_seconds: float = Field(default=10800.0, gt=0, description="max_recording_time_limit")
     limit_recording_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     limit_recording_buffer_bytes: int = Field(
