@@ -31,7 +31,6 @@ from media_mgr.amqp.media_req import StreamUrlResolver
 from media_mgr.amqp.wire import StreamType
 from media_mgr.errors import NoData, NotFound
 from media_mgr.media.names import TtsRef, parse_media_name
-from media_mgr.tts.speech import TtsOptions
 
 from amqp_peers import AMQP_URL, Ecallmgr, broker_queue, closed_port, rabbitmqctl, tcp_forwarder, wait_until
 
@@ -48,13 +47,7 @@ class DictResolver:
         self.media = media
 
     async def stream_url(
-        self,
-        media_name: str,
-        stream_type: StreamType,
-        protocol: str | None,
-        fmt: str | None,
-        *,
-        tts: TtsOptions | None = None,
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **_: object
     ) -> str:
         if isinstance(parse_media_name(media_name), TtsRef):
             raise NotFound("tts is not built yet")
@@ -309,13 +302,7 @@ class StuckResolver:
         self.called = asyncio.Event()
 
     async def stream_url(
-        self,
-        media_name: str,
-        stream_type: StreamType,
-        protocol: str | None,
-        fmt: str | None,
-        *,
-        tts: TtsOptions | None = None,
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **_: object
     ) -> str:
         self.called.set()
         await asyncio.Event().wait()

@@ -64,13 +64,7 @@ class ParsingResolver:
     """Like the real one will: parse first (InvalidMediaName), TTS not built yet (not_found)."""
 
     async def stream_url(
-        self,
-        media_name: str,
-        stream_type: StreamType,
-        protocol: str | None,
-        fmt: str | None,
-        *,
-        tts: TtsOptions | None = None,
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **_: object
     ) -> str:
         if isinstance(parse_media_name(media_name), TtsRef):
             raise NotFound("tts is not available")

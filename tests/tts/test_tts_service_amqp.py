@@ -4,6 +4,7 @@ the audio fetched as mod_shell_stream fetches it, decoded and checked for speech
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 import subprocess
@@ -15,9 +16,10 @@ import httpx
 import numpy as np
 import pytest
 from speech_audio import assert_speech, measure
+from test_service_amqp import amqp_server, wait_ready
 
-from amqp_peers import AMQP_URL, Ecallmgr
-from servers import RunningServer, start_server
+from amqp_peers import Ecallmgr
+from servers import RunningServer
 
 FETCH = Path(__file__).resolve().parents[2] / "scripts" / "fetch_remote_audio.sh"
 # Node names of this module's instances: other services on the same broker (other test runs) bind
@@ -25,34 +27,19 @@ FETCH = Path(__file__).resolve().parents[2] / "scripts" / "fetch_remote_audio.sh
 NODES = {name: f"media_mgr@tts-{name}-{secrets.token_hex(3)}" for name in ("one", "two")}
 
 
-def wait_ready(srv: RunningServer, timeout: float = 20) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if httpx.get(f"{srv.url}/readyz").status_code == 200:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not ready: {httpx.get(f'{srv.url}/readyz').text}")
-
-
-def server_env(database_url: str, data: Path, queue: str, node: str) -> dict[str, str]:
-    return {"MEDIA_MGR_DATABASE_URL": database_url, "MEDIA_MGR_DATA_DIR": str(data), "MEDIA_MGR_AMQP_URL": AMQP_URL,
-            "MEDIA_MGR_AMQP_QUEUE_NAME": queue, "MEDIA_MGR_AMQP_NODE": node}  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def pair(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RunningServer]]:
     """Two instances on one database and one broker queue, as a fleet runs them."""
     data = tmp_path_factory.mktemp("tts")
     queue = f"test.media_mgr.tts.{secrets.token_hex(4)}"
-    servers = [start_server(server_env(database_url, data / name, queue, NODES[name]), data / f"{name}.log")
-               for name in ("one", "two")]  # fmt: skip
-    try:
+    with contextlib.ExitStack() as running:
+        servers = []
+        for name, node in NODES.items():
+            servers.append(amqp_server(database_url, data / name, queue, name, MEDIA_MGR_AMQP_NODE=node))
+            running.callback(servers[-1].stop)
         for srv in servers:
             wait_ready(srv)
         yield servers
-    finally:
-        for srv in servers:
-            srv.stop()
 
 
 async def ask(media_name: str, **extra: object) -> tuple[dict[str, object], float]:
