@@ -228,6 +228,9 @@ class Settings(BaseSettings):
             raise ValueError("store_pool_min must not exceed store_pool_max")
         if self.shout_burst_bytes > self.shout_queue_bytes:
             raise ValueError("shout_burst_bytes must not exceed shout_queue_bytes")
+        offered = [name.strip().lower() for name in self.tts_engines.split(",") if name.strip()]
+        if offered and self.tts_engine.lower() not in offered:
+            raise ValueError(f"tts_engine {self.tts_engine!r} is not one of tts_engines ({self.tts_engines})")
         return self
 
     @property

@@ -20,12 +20,12 @@ from typing import Self
 
 from media_mgr.audio.wav import parse_wav_header
 from media_mgr.config import Settings
-from media_mgr.errors import NotFound
+from media_mgr.errors import NotFound, Unavailable
 from media_mgr.ids import new_id
 from media_mgr.media.models import AudioInfo, MediaItem, NewMedia
 from media_mgr.store.media import MediaStore
 from media_mgr.store.tts_cache import TtsCacheStore, TtsEntry
-from media_mgr.tasks import TaskSet
+from media_mgr.tasks import TaskLimitReached, TaskSet
 from media_mgr.tts.engine import TtsEngine, TtsFailed, load_engine
 from media_mgr.tts.speech import Speech, SpeechDefaults, TtsOptions, speech_for
 
@@ -33,6 +33,7 @@ log = logging.getLogger("media_mgr.tts")
 
 CHUNK_BYTES = 256 * 1024
 SWEEP_BATCH = 500
+MAX_PENDING = 256  # distinct texts waiting for or in synthesis per instance; more: Unavailable
 NAME_CHARS = 200
 
 
@@ -91,7 +92,7 @@ class TtsService:
         self.engines = engines
         self.broken = dict(broken or {})
         self._limit = asyncio.Semaphore(config.concurrency)
-        self._tasks = TaskSet("tts", log)
+        self._tasks = TaskSet("tts", log, limit=MAX_PENDING)
         self._inflight: dict[str, asyncio.Task[MediaItem]] = {}
 
     async def __aenter__(self) -> Self:
@@ -136,7 +137,10 @@ class TtsService:
 
     def _start(self, speech: Speech) -> asyncio.Task[MediaItem]:
         key = speech.key
-        task = self._tasks.spawn(self._produce(speech), name=f"tts.{key[:12]}")
+        try:
+            task = self._tasks.spawn(self._produce(speech), name=f"tts.{key[:12]}")
+        except TaskLimitReached:
+            raise Unavailable(f"{MAX_PENDING} texts are already waiting for speech synthesis") from None
         self._inflight[key] = task
         task.add_done_callback(lambda _: self._inflight.pop(key, None))  # one task per key at a time
         return task

@@ -8,18 +8,21 @@ from dataclasses import replace
 
 import asyncpg
 import pytest
+from pydantic import ValidationError
 from speech_audio import assert_speech, measure, wav_samples
 
-from media_mgr.errors import InvalidRequest, NotFound
+from media_mgr.config import Settings
+from media_mgr.errors import InvalidRequest, NotFound, Unavailable
 from media_mgr.media.catalog import Catalog
 from media_mgr.media.models import MediaItem
 from media_mgr.store import migrate
 from media_mgr.store.blobs import BlobStore
 from media_mgr.store.media import MediaStore
 from media_mgr.store.tts_cache import TtsCacheStore
+from media_mgr.tts import service as service_module
 from media_mgr.tts.engine import TtsEngine, TtsFailed
 from media_mgr.tts.espeak import EspeakEngine, find_espeak
-from media_mgr.tts.service import TtsConfig, TtsService
+from media_mgr.tts.service import TtsConfig, TtsService, build_engines
 from media_mgr.tts.speech import Speech, SpeechDefaults, TtsOptions
 
 CONFIG = TtsConfig(
@@ -286,3 +289,33 @@ async def test_catalog_resolves_tts_names_through_the_service(
     assert hashed == item
     with pytest.raises(NotFound, match="text to speech is off"):
         await Catalog(service.media, "en-us").resolve_name("tts://Hello")
+
+
+async def test_too_many_texts_waiting_is_unavailable(
+    instance: Instance, espeak: EspeakEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "MAX_PENDING", 2)
+    engine = GatedEngine(espeak)
+    service = instance(engine, concurrency=1)
+    waiting = [asyncio.create_task(service.media_for(f"Queued text {n}")) for n in range(2)]
+    while not engine.calls:
+        await asyncio.sleep(0.005)
+    with pytest.raises(Unavailable, match="2 texts are already waiting"):
+        await service.media_for("One too many")
+    engine.gate.set()
+    await asyncio.gather(*waiting)
+
+
+def test_settings_build_the_engines_they_name() -> None:
+    settings = Settings(tts_engines="espeak, nosuch", tts_voice="female", tts_language="fr-fr")
+    config = TtsConfig.from_settings(settings)
+    assert config.engines == ("espeak", "nosuch")
+    assert (config.defaults.voice, config.defaults.language, config.cache_seconds) == (
+        "female",
+        "fr-fr",
+        3600.0,
+    )
+    engines, broken = build_engines(config, settings)
+    assert list(engines) == ["espeak"] and broken == {"nosuch": "no such engine"}
+    with pytest.raises(ValidationError, match="tts_engine 'flite' is not one of tts_engines"):
+        Settings(tts_engine="flite")
