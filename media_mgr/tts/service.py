@@ -68,7 +68,7 @@ def build_engines(config: TtsConfig, settings: Settings) -> tuple[dict[str, TtsE
             engines[name] = load_engine(name, settings)
         except KeyError:
             broken[name] = "no such engine"
-        except (RuntimeError, OSError) as exc:
+        except (RuntimeError, OSError, ImportError) as exc:  # not installed, no voice data
             broken[name] = str(exc)
         if name in broken:
             log.error("tts engine unavailable", extra={"engine": name, "reason": broken[name]})
