@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import shutil
 import time
@@ -106,3 +107,21 @@ async def test_time_for_a_sentence_and_a_long_text(engine: EspeakEngine, record_
     )
     assert_speech(measure(*wav_samples(short)), 2.0, 8.0)
     assert_speech(measure(*wav_samples(long)), 40.0, 120.0)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="Debian's espeak-ng is not installed")
+def test_without_the_wheel_the_debian_binary_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "espeakng_loader" else real(name)
+    )
+    setup = find_espeak("auto")
+    assert setup.backend == "binary" and setup.command[0] == shutil.which("espeak-ng")
+    assert setup.argv("en-US+f3")[-2:] == ("-v", "en-US+f3")
+
+
+def test_neither_installed_is_reported_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="install the espeakng-loader package or Debian's espeak-ng"):
+        find_espeak("auto")
