@@ -4,7 +4,7 @@ Kazoo's rules (reference 2.6, ``kz_media_tts_cache``): voice ``male`` or ``femal
 ``male``), language ``en-us`` by default, a two-letter language ``xx`` read as ``xx-xx`` and ``en``
 as ``en-us``. The text is what ecallmgr sends: the ``Text`` key when the request has one (4.x puts a
 hash in the name), else the raw remainder of ``tts://<text>`` (older ecallmgr puts the text there,
-unencoded, so it is not percent-decoded here).
+unencoded, so it is not percent-decoded here). A 4.x hash without ``Text`` is refused, not spelled out.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ VOICES: Final = ("male", "female")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _LANGUAGE: Final = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 _ENGINE: Final = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}")
+_MD5: Final = re.compile(r"[0-9a-f]{32}")  # 4.x ecallmgr: tts://md5(Text/Voice/Language)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ def kazoo_language(language: str) -> str:
 def speech_for(name_text: str, options: TtsOptions | None, defaults: SpeechDefaults) -> Speech:
     """Check a request; raises ``InvalidRequest`` saying what is wrong. The engine is not looked up here."""
     opts = options or TtsOptions()
+    if opts.text is None and _MD5.fullmatch(name_text):
+        raise InvalidRequest("tts://<32 hex> is Kazoo's hash of the words: send them in Text")
     text = (opts.text if opts.text is not None else name_text).strip()
     if not text:
         raise InvalidRequest("tts text is empty")

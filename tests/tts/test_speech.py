@@ -55,6 +55,7 @@ def test_cache_key_differs_by_each_part() -> None:
     ("text", "options", "reason"),
     [
         ("", None, "empty"),
+        ("9e107d9d372bb6826bd81d3542a419d6", None, "Kazoo's hash of the words: send them in Text"),
         ("   ", None, "empty"),
         ("x" * 1001, None, "at most 1000"),
         ("Hello\x1b[31m", None, "control characters"),

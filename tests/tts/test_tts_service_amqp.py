@@ -117,6 +117,7 @@ def test_second_request_on_the_other_instance_is_a_cache_hit(pair: list[RunningS
 @pytest.mark.parametrize(("name", "extra", "message"), [
     ("tts://", {}, "tts text is empty"),
     ("tts://x", {"Text": "   "}, "tts text is empty"),
+    ("tts://9e107d9d372bb6826bd81d3542a419d6", {}, "tts://<32 hex> is Kazoo's hash of the words: send them in Text"),
     ("tts://" + "a" * 1001, {}, "tts text is 1001 characters; at most 1000 are spoken"),
     ("tts://Hello\u0007 world", {}, "tts text contains control characters"),
     ("tts://x", {"Text": "Hello\x1b[2J"}, "tts text contains control characters"),
