@@ -58,7 +58,9 @@ from media_mgr.store.pool import open_pool
 from media_mgr.store.recordings import RecordingStore
 from media_mgr.store.revocations import Revocations
 from media_mgr.store.settings import SharedSettings
+from media_mgr.store.tts_cache import TtsCacheStore
 from media_mgr.store.variants import VariantStore
+from media_mgr.tts.service import TtsConfig, TtsService, build_engines
 
 log = logging.getLogger("media_mgr")
 
@@ -137,7 +139,18 @@ async def shared_secret(settings: Settings, store: Store) -> bytes:
     return str(value).encode()
 
 
-async def open_playback(settings: Settings, store: Store, http_port: int) -> Playback:
+def open_tts(settings: Settings, store: Store) -> TtsService | None:
+    """The TTS service (enter it with ``async with``); None when ``MEDIA_MGR_TTS_ENGINES`` is empty."""
+    config = TtsConfig.from_settings(settings)
+    if not config.engines:
+        return None
+    engines, broken = build_engines(config, settings)
+    return TtsService(config, store.media, TtsCacheStore(store.pool), engines, broken)
+
+
+async def open_playback(
+    settings: Settings, store: Store, http_port: int, tts: TtsService | None = None
+) -> Playback:
     """The playback service: URLs issued with ``http_port``, signed with the shared secret."""
     variants = VariantCache(
         VariantStore(store.pool, store.media.blobs),
@@ -146,7 +159,7 @@ async def open_playback(settings: Settings, store: Store, http_port: int) -> Pla
         asyncio.Semaphore(settings.limit_transcodes),
     )
     return Playback(
-        Catalog(store.media, settings.default_language),
+        Catalog(store.media, settings.default_language, tts),
         variants,
         Revocations(store.pool),
         PlaybackConfig(settings.url_host, http_port, settings.url_ttl, await shared_secret(settings, store)),
@@ -179,8 +192,9 @@ class Service:
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         settings = self.settings
         store = self.store = await open_store(settings)
+        tts = open_tts(settings, store)
         try:
-            playback = await open_playback(settings, store, self.http_port)
+            playback = await open_playback(settings, store, self.http_port, tts)
             self.amqp = self._amqp(settings, playback)
             library = open_library(settings, store)
             app.state.http = HttpState(
@@ -202,7 +216,7 @@ class Service:
                 log.info("amqp off: MEDIA_MGR_AMQP_URL is not set")
             else:
                 await self.amqp.start()  # returns at once; connects (and reconnects) in the background
-            self._spawn(self._sweep(store))
+            self._spawn(self._sweep(store, tts))
             yield
         finally:
             if self.audio_stream is not None:  # before the recorder: its recordings close first
@@ -215,6 +229,8 @@ class Service:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if tts is not None:
+                await tts.close()
             await store.close()
             self.store = None
             log.info("service stopped")
@@ -309,7 +325,7 @@ class Service:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _sweep(self, store: Store) -> None:
+    async def _sweep(self, store: Store, tts: TtsService | None) -> None:
         """Delete replaced or deleted content once downloads that started on it had time to end."""
         revocations = Revocations(store.pool)
         while True:
@@ -319,6 +335,8 @@ class Service:
                 if swept:
                     log.info("orphaned content swept", extra={"blobs": swept})
                 await revocations.purge()
+                if tts is not None:
+                    await tts.sweep()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("blob sweep failed; will retry", extra={"error": str(exc)})
 
