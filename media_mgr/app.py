@@ -30,6 +30,7 @@ from media_mgr.http import recordings as recording_routes
 from media_mgr.http import store_put as store_put_routes
 from media_mgr.http import streams as stream_routes
 from media_mgr.http.api import create_app
+from media_mgr.http.connection_limits import ConnectionLimits, protocol_class
 from media_mgr.http.recordings import RecordingsEdge, RecordingUrls
 from media_mgr.http.state import HttpState
 from media_mgr.http.store_put import StorePutConfig
@@ -43,9 +44,11 @@ from media_mgr.media.variants import VariantCache
 from media_mgr.metrics import Metrics
 from media_mgr.recording.config import RecorderConfig
 from media_mgr.recording.recorder import Recorder
+from media_mgr.redaction import redact
 from media_mgr.shout.auth import SourceAuth
-from media_mgr.shout.relay import RelayManager, media_reader
-from media_mgr.shout.server import ShoutCollector, ShoutConfig, ShoutServer
+from media_mgr.shout.config import ShoutConfig
+from media_mgr.shout.relays import RelayConfig, RelayManager, media_reader
+from media_mgr.shout.server import ShoutServer
 from media_mgr.store import migrate
 from media_mgr.store.blobs import BlobStore
 from media_mgr.store.embedded import EmbeddedPostgres
@@ -55,7 +58,9 @@ from media_mgr.store.pool import Pool, open_pool, reachable
 from media_mgr.store.recordings import RecordingStore
 from media_mgr.store.revocations import Revocations
 from media_mgr.store.settings import SharedSettings
+from media_mgr.store.tts_cache import TtsCacheStore
 from media_mgr.store.variants import VariantStore
+from media_mgr.tts.service import TtsConfig, TtsService, build_engines
 
 log = logging.getLogger("media_mgr")
 
@@ -127,10 +132,22 @@ async def shared_secret(settings: Settings, store: Store) -> bytes:
     value = await store.shared.get(SECRET_KEY)
     if value is None:
         value = await store.shared.put_once(SECRET_KEY, secrets.token_urlsafe(32))
+    redact.add(str(value))
     return str(value).encode()
 
 
-async def open_playback(settings: Settings, store: Store, http_port: int) -> Playback:
+def open_tts(settings: Settings, store: Store) -> TtsService | None:
+    """The TTS service (enter it with ``async with``); None when ``MEDIA_MGR_TTS_ENGINES`` is empty."""
+    config = TtsConfig.from_settings(settings)
+    if not config.engines:
+        return None
+    engines, broken = build_engines(config, settings)
+    return TtsService(config, store.media, TtsCacheStore(store.pool), engines, broken)
+
+
+async def open_playback(
+    settings: Settings, store: Store, http_port: int, tts: TtsService | None = None
+) -> Playback:
     """The playback service: URLs issued with ``http_port``, signed with the shared secret."""
     variants = VariantCache(
         VariantStore(store.pool, store.media.blobs),
@@ -139,7 +156,7 @@ async def open_playback(settings: Settings, store: Store, http_port: int) -> Pla
         asyncio.Semaphore(settings.limit_transcodes),
     )
     return Playback(
-        Catalog(store.media, settings.default_language),
+        Catalog(store.media, settings.default_language, tts),
         variants,
         Revocations(store.pool),
         PlaybackConfig(settings.url_host, http_port, settings.url_ttl, await shared_secret(settings, store)),
@@ -158,9 +175,7 @@ class Service:
     http_port: int = field(init=False, default=0)  # the port really bound, for issued URLs
     shout_port: int = field(init=False, default=0)
     recorder: Recorder | None = None
-    shout: ShoutServer | None = None
-    relays: RelayManager | None = None
-    _collector: ShoutCollector | None = None
+    _shout_side: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     audio_stream: AudioStreamService | None = None
     _shout_sock: socket.socket | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -174,8 +189,9 @@ class Service:
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         settings = self.settings
         store = self.store = await open_store(settings)
+        tts = open_tts(settings, store)
         try:
-            playback = await open_playback(settings, store, self.http_port)
+            playback = await open_playback(settings, store, self.http_port, tts)
             self.amqp = self._amqp(settings, playback)
             library = open_library(settings, store)
             app.state.http = HttpState(
@@ -197,7 +213,7 @@ class Service:
                 log.info("amqp off: MEDIA_MGR_AMQP_URL is not set")
             else:
                 await self.amqp.start()  # returns at once; connects (and reconnects) in the background
-            self._spawn(self._sweep(store))
+            self._spawn(self._sweep(store, tts))
             yield
         finally:
             if self.audio_stream is not None:  # before the recorder: its recordings close first
@@ -210,6 +226,8 @@ class Service:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if tts is not None:
+                await tts.close()
             await store.close()
             self.store = None
             log.info("service stopped")
@@ -225,21 +243,14 @@ class Service:
         registry = MountRegistry(
             queue_bytes=settings.shout_queue_bytes, burst_bytes=settings.shout_burst_bytes
         )
-        config = ShoutConfig(
-            head_timeout=settings.timeout_shout_head,
-            source_timeout=settings.timeout_shout_source,
-            listener_timeout=settings.timeout_shout_listener,
-            max_head_bytes=settings.shout_max_head_bytes,
-            max_connections=settings.shout_max_connections,
-        )
         secret = playback.config.secret
         auth = SourceAuth(secret, settings.shout_source_password)
-        self.shout = ShoutServer(config, self.recorder, registry, auth, self.activity)
-        self._collector = ShoutCollector(self.shout.state)
-        self.metrics.registry.register(self._collector)
         sock, self._shout_sock = self._shout_sock or bind_socket(settings.bind, settings.shout_port), None
         self.shout_port = sock.getsockname()[1]
-        await self.shout.start(sock)
+        await self._shout_side.enter_async_context(
+            ShoutServer(ShoutConfig.from_settings(settings), sock, recorder=self.recorder, registry=registry,
+                        auth=auth, activity=self.activity, metrics=self.metrics.registry)
+        )  # fmt: skip
         host, port = sock.getsockname()[:2]
         logging.getLogger(LISTENING_LOGGER).info(f"listening shout {host}:{port}")
         urls = RecordingUrls(
@@ -250,9 +261,12 @@ class Service:
             settings.store_put_authenticate, settings.store_put_username, settings.store_put_password,
             StorePutConfig.parse_acls(settings.store_put_acls),
         )  # fmt: skip
-        self.relays = RelayManager(registry, media_reader(library, playback.variants))
+        read_media = media_reader(library, playback.variants)
+        relays = await self._shout_side.enter_async_context(
+            RelayManager(RelayConfig.from_settings(settings), registry, read_media)
+        )
         return RecordingsEdge(self.recorder, urls, scratch_dir(settings), settings.limit_recording_bytes,
-                              settings.timeout_probe, store_put, self.relays)  # fmt: skip
+                              settings.timeout_probe, store_put, relays)  # fmt: skip
 
     async def _open_audio_stream(self, settings: Settings, playback: Playback) -> AudioStreamService:
         """The mod_audio_stream WebSocket edge; needs the recorder, so it opens after the SHOUT side."""
@@ -289,15 +303,7 @@ class Service:
 
     async def _close_shout(self) -> None:
         """Edges first (relays, then sources: their recordings interrupted), then the recorder."""
-        if self.relays is not None:
-            await self.relays.stop()
-            self.relays = None
-        if self._collector is not None:
-            self.metrics.registry.unregister(self._collector)
-            self._collector = None
-        if self.shout is not None:
-            await self.shout.stop()
-            self.shout = None
+        await self._shout_side.aclose()
         if self.recorder is not None:
             await self.recorder.stop()
             self.recorder = None
@@ -312,7 +318,7 @@ class Service:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _sweep(self, store: Store) -> None:
+    async def _sweep(self, store: Store, tts: TtsService | None) -> None:
         """Delete replaced or deleted content once downloads that started on it had time to end."""
         revocations = Revocations(store.pool)
         while True:
@@ -322,6 +328,8 @@ class Service:
                 if swept:
                     log.info("orphaned content swept", extra={"blobs": swept})
                 await revocations.purge()
+                if tts is not None:
+                    await tts.sweep()
             except StoreUnavailable as exc:
                 log.warning("blob sweep failed; will retry", extra={"error": str(exc)})
 
@@ -353,6 +361,9 @@ class Service:
 
     def __post_init__(self) -> None:
         self.http_port = self.settings.http_port
+        settings = self.settings
+        redact.add(settings.admin_token, settings.secret, settings.store_put_password,
+                   settings.shout_source_password)  # fmt: skip
 
     async def serve(self) -> None:
         settings = self.settings
@@ -363,7 +374,14 @@ class Service:
         config = uvicorn.Config(
             self.build_app(),
             loop="uvloop",
-            http="httptools",
+            http=protocol_class(
+                ConnectionLimits(
+                    max_head_bytes=settings.http_max_head_bytes,
+                    head_timeout=settings.timeout_http_head,
+                    max_connections=settings.http_max_connections,
+                )
+            ),
+            timeout_keep_alive=settings.timeout_http_keep_alive,
             lifespan="on",
             log_config=None,
             access_log=False,

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     http_port: int = Field(default=24517, ge=0, le=65535)
     shout_port: int = Field(default=8000, ge=0, le=65535)
     public_host: str | None = Field(default=None, description="host written into issued URLs")
+    http_max_connections: int = Field(default=8192, ge=1, description="HTTP-port connections, WebSockets too")
+    http_max_head_bytes: int = Field(default=16384, ge=1024, le=1048576, description="larger heads: 431")
+    timeout_http_head: float = Field(default=15.0, gt=0, description="a request head must arrive in this")
+    timeout_http_keep_alive: int = Field(default=5, ge=1, description="idle keep-alive connections close")
 
     # Security.
     admin_token: str | None = Field(default=None, description="Bearer token for /v1/*; unset: loopback only")
@@ -87,6 +91,8 @@ class Settings(BaseSettings):
     timeout_shout_head: float = Field(default=15.0, gt=0, description="a request head must arrive in this")
     timeout_shout_source: float = Field(default=10.0, gt=0, description="a silent source is ended after this")
     timeout_shout_listener: float = Field(default=30.0, gt=0, description="a listener not reading is dropped")
+    limit_relays: int = Field(default=64, ge=1, le=1024, description="relays at once (a thread each)")
+    timeout_relay_backoff: float = Field(default=30.0, gt=0, description="longest wait to reconnect a relay")
     limit_recording_seconds: float = Field(default=10800.0, gt=0, description="max_recording_time_limit")
     limit_recording_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     limit_recording_buffer_bytes: int = Field(
@@ -140,6 +146,21 @@ class Settings(BaseSettings):
     )
     playout_sync_ms: int = Field(default=1000, ge=0, description="audio between sync checkpoints; 0: none")
     playout_frame_ms: int = Field(default=20, ge=20, le=200, multiple_of=20, description="one media.play")
+
+    # Text to speech (tts:// names); Kazoo's speech.tts_* defaults where it has one.
+    tts_engines: str = Field(default="espeak", description="engines on offer, comma-separated; empty: off")
+    tts_engine: str = Field(default="espeak", min_length=1, description="engine when a request names none")
+    tts_voice: Literal["male", "female"] = Field(default="male", description="voice when none is asked for")
+    tts_language: str = Field(
+        default="en-us", pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$", description="language when none is asked"
+    )
+    tts_cache_seconds: float = Field(default=3600.0, gt=0, description="speech kept this long after last use")
+    tts_max_text_chars: int = Field(default=1000, ge=1, le=10000, description="longer texts are refused")
+    tts_timeout: float = Field(default=20.0, gt=0, description="one synthesis must finish in this")
+    tts_concurrency: int = Field(default=2, ge=1, description="syntheses running at once per instance")
+    tts_espeak_backend: Literal["auto", "library", "binary"] = Field(
+        default="auto", description="auto: the espeakng-loader wheel, else Debian's espeak-ng binary"
+    )
 
     migrations_dir: Path | None = Field(default=None, description="where the NNN_name.sql files are")
 
@@ -213,6 +234,9 @@ class Settings(BaseSettings):
             raise ValueError("store_pool_min must not exceed store_pool_max")
         if self.shout_burst_bytes > self.shout_queue_bytes:
             raise ValueError("shout_burst_bytes must not exceed shout_queue_bytes")
+        offered = [name.strip().lower() for name in self.tts_engines.split(",") if name.strip()]
+        if offered and self.tts_engine.lower() not in offered:
+            raise ValueError(f"tts_engine {self.tts_engine!r} is not one of tts_engines ({self.tts_engines})")
         return self
 
     @property

@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+from media_mgr.redaction import redact
+
 LISTENING_LOGGER = "media_mgr.listening"
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -34,7 +36,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
 
 
 def configure(level: str) -> None:

@@ -253,15 +253,18 @@ def url(obj: Context, media_name: str, stream_type: str, protocol: str | None, f
     logs.configure("warning")
 
     async def go() -> str:
-        from media_mgr.app import open_playback, open_store
+        from media_mgr.app import open_playback, open_store, open_tts
 
         store = await open_store(settings)
+        tts = open_tts(settings, store)  # a tts:// name is synthesised (or found) like in the service
         try:
-            playback = await open_playback(settings, store, settings.http_port)
+            playback = await open_playback(settings, store, settings.http_port, tts)
             return await playback.stream_url(media_name, stream_type, protocol, fmt, rate)  # type: ignore[arg-type]
         except MediaMgrError as exc:
             raise click.ClickException(exc.detail) from None
         finally:
+            if tts is not None:
+                await tts.close()
             await store.close()
 
     click.echo(run(go()))

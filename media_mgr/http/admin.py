@@ -16,6 +16,7 @@ from media_mgr.http.upload_body import read_upload
 from media_mgr.media.library import check_account_id, check_language
 from media_mgr.media.models import CONTENT_TYPES, MediaFilter
 from media_mgr.media.playback import check_rate
+from media_mgr.tts.speech import TtsOptions
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)], tags=["media"])
 
@@ -179,13 +180,19 @@ class StreamUrlRequest(BaseModel):
     protocol: Literal["http", "https", "shout", "vlc"] | None = None
     format: Literal["wav", "mp3"] | None = None
     rate: int | None = Field(default=None, description="resample to this rate")
+    # A media_req's TTS keys, for a tts:// media_name (Text, Voice, Language, Engine).
+    text: str | None = Field(default=None, max_length=10000, description="tts: the words (else the name's)")
+    voice: str | None = Field(default=None, max_length=32, description="tts: male or female")
+    language: str | None = Field(default=None, max_length=32, description="tts: e.g. en-us, fr")
+    engine: str | None = Field(default=None, max_length=64, description="tts: engine name")
 
 
 @router.post("/stream-urls", summary="Issue a stream URL for a Media-Name, as a media_req would")
 async def issue_stream_url(request: Request, body: StreamUrlRequest) -> dict[str, str]:
     url = await state_of(request).playback.stream_url(
-        body.media_name, body.stream_type, body.protocol, body.format, body.rate
-    )
+        body.media_name, body.stream_type, body.protocol, body.format, body.rate,
+        tts=TtsOptions(body.text, body.voice, body.language, body.engine),
+    )  # fmt: skip
     return {"stream_url": url}
 
 

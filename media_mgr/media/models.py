@@ -20,7 +20,7 @@ from media_mgr.store.media import MediaFilter, MediaRow, NewMedia
 __all__ = ["CONTENT_TYPES", "AudioFormat", "AudioInfo", "BlobInfo", "MediaFilter", "MediaItem", "NewMedia"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # equal to its row (store.rows.Row)
 class MediaItem(MediaRow):
     @classmethod
     def of(cls, row: MediaRow) -> Self:

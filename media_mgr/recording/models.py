@@ -15,7 +15,7 @@ from media_mgr.audio.info import CONTENT_TYPES
 from media_mgr.store.recording_rows import RecordingRow
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # equal to its row (store.rows.Row)
 class Recording(RecordingRow):
     @classmethod
     def of(cls, row: RecordingRow) -> Self:

@@ -14,6 +14,7 @@ from media_mgr.store import blobs as blob_rows
 from media_mgr.store import variants
 from media_mgr.store.blobs import BlobInfo, BlobStore
 from media_mgr.store.pool import Connection, Database
+from media_mgr.store.rows import Row
 
 _COLUMNS = (
     "id, account_id, prompt_id, language, name, content_type, codec, size, duration_ms,"
@@ -21,8 +22,8 @@ _COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class MediaRow:
+@dataclass(frozen=True, eq=False)
+class MediaRow(Row):
     """One ``media`` row; what it means (its Media-Name, its JSON) is ``media.models.MediaItem``."""
 
     id: str

@@ -10,6 +10,8 @@ from typing import Literal
 
 import asyncpg
 
+from media_mgr.store.rows import Row
+
 RecordingState = Literal["pending", "recording", "complete", "interrupted"]
 RecordingFormat = Literal["mp3", "wav"]
 
@@ -21,8 +23,8 @@ COLUMNS = (
 FROM = "recordings r LEFT JOIN media m ON m.id = r.id"
 
 
-@dataclass(frozen=True)
-class RecordingRow:
+@dataclass(frozen=True, eq=False)
+class RecordingRow(Row):
     """One ``recordings`` row (and whether a media record was made from it)."""
 
     id: str

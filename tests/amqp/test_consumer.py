@@ -47,7 +47,7 @@ class DictResolver:
         self.media = media
 
     async def stream_url(
-        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **_: object
     ) -> str:
         if isinstance(parse_media_name(media_name), TtsRef):
             raise NotFound("tts is not built yet")
@@ -302,7 +302,7 @@ class StuckResolver:
         self.called = asyncio.Event()
 
     async def stream_url(
-        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **_: object
     ) -> str:
         self.called.set()
         await asyncio.Event().wait()

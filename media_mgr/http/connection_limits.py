@@ -1,0 +1,170 @@
+"""The HTTP port's connection limits: request-head size and time, and how many connections at once.
+
+uvicorn's httptools protocol has none of them: a 150 MB header is parsed (in quadratic time, as
+httptools joins the pieces of a header value) while the event loop serves nothing else, and a
+client that opens a connection and sends nothing keeps it forever. Icecast's ``connection.c``
+bounds all three; so does this subclass, with the same answers the SHOUT port gives:
+
+- a request head larger than ``max_head_bytes``: 431 and close, decided after the first read that
+  passes the limit, so a huge head costs one read, never a parse of the whole;
+- a head not complete ``head_timeout`` seconds after the connection opened (or the previous
+  response ended): 408 and close (slow loris);
+- more than ``max_connections`` open on this port (WebSockets included): 503 and close at once.
+
+Every refusal is logged as one info line: it is the client's failure, not ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import ClassVar
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("media_mgr.http")
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    max_head_bytes: int = 16384
+    head_timeout: float = 15.0
+    max_connections: int = 8192
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a head that is over the limit."""
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits above; built per server by :func:`protocol_class`."""
+
+    limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+
+    _head_bytes = 0  # raw bytes of the head being received
+    _head_fields = 0  # bytes of the URL and header fields parsed so far
+    _in_head = True  # between a message's start (or the connection's) and its headers' end
+    _head_timer: asyncio.TimerHandle | None = None
+    _refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.limits.max_connections:
+            self._refused = True
+            self.transport = transport
+            peer = transport.get_extra_info("peername")
+            extra = {"peer": peer[0] if peer else None, "limit": self.limits.max_connections}
+            log.info("http connection refused: too many connections", extra=extra)
+            self._answer(503, "too many connections")
+            return
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        if self._refused:
+            return
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused or self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        if self._in_head:
+            self._head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._refuse_head()
+                return
+            raise
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self._disarm_head_timer()
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError:
+            msg = "Invalid HTTP request received."
+            log.info("http request refused: malformed", extra={"peer": self._peer()})
+            self.send_400_response(msg)
+            return
+        if self._in_head and self._head_bytes > self.limits.max_head_bytes:
+            self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_fields = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)  # ": " and CRLF, as on the wire
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._disarm_head_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._in_head = True
+            self._head_bytes = 0
+            self._arm_head_timer()
+
+    def _count(self, size: int) -> None:
+        self._head_fields += size
+        if self._head_fields > self.limits.max_head_bytes:
+            raise _HeadTooLarge
+
+    def _refuse_head(self) -> None:
+        log.info("http request refused: head too large",
+                 extra={"peer": self._peer(), "limit": self.limits.max_head_bytes})  # fmt: skip
+        self._answer(431, f"request head over {self.limits.max_head_bytes} bytes")
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            log.info("http request refused: head not complete in time",
+                     extra={"peer": self._peer(), "timeout": self.limits.head_timeout})  # fmt: skip
+            self._answer(408, "request head not complete in time")
+
+    def _answer(self, status: int, detail: str) -> None:
+        self._disarm_head_timer()
+        body = f'{{"error": "{_CODES[status]}", "detail": "{detail}"}}'.encode()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body)
+        )
+        self.transport.close()
+
+    def _peer(self) -> str | None:
+        return self.client[0] if self.client else None
+
+
+_CODES = {408: "request_timeout", 431: "head_too_large", 503: "unavailable"}
+
+
+def protocol_class(limits: ConnectionLimits) -> type[LimitedHttpToolsProtocol]:
+    """A protocol class for ``uvicorn.Config(http=...)`` carrying these limits."""
+    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits})
