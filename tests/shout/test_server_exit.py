@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from shout_peers import ShoutUrl, kill, push
 
 from media_mgr.live.registry import MountRegistry
-from media_mgr.recording.ingest import RecordingLimits
+from media_mgr.recording.config import RecorderConfig
 from media_mgr.recording.recorder import Recorder
 from media_mgr.shout.auth import SourceAuth
 from media_mgr.shout.config import ShoutConfig
@@ -33,7 +33,7 @@ from sounds import raw_mp3
 async def recorder(database_url: str, server: object) -> AsyncIterator[Recorder]:
     # ``server`` has applied the migrations to the run's database.
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    rec = Recorder(RecordingStore(pool, BlobStore(pool, 256 * 1024)), RecordingLimits(flush_seconds=0.4))
+    rec = Recorder(RecordingStore(pool, BlobStore(pool, 256 * 1024)), RecorderConfig(flush_seconds=0.4))
     await rec.start()
     yield rec
     await rec.stop()
