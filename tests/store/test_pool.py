@@ -12,7 +12,8 @@ import pytest
 from media_mgr.errors import Unavailable
 from media_mgr.store.blobs import BlobStore
 from media_mgr.store.errors import StoreUnavailable
-from media_mgr.store.pool import Database, open_pool
+from media_mgr.store.migrate import default_dir, migrate_database
+from media_mgr.store.pool import Database, open_pool, reachable
 
 
 @pytest.fixture
@@ -48,12 +49,21 @@ async def test_a_database_nobody_listens_for_is_store_unavailable() -> None:
     assert isinstance(caught.value, Unavailable)  # what every edge answers as 503 / 1011 / media_error
 
 
+async def test_migrating_a_database_nobody_listens_for_is_store_unavailable() -> None:
+    dsn = f"postgresql://nobody@127.0.0.1:{_closed_port()}/nothing"
+    with pytest.raises(StoreUnavailable) as caught:
+        await migrate_database(dsn, default_dir(), connect_timeout=2)
+    assert isinstance(caught.value.__cause__, OSError)
+
+
 async def test_a_closed_pool_is_store_unavailable_from_a_store_module(pool: asyncpg.Pool) -> None:
     blobs = BlobStore(pool, chunk_bytes=4096)
+    assert await reachable(pool, timeout=5)
     await pool.close()
     with pytest.raises(StoreUnavailable) as caught:
         await blobs.sweep(grace_seconds=60)
     assert isinstance(caught.value.__cause__, asyncpg.InterfaceError)
+    assert not await reachable(pool, timeout=5)
 
 
 async def test_a_terminated_backend_is_store_unavailable(pool: asyncpg.Pool, database_url: str) -> None:
