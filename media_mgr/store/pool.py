@@ -45,11 +45,11 @@ def driver_errors_as_unavailable(
     try:
         yield
     except DRIVER_ERRORS as exc:
-        raise StoreUnavailable(f"database unavailable: {exc!r}") from exc
+        raise StoreUnavailable(f"the database is unavailable ({type(exc).__name__})") from exc
     except (asyncpg.PostgresError, asyncpg.InternalClientError) as exc:
         if conn is None or not conn.is_closed():
             raise
-        raise StoreUnavailable(f"database connection lost: {exc!r}") from exc
+        raise StoreUnavailable(f"the database connection was lost ({type(exc).__name__})") from exc
 
 
 class _Queries:
