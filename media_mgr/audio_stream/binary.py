@@ -77,24 +77,30 @@ def parse_text(text: str, *, metadata_seen: bool) -> Event:
     return Text(text, "text after the metadata")
 
 
+def parse_frame(data: bytes) -> Event:
+    """A binary frame: audio, or (zero bytes) mod_audio_fork's end of stream."""
+    return Audio(data) if data else EndOfStream()
+
+
 class Framer:
-    """Keeps audio aligned to whole sample frames when a peer sends an odd byte count."""
+    """Keeps audio aligned to whole sample frames when a peer sends a byte count that is not one:
+    the bytes of a split sample frame wait for the next message instead of being dropped, so no
+    sample after them shifts."""
 
     def __init__(self, block_align: int) -> None:
         self.block_align = block_align
         self._carry = b""
-        self.misaligned = 0
+        self.misaligned = 0  # messages that ended inside a sample frame
 
-    def feed(self, data: bytes) -> Event:
-        if not data:
-            return EndOfStream()
+    def feed(self, data: bytes) -> bytes:
+        """Whole sample frames of what came so far; the rest is kept for the next message."""
         if self._carry:
             data = self._carry + data
         cut = len(data) - len(data) % self.block_align
         if cut != len(data):
             self.misaligned += 1
         self._carry = data[cut:]
-        return Audio(data[:cut])
+        return data[:cut]
 
 
 # -- server -> module: JSON the modules turn into a file for the FreeSWITCH app to play (B5, C) --------

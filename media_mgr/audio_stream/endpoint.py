@@ -121,7 +121,7 @@ class Connection:
         token = auth.presented_token(self.ws.headers, self.query)
         try:
             self.grant = auth.authorize(
-                token, client, self.config.admin_token, self.config.secret, time.time()
+                token, client, self.config.admin_token, self.service.secret, time.time()
             )
         except Unauthorized as exc:
             return await self._deny(

@@ -27,11 +27,15 @@ from typing import Any
 from media_mgr.audio_stream import binary, voipbit
 from media_mgr.audio_stream.playout import MarkKind, Pacer
 from media_mgr.errors import Conflict
+from media_mgr.store.errors import StoreUnavailable
+from media_mgr.store.recordings import STORE_ERRORS
 
 log = logging.getLogger("media_mgr.audio_stream")
 
 Sender = Callable[[str], Awaitable[None]]
 Notify = Callable[[str, dict[str, Any]], None]
+# What reading an item's audio raises when the database is slow or away (not the module's fault).
+READ_FAILURES: tuple[type[BaseException], ...] = (StoreUnavailable, *STORE_ERRORS)
 
 
 class PlayStyle(enum.Enum):
@@ -52,6 +56,14 @@ class QueueFull(Conflict):
 
 class PeerStuck(Exception):
     """A send to the module did not complete within its deadline."""
+
+
+class NotAcknowledged(Exception):
+    """The module acknowledged no sync mark for ``ack_timeout``: it is not playing what we send.
+
+    Our own signal, never the builtin ``TimeoutError``: a database command timing out while the item
+    is read must not be reported as the module's silence.
+    """
 
 
 @dataclass
@@ -148,6 +160,12 @@ class Player:
             self.notify("cleared", {"cancelled": cancelled, "latency_ms": None})
         return cancelled
 
+    async def join(self) -> None:
+        """Wait until what is queued has been played (or playback stopped)."""
+        task = self._task
+        if task is not None:
+            await asyncio.shield(task)
+
     async def close(self) -> None:
         await self._stop_task()
         for item in [*([self.current] if self.current else []), *self.queue]:
@@ -188,13 +206,19 @@ class Player:
             log.warning(
                 "audio_stream playback stopped: the module stopped reading", extra={"queued": len(self.queue)}
             )
-        except TimeoutError:
+        except NotAcknowledged:
             log.warning(
                 "audio_stream playback stopped: the module never acknowledged playout (is the stream "
                 "bidirectional, its track inbound, its channel playing?)",
                 extra={"queued": len(self.queue)},
             )
             self.notify("play_failed", {"reason": "no_acknowledgement"})
+        except READ_FAILURES as exc:
+            log.warning(
+                "audio_stream playback stopped: the media could not be read from the store",
+                extra={"queued": len(self.queue), "error": repr(exc)},
+            )
+            self.notify("play_failed", {"reason": "store_unavailable"})
         finally:
             if self.state is PlayerState.PLAYING:
                 self.state = PlayerState.IDLE
@@ -257,7 +281,7 @@ class Player:
             if wait is None:
                 held_since = held_since if held_since is not None else now
                 if now - held_since > self.ack_timeout:
-                    raise TimeoutError
+                    raise NotAcknowledged
                 await asyncio.sleep(self.pacer.frame)
                 continue
             if wait <= 0:
@@ -291,11 +315,17 @@ class Player:
                     self.detach()
 
     async def _stop_task(self) -> None:
+        """Cancel the playing task and wait for it; a cancellation of our caller goes on up."""
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None or task.done():
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if me is not None and me.cancelling():
+                raise  # our caller is being cancelled too: not ours to swallow
 
     def public(self, now: float) -> dict[str, Any]:
         return {

@@ -16,7 +16,8 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from media_mgr.audio_stream import auth
 from media_mgr.audio_stream.capture import Sink
@@ -26,6 +27,7 @@ from media_mgr.audio_stream.player import Player, PlayItem, PlayStyle
 from media_mgr.audio_stream.playout import SYNC_PREFIX, Pacer
 from media_mgr.audio_stream.registry import Registry
 from media_mgr.audio_stream.session import Session, SessionConfig, SessionState
+from media_mgr.config import Settings
 from media_mgr.errors import Conflict, InvalidRequest, NotFound
 from media_mgr.media.activity import Activity, ActivityRegistry
 from media_mgr.media.catalog import Catalog
@@ -34,6 +36,7 @@ from media_mgr.metrics import Metrics
 from media_mgr.recording.ingest import Ingest, NewRecording, RecordingEnded
 from media_mgr.recording.meter import PcmFormat
 from media_mgr.recording.recorder import Recorder
+from media_mgr.tasks import TaskLimitReached, TaskSet
 
 log = logging.getLogger("media_mgr.audio_stream")
 
@@ -47,10 +50,8 @@ LAG_EVERY = 0.1  # how often the event loop's lag is sampled
 @dataclass(frozen=True)
 class AudioStreamConfig:
     session: SessionConfig
-    secret: bytes
     admin_token: str | None
     url_host: str
-    http_port: int
     url_ttl: int = 86400
     limit_sessions: int = 2000
     limit_loop_lag: float = 0.25  # new streams are refused while the event loop is this far behind
@@ -65,6 +66,18 @@ class AudioStreamConfig:
     hold_grace: float = 1.0
     tick: float = 0.25
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AudioStreamConfig:
+        return cls(
+            SessionConfig.from_settings(settings), settings.admin_token, settings.url_host,
+            url_ttl=settings.ws_url_ttl, limit_sessions=settings.limit_ws_sessions,
+            limit_loop_lag=settings.limit_ws_loop_lag_ms / 1000,
+            timeout_idle=settings.timeout_ws_idle, timeout_reconnect=settings.timeout_ws_reconnect,
+            timeout_send=settings.timeout_ws_send, timeout_refuse=settings.timeout_ws_refuse,
+            timeout_ack=settings.timeout_ws_ack, play_queue=settings.limit_ws_play_queue,
+            frame=settings.playout_frame_ms / 1000, sync_every=settings.playout_sync_ms / 1000,
+        )  # fmt: skip
+
 
 def play_rate(fmt: StreamFormat) -> int:
     """voipbit honours only 8 and 16 kHz in media.play (A4.1); the binary dialect takes the stream's."""
@@ -74,9 +87,15 @@ def play_rate(fmt: StreamFormat) -> int:
 
 
 class AudioStreamService:
+    """``async with AudioStreamService(...) as service:``: its exit ends every session (audio flushed,
+    recording closed, ``stopped`` published) and stops its tasks."""
+
     def __init__(
         self,
         config: AudioStreamConfig,
+        *,
+        secret: bytes,
+        http_port: int,
         recorder: Recorder,
         catalog: Catalog,
         variants: VariantCache,
@@ -86,6 +105,8 @@ class AudioStreamService:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.secret = secret  # signs and checks the tokens of issued URLs
+        self.http_port = http_port  # the port really bound, written into issued URLs
         self.recorder = recorder
         self.catalog = catalog
         self.variants = variants
@@ -95,30 +116,33 @@ class AudioStreamService:
         self.clock = clock
         self.registry = Registry()
         self._entries: dict[str, Activity] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._reaper: asyncio.Task[None] | None = None
-        self._watcher: asyncio.Task[None] | None = None
+        self._background = TaskSet("audio_stream", log)  # the reaper, the lag watcher
+        self._events = TaskSet("audio_stream.events", log, limit=EVENTS_IN_FLIGHT)
+        self._unpublished: set[asyncio.Task[None]] = set()
         self.loop_lag = 0.0  # seconds, recent peak
         metrics.audio_stream_sessions.set_function(lambda: len(self.registry))
         metrics.audio_stream_loop_lag_ms.set_function(lambda: self.loop_lag * 1000)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._reaper = asyncio.create_task(self._reap(), name="audio_stream.reaper")
-        self._watcher = asyncio.create_task(self._watch_lag(), name="audio_stream.lag")
+    async def __aenter__(self) -> Self:
+        self._background.spawn(self._reap(), name="audio_stream.reaper")
+        self._background.spawn(self._watch_lag(), name="audio_stream.lag")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
 
     async def stop(self) -> None:
-        """Server shutdown: every session ends, its recording closed as interrupted ("shutdown")."""
-        for task in (self._reaper, self._watcher):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        await asyncio.gather(
-            *(self.end(s, "shutdown", complete=False) for s in self.registry), return_exceptions=True
-        )
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=EVENT_TIMEOUT)
+        """Server shutdown: every session ends, the audio it held recorded and its recording closed as
+        interrupted ("shutdown"), its ``stopped`` event published (within ``EVENT_TIMEOUT``)."""
+        await self._background.stop()
+        await asyncio.gather(*(self.end(s, "shutdown", complete=False) for s in list(self.registry)))
+        if self._unpublished:
+            await asyncio.wait(list(self._unpublished), timeout=EVENT_TIMEOUT)
+        await self._events.stop()
 
     # -- sessions ----------------------------------------------------------------------------------
 
@@ -236,9 +260,6 @@ class AudioStreamService:
         )
         if self.publish is None:
             return
-        if len(self._tasks) >= EVENTS_IN_FLIGHT:
-            self.metrics.audio_stream_events_dropped.inc()
-            return
         body: dict[str, Any] = {
             "Event-Category": "audio_stream",
             "Event-Name": name,
@@ -259,9 +280,13 @@ class AudioStreamService:
         if name == "stopped":
             body["Duration-MS"] = session.recorded_ms
         body.update({_header(k): v for k, v in fields.items()})
-        task = asyncio.create_task(self._send_event(f"audio_stream.{name}", body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        try:
+            task = self._events.spawn(self._send_event(f"audio_stream.{name}", body))
+        except (TaskLimitReached, RuntimeError):  # too many in flight, or stopped
+            self.metrics.audio_stream_events_dropped.inc()
+            return
+        self._unpublished.add(task)
+        task.add_done_callback(self._unpublished.discard)
 
     async def _send_event(self, routing_key: str, body: dict[str, Any]) -> None:
         assert self.publish is not None
@@ -284,9 +309,9 @@ class AudioStreamService:
         rec = await self.recorder.create(NewRecording(account_id, name or "audio_stream.wav", fmt="wav"))
         now = time.time()
         expires = int(now) + c.url_ttl
-        token = auth.issue(c.secret, rec.id, expires, now)
+        token = auth.issue(self.secret, rec.id, expires, now)
         return {
-            "url": auth.ws_url(c.url_host, c.http_port, token),
+            "url": auth.ws_url(c.url_host, self.http_port, token),
             "token": token,
             "recording_id": rec.id,
             "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),

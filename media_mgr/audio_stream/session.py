@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from media_mgr.audio_stream.binary import FormatHint
+from media_mgr.audio_stream.binary import FormatHint, Framer
 from media_mgr.audio_stream.buffering import BufferPolicy, Lead
 from media_mgr.audio_stream.capture import Capture, Sink
 from media_mgr.audio_stream.clock import Chunk
@@ -26,6 +26,7 @@ from media_mgr.audio_stream.flood import FloodGuard
 from media_mgr.audio_stream.formats import Dialect, StreamFormat, binary_default, binary_format, guess_voipbit
 from media_mgr.audio_stream.pcm import ulaw_to_l16
 from media_mgr.audio_stream.player import Player
+from media_mgr.config import Settings
 
 log = logging.getLogger("media_mgr.audio_stream")
 
@@ -55,6 +56,16 @@ class SessionConfig:
     bad_frames: int = 50
     metadata_timeout: float = 1.0
     policy: BufferPolicy = field(default_factory=BufferPolicy)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionConfig:
+        return cls(
+            gap_threshold=settings.ws_gap_threshold_ms / 1000, gap_window=settings.ws_gap_window_ms / 1000,
+            record_lag=settings.ws_record_lag_ms / 1000, flood_allowance=settings.limit_ws_flood_ms / 1000,
+            messages_per_second=settings.limit_ws_messages_per_second,
+            bad_frames=settings.limit_ws_bad_frames, metadata_timeout=settings.timeout_ws_metadata,
+            policy=BufferPolicy.from_settings(settings),
+        )  # fmt: skip
 
 
 @dataclass
@@ -125,6 +136,7 @@ class Session:
         self._chunk_base: int | None = None
         self._next: list[int] = []
         self._binary_pos = 0
+        self._framer: Framer | None = None
 
     # -- format ------------------------------------------------------------------------------------
 
@@ -215,9 +227,10 @@ class Session:
     async def _audio(self, audio: Audio, now: float) -> None:
         fmt = self.fmt
         assert fmt is not None
-        block = 2 * fmt.channels
-        pcm = audio.pcm[: len(audio.pcm) - len(audio.pcm) % block]
-        position, self._binary_pos = self._binary_pos, self._binary_pos + len(pcm) // block
+        if self._framer is None:
+            self._framer = Framer(2 * fmt.channels)
+        pcm = self._framer.feed(audio.pcm)
+        position, self._binary_pos = self._binary_pos, self._binary_pos + len(pcm) // self._framer.block_align
         self.guard.media(position / fmt.rate, self._binary_pos / fmt.rate, now)
         assert self.capture is not None
         await self.capture.put(0, Chunk(position, pcm, now))

@@ -42,10 +42,10 @@ def test_a_voipbit_stream_without_start_is_known_by_its_payload_size() -> None:
 
 def test_odd_frames_stay_sample_aligned_and_an_empty_frame_ends_the_stream() -> None:
     framer = binary.Framer(4)
-    first, second = framer.feed(bytes(7)), framer.feed(bytes(5))
-    assert isinstance(first, Audio) and isinstance(second, Audio)
-    assert (len(first.pcm), len(second.pcm), framer.misaligned) == (4, 8, 1)
-    assert isinstance(framer.feed(b""), EndOfStream)
+    first, second = framer.feed(bytes(range(7))), framer.feed(bytes(range(7, 12)))
+    assert (first, second, framer.misaligned) == (bytes(range(4)), bytes(range(4, 12)), 1)
+    assert binary.parse_frame(bytes(3)) == Audio(bytes(3))
+    assert isinstance(binary.parse_frame(b""), EndOfStream)
 
 
 def test_playback_json_of_amigniter_and_mod_audio_fork() -> None:

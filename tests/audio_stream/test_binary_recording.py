@@ -4,6 +4,7 @@ after the first audio, compression offered or not."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
@@ -77,3 +78,29 @@ async def test_no_rate_anywhere_falls_back_to_8_khz(server: RunningServer) -> No
     got, rate = await recorded_pcm(server, recording_id)
     assert rate == 8000
     assert_same_audio(got[:, 0], module.expected("inbound"), "defaulted mono 8 kHz")
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+async def test_frames_cut_inside_a_sample_lose_and_shift_nothing(
+    server: RunningServer, channels: int
+) -> None:
+    """A resampler may send a byte count that ends inside a sample frame: the split bytes wait for
+    the next message, so every sample lands where it was sent."""
+    url, recording_id = await issue_url(server)
+    rng = np.random.default_rng(channels)
+    audio = (rng.standard_normal((8000, channels)) * 4000).astype("<i2")
+    data = audio.tobytes()
+    sizes = [321, 319, 322, 318, 325, 315]  # odd, and not whole stereo frames; 1920 bytes a cycle
+    async with connect(f"{url}&rate=8000&channels={channels}", compression=None, open_timeout=5,
+                       ping_interval=None) as ws:  # fmt: skip
+        loop = asyncio.get_running_loop()
+        t0, at, i = loop.time(), 0, 0
+        while at < len(data):  # paced on the clock: the media time sent so far, no drift
+            size = sizes[i % len(sizes)] * channels
+            await ws.send(data[at : at + size])
+            at, i = at + size, i + 1
+            await asyncio.sleep(max(0.0, t0 + at / (2 * channels * 8000) - loop.time()))
+    got, rate = await recorded_pcm(server, recording_id)
+    assert (rate, got.shape[1]) == (8000, channels)
+    for ch in range(channels):
+        assert_same_audio(got[:, ch], audio[:, ch], f"channel {ch}")

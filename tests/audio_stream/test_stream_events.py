@@ -38,7 +38,9 @@ async def test_stream_events_are_published(database_url: str, tmp_path: Path, ac
                 await module.start()
                 talking = asyncio.create_task(module.run(Talk(2.5)))
                 await session_of(srv, f"ev-{run}")
-                r = await http.post(f"/v1/streams/ev-{run}/play", json={"media_id": media["id"], "checkpoint": "hi"})
+                r = await http.post(
+                    f"/v1/streams/ev-{run}/play", json={"media_id": media["id"], "checkpoint": "hi"}
+                )
                 assert r.status_code == 202, r.text
                 await asyncio.sleep(1.2)  # the 0.5 s prompt has played and been acknowledged
                 assert (await http.post(f"/v1/streams/ev-{run}/clear")).status_code == 200

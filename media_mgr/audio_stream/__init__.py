@@ -1,0 +1,1 @@
+"""mod_audio_stream's far end."""

@@ -1,0 +1,57 @@
+"""Stopping the server ends every audio stream properly: the audio received up to the stop is in
+the recording, which is closed as interrupted by the shutdown, and a ``stopped`` event goes out."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from audio_stream_checks import assert_same_audio, issue_url, recorded_pcm, recording
+from audio_stream_client import Talk, VoipbitModule
+
+from event_listener import event_listener
+from servers import start_server
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def test_a_server_stop_flushes_closes_and_announces_every_session(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    stream = f"stop-{secrets.token_hex(4)}"
+    async with event_listener("audio_stream.#") as events:
+        env = {"MEDIA_MGR_DATABASE_URL": new_database(), "MEDIA_MGR_DATA_DIR": str(tmp_path / "d")}
+        first = start_server({**env, **events.env}, tmp_path / "first.log")
+        try:
+            async with httpx.AsyncClient(base_url=first.url, timeout=30) as http:
+                while (await http.get("/readyz")).status_code != 200:  # the broker side is up
+                    await asyncio.sleep(0.1)
+            url, recording_id = await issue_url(first)
+            audio = (np.random.default_rng(3).standard_normal(8000 * 10) * 3000).astype(np.int16)
+            module = VoipbitModule(url, {"inbound": audio}, stream_id=stream)
+            await module.start()
+            await module.run(Talk(2.0))
+            sent = module.expected("inbound")
+        finally:
+            first.stop()  # SIGTERM, the module still connected
+        seen: list[tuple[str, dict[str, Any]]] = []
+        while not any(key == "audio_stream.stopped" for key, _ in seen):
+            seen.append(await events.next(timeout=5))
+    stopped = seen[-1][1]
+    assert (stopped["Stream-ID"], stopped["Reason"]) == (stream, "shutdown")
+    assert stopped["Duration-MS"] == 2000
+    second = start_server(env, tmp_path / "second.log")  # reads what the first one left
+    try:
+        rec = await recording(second, recording_id)
+        assert (rec["state"], rec["end_reason"]) == ("interrupted", "shutdown")
+        got, rate = await recorded_pcm(second, recording_id)
+        assert rate == 8000
+        assert_same_audio(got[:, 0], sent, "every sample received before the stop")
+    finally:
+        second.stop()
