@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+from media_mgr.audio.wav_pcm import wav_to_pcm
 from media_mgr.audio_stream import auth
-from media_mgr.audio_stream.capture import Sink
-from media_mgr.audio_stream.formats import Dialect, StreamFormat
-from media_mgr.audio_stream.pcm import wav_to_pcm
-from media_mgr.audio_stream.player import Player, PlayItem, PlayStyle
-from media_mgr.audio_stream.playout import SYNC_PREFIX, Pacer
+from media_mgr.audio_stream.capture.pipeline import Sink
+from media_mgr.audio_stream.dialects.base import Dialect
+from media_mgr.audio_stream.formats import StreamFormat
+from media_mgr.audio_stream.playout.pacer import SYNC_PREFIX, Pacer
+from media_mgr.audio_stream.playout.player import Player, PlayItem
 from media_mgr.audio_stream.registry import Registry
 from media_mgr.audio_stream.session import Session, SessionConfig, SessionState
 from media_mgr.config import Settings
@@ -77,13 +78,6 @@ class AudioStreamConfig:
             timeout_ack=settings.timeout_ws_ack, play_queue=settings.limit_ws_play_queue,
             frame=settings.playout_frame_ms / 1000, sync_every=settings.playout_sync_ms / 1000,
         )  # fmt: skip
-
-
-def play_rate(fmt: StreamFormat) -> int:
-    """voipbit honours only 8 and 16 kHz in media.play (A4.1); the binary dialect takes the stream's."""
-    if fmt.dialect is Dialect.BINARY:
-        return fmt.rate
-    return 16000 if fmt.rate >= 16000 and fmt.encoding == "l16" else 8000
 
 
 class AudioStreamService:
@@ -267,7 +261,7 @@ class AudioStreamService:
             "Stream-ID": session.stream_id,
             "Call-ID": session.call_id,
             "Recording-ID": session.sink.id if session.sink else None,
-            "Dialect": session.dialect.value,
+            "Dialect": session.dialect.name,
         }
         if name == "started" and session.fmt is not None:
             body.update(
@@ -303,15 +297,23 @@ class AudioStreamService:
     def describe(self, ref: str) -> dict[str, Any]:
         return self.registry.find(ref).public()
 
-    async def issue_url(self, account_id: str | None, name: str | None) -> dict[str, Any]:
-        """A WebSocket URL whose token names a new pending WAV recording: the first stream on it fills it."""
+    async def issue_url(
+        self,
+        account_id: str | None,
+        name: str | None,
+        *,
+        rate: int | None = None,
+        channels: int | None = None,
+    ) -> dict[str, Any]:
+        """A WebSocket URL whose token names a new pending WAV recording: the first stream on it fills it.
+        ``rate`` / ``channels``, when the caller says them, go into the URL (``auth.ws_url``)."""
         c = self.config
         rec = await self.recorder.create(NewRecording(account_id, name or "audio_stream.wav", fmt="wav"))
         now = time.time()
         expires = int(now) + c.url_ttl
         token = auth.issue(self.secret, rec.id, expires, now)
         return {
-            "url": auth.ws_url(c.url_host, self.http_port, token),
+            "url": auth.ws_url(c.url_host, self.http_port, token, rate=rate, channels=channels),
             "token": token,
             "recording_id": rec.id,
             "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
@@ -320,17 +322,15 @@ class AudioStreamService:
     async def play(
         self, ref: str, *, media_id: str | None, media_name: str | None, checkpoint: str | None
     ) -> dict[str, Any]:
+        if checkpoint is not None and checkpoint.startswith(SYNC_PREFIX):  # see playout/pacer.py
+            raise InvalidRequest(f"checkpoint names starting with {SYNC_PREFIX!r} are reserved")
         session = self.registry.find(ref)
         fmt = session.fmt
         if fmt is None or session.ending:
             raise Conflict("the stream has not started (no audio yet) or has ended")
-        if fmt.dialect is Dialect.VOIPBIT and fmt.tracks != ("inbound",):
-            raise Conflict(
-                "mod_audio_stream plays audio only into streams whose track is inbound "
-                f"(this one carries {', '.join(fmt.tracks)})"
-            )
-        if checkpoint is not None and checkpoint.startswith(SYNC_PREFIX):
-            raise InvalidRequest(f"checkpoint names starting with {SYNC_PREFIX!r} are reserved")
+        why_not = session.dialect.cannot_play(fmt)
+        if why_not is not None:
+            raise Conflict(why_not)
         if media_name:
             item = await self.catalog.resolve_name(media_name)
         else:
@@ -372,13 +372,9 @@ class AudioStreamService:
     def _player(self, session: Session, fmt: StreamFormat) -> Player:
         if session.player is None:
             c = self.config
-            if fmt.dialect is Dialect.VOIPBIT:
-                style = PlayStyle.VOIPBIT
-            else:
-                style = PlayStyle.FORK if session.subprotocol == "audio.drachtio.org" else PlayStyle.AMIGNITER
             session.player = Player(
-                style,
-                play_rate(fmt),
+                session.dialect.encoder(session.subprotocol),
+                session.dialect.play_rate(fmt),
                 Pacer(c.frame, sync_every=c.sync_every, hold_grace=c.hold_grace),
                 lambda: session.lead().ms / 1000.0,
                 lambda name, fields: self.emit(session, name, fields),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from audio_stream_linksim import CALM, JITTERY, Link, simulate
 
-from media_mgr.audio_stream.buffering import BufferPolicy, Lead, LeadRange, Preset
+from media_mgr.audio_stream.playout.buffering import BufferPolicy, Lead, LeadRange, Preset
 from media_mgr.config import Settings
 
 PRESETS = [(8000, False, "low_latency"), (16000, False, "balanced"), (16000, True, "high_quality")]

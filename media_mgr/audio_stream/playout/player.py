@@ -1,10 +1,11 @@
-"""The task that plays queued media into one session, paced by ``playout.Pacer``.
+"""The task that plays queued media into one session, paced by ``pacer.Pacer``.
 
-voipbit gets one ``media.play`` per 20 ms frame (L16, standard base64, a constant 8 or 16 kHz),
-then ``media.checkpoint`` after an item that names one; ``playedStream`` tells when it was heard.
-The binary dialect's modules hand each JSON audio message to the FreeSWITCH app as a file (reference
-B5, C), so there an item goes in segments (``streamAudio`` or mod_audio_fork's ``playAudio``) paced
-the same way, and its checkpoint is reported when its estimated playout ends.
+What goes on the wire is the dialect's ``PlayEncoder``. Where checkpoints are acknowledged
+(voipbit: one ``media.play`` per 20 ms frame, then ``media.checkpoint`` after an item that names
+one, ``playedStream`` once heard), the pacer adds its own sync marks and learns from their
+acknowledgements. Where they are not (the binary dialect's modules hand each JSON audio message to
+the FreeSWITCH app as a file, reference B5, C), an item goes in segments (``streamAudio``,
+``playAudio``) paced the same way, and its checkpoint is reported when its estimated playout ends.
 
 The queue holds at most ``limit_queue`` items and refuses more (``QueueFull``); an item's audio is
 read from the store a chunk at a time, so memory does not grow with its length. Every send has a
@@ -24,8 +25,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from media_mgr.audio_stream import binary, voipbit
-from media_mgr.audio_stream.playout import MarkKind, Pacer
+from media_mgr.audio_stream.dialects.base import PlayEncoder
+from media_mgr.audio_stream.playout.pacer import MarkKind, Pacer
 from media_mgr.errors import Conflict
 from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.recordings import STORE_ERRORS
@@ -36,12 +37,6 @@ Sender = Callable[[str], Awaitable[None]]
 Notify = Callable[[str, dict[str, Any]], None]
 # What reading an item's audio raises when the database is slow or away (not the module's fault).
 READ_FAILURES: tuple[type[BaseException], ...] = (StoreUnavailable, *STORE_ERRORS)
-
-
-class PlayStyle(enum.Enum):
-    VOIPBIT = "media.play"
-    AMIGNITER = "streamAudio"
-    FORK = "playAudio"
 
 
 class PlayerState(enum.Enum):
@@ -78,7 +73,7 @@ class PlayItem:
 class Player:
     def __init__(
         self,
-        style: PlayStyle,
+        encoder: PlayEncoder,
         rate: int,
         pacer: Pacer,
         lead: Callable[[], float],
@@ -87,10 +82,9 @@ class Player:
         limit_queue: int,
         send_timeout: float,
         ack_timeout: float,
-        segment_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.style = style
+        self.encoder = encoder
         self.rate = rate
         self.pacer = pacer
         self.lead = lead
@@ -99,7 +93,7 @@ class Player:
         self.send_timeout = send_timeout
         self.ack_timeout = ack_timeout
         self.clock = clock
-        step = pacer.frame if style is PlayStyle.VOIPBIT else segment_seconds
+        step = encoder.step or pacer.frame
         self.step_bytes = 2 * round(rate * step)
         self.state = PlayerState.IDLE
         self.queue: deque[PlayItem] = deque()
@@ -109,7 +103,8 @@ class Player:
         self._send: Sender | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._estimated: deque[tuple[str, float]] = deque()  # binary dialect: (checkpoint, est. end)
+        self._estimated: deque[tuple[str, float]] = deque()  # unacknowledged: (checkpoint, est. end)
+        self._clears: deque[tuple[float, list[str]]] = deque()  # sent, awaiting ack: (when, cancelled)
 
     # -- connection --------------------------------------------------------------------------------
 
@@ -152,11 +147,12 @@ class Player:
         self.queue.clear()
         self.current = None
         self.state = PlayerState.IDLE
-        message = voipbit.clear() if self.style is PlayStyle.VOIPBIT else binary.kill_audio()
         self.clear_sent_at = self.clock()
+        if self.encoder.acknowledged:  # reported when the module says it is done
+            self._clears.append((self.clear_sent_at, cancelled))
         if self._send is not None:
-            await self._deliver(message)
-        if self.style is not PlayStyle.VOIPBIT:  # no acknowledgement in these dialects
+            await self._deliver(self.encoder.clear())
+        if not self.encoder.acknowledged:
             self.notify("cleared", {"cancelled": cancelled, "latency_ms": None})
         return cancelled
 
@@ -184,10 +180,11 @@ class Player:
         return bool(acks)
 
     def on_cleared(self) -> None:
-        sent = self.clear_sent_at
+        """The module emptied its buffer: the clear it answers, with what that clear cancelled."""
+        sent, cancelled = self._clears.popleft() if self._clears else (None, [])
         latency = None if sent is None else round((self.clock() - sent) * 1000)
         self.clear_sent_at = None
-        self.notify("cleared", {"cancelled": [], "latency_ms": latency})
+        self.notify("cleared", {"cancelled": cancelled, "latency_ms": latency})
 
     # -- the task ----------------------------------------------------------------------------------
 
@@ -200,7 +197,7 @@ class Player:
                 finally:
                     await _close(item.pcm)
                     self.current = None
-            while self._estimated:  # binary dialect: report the last checkpoints when they are due
+            while self._estimated:  # unacknowledged: report the last checkpoints when they are due
                 await self._report_estimated(wait=True)
         except PeerStuck:
             log.warning(
@@ -247,27 +244,23 @@ class Player:
         await self._wait_turn()
         seconds = len(pcm) / (2 * self.rate)
         mark = item.checkpoint if last else None
-        if self.style is PlayStyle.VOIPBIT:
-            await self._deliver(voipbit.media_play(pcm, self.rate))
-        elif self.style is PlayStyle.AMIGNITER:
-            await self._deliver(binary.stream_audio(pcm, self.rate, mark))
-        else:
-            await self._deliver(binary.play_audio(pcm, self.rate, mark))
+        acknowledged = self.encoder.acknowledged
+        await self._deliver(self.encoder.audio(pcm, self.rate, None if acknowledged else mark))
         self.pacer.sent(self.clock(), seconds, continuing=continuing)
         self.frames_sent += 1
-        if self.style is not PlayStyle.VOIPBIT:
+        if not acknowledged:
             if mark is not None:
                 self._estimated.append((mark, self.pacer.est_end))
             return
         if self.pacer.sync_due():
-            await self._deliver(voipbit.checkpoint(self.pacer.mark(MarkKind.SYNC).name))
-        if last and item.checkpoint is not None:
-            await self._checkpoint(item.checkpoint)
+            await self._deliver(self.encoder.checkpoint(self.pacer.mark(MarkKind.SYNC).name))
+        if mark is not None:
+            await self._checkpoint(mark)
 
     async def _checkpoint(self, name: str) -> None:
-        if self.style is PlayStyle.VOIPBIT:
+        if self.encoder.acknowledged:
             self.pacer.mark(MarkKind.CHECKPOINT, name)
-            await self._deliver(voipbit.checkpoint(name))
+            await self._deliver(self.encoder.checkpoint(name))
         else:
             self._estimated.append((name, self.pacer.est_end))
 
