@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import re
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -44,11 +43,11 @@ from media_mgr.audio_stream.formats import hint_from
 from media_mgr.audio_stream.service import AudioStreamService
 from media_mgr.audio_stream.session import Session
 from media_mgr.errors import Forbidden, MediaMgrError, Unauthorized
+from media_mgr.ids import is_hex32
 
 log = logging.getLogger("media_mgr.audio_stream")
 router = APIRouter()
 
-_HEX32 = re.compile(r"[0-9a-f]{32}")
 NORMAL_CLOSES = (1000, 1001)
 PEER_BAD_INPUT = {1007: "text that is not UTF-8", 1009: "a message over the size limit"}
 
@@ -302,7 +301,7 @@ class Connection:
             dialect,
             path=self.ws.scope["path"],
             peer=self.peer,
-            account_id=account if _HEX32.fullmatch(account) else None,
+            account_id=account if is_hex32(account) else None,
             subprotocol=self.subprotocol,
             recording_id=self.grant.recording_id,
         )

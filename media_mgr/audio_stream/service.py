@@ -14,7 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -26,10 +26,13 @@ from media_mgr.audio_stream.dialects.base import Dialect
 from media_mgr.audio_stream.formats import StreamFormat
 from media_mgr.audio_stream.playout.pacer import SYNC_PREFIX, Pacer
 from media_mgr.audio_stream.playout.player import Player, PlayItem
+from media_mgr.audio_stream.publisher import Publish, StreamEvents
 from media_mgr.audio_stream.registry import Registry
 from media_mgr.audio_stream.session import Session, SessionConfig, SessionState
 from media_mgr.config import Settings
 from media_mgr.errors import Conflict, InvalidRequest, NotFound
+from media_mgr.ids import new_id
+from media_mgr.isotime import iso_from_epoch
 from media_mgr.media.activity import Activity, ActivityRegistry
 from media_mgr.media.catalog import Catalog
 from media_mgr.media.variants import VariantCache
@@ -37,13 +40,10 @@ from media_mgr.metrics import Metrics
 from media_mgr.recording.ingest import Ingest, NewRecording, RecordingEnded
 from media_mgr.recording.meter import PcmFormat
 from media_mgr.recording.recorder import Recorder
-from media_mgr.tasks import TaskLimitReached, TaskSet
+from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.audio_stream")
 
-EventPublisher = Callable[[str, Mapping[str, Any]], Awaitable[object]]
-EVENT_TIMEOUT = 5.0
-EVENTS_IN_FLIGHT = 1000  # events beyond this many unpublished are dropped and counted
 REAP_EVERY = 1.0
 LAG_EVERY = 0.1  # how often the event loop's lag is sampled
 
@@ -95,7 +95,7 @@ class AudioStreamService:
         variants: VariantCache,
         metrics: Metrics,
         activity: ActivityRegistry,
-        publish: EventPublisher | None = None,
+        publish: Publish | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -106,13 +106,12 @@ class AudioStreamService:
         self.variants = variants
         self.metrics = metrics
         self.activity = activity
-        self.publish = publish
+        self.events = StreamEvents(metrics, publish)
         self.clock = clock
         self.registry = Registry()
         self._entries: dict[str, Activity] = {}
         self._background = TaskSet("audio_stream", log)  # the reaper, the lag watcher
-        self._events = TaskSet("audio_stream.events", log, limit=EVENTS_IN_FLIGHT)
-        self._unpublished: set[asyncio.Task[None]] = set()
+        self._players = TaskSet("audio_stream.players", log)  # one per session playing media
         self.loop_lag = 0.0  # seconds, recent peak
         metrics.audio_stream_sessions.set_function(lambda: len(self.registry))
         metrics.audio_stream_loop_lag_ms.set_function(lambda: self.loop_lag * 1000)
@@ -134,15 +133,14 @@ class AudioStreamService:
         interrupted ("shutdown"), its ``stopped`` event published (within ``EVENT_TIMEOUT``)."""
         await self._background.stop()
         await asyncio.gather(*(self.end(s, "shutdown", complete=False) for s in list(self.registry)))
-        if self._unpublished:
-            await asyncio.wait(list(self._unpublished), timeout=EVENT_TIMEOUT)
-        await self._events.stop()
+        await self._players.stop()
+        await self.events.close()
 
     # -- sessions ----------------------------------------------------------------------------------
 
     def new_session(self, key: str, dialect: Dialect, **kwargs: Any) -> Session:
         session = Session(
-            secrets.token_hex(16),
+            new_id(),
             key,
             dialect,
             config=self.config.session,
@@ -239,58 +237,8 @@ class AudioStreamService:
     def overloaded(self) -> bool:
         return self.loop_lag > self.config.limit_loop_lag
 
-    # -- events ------------------------------------------------------------------------------------
-
     def emit(self, session: Session, name: str, fields: dict[str, Any]) -> None:
-        """Count, log and publish a stream event; publishing never waits on the broker nor queues."""
-        self.metrics.audio_stream_events.labels(name).inc()
-        log.info(
-            f"audio_stream {name}",
-            extra={
-                "session": session.id,
-                "stream_id": session.stream_id,
-                **{k: v for k, v in fields.items() if k != "payload"},
-            },
-        )
-        if self.publish is None:
-            return
-        body: dict[str, Any] = {
-            "Event-Category": "audio_stream",
-            "Event-Name": name,
-            "Session-ID": session.id,
-            "Stream-ID": session.stream_id,
-            "Call-ID": session.call_id,
-            "Recording-ID": session.sink.id if session.sink else None,
-            "Dialect": session.dialect.name,
-        }
-        if name == "started" and session.fmt is not None:
-            body.update(
-                {
-                    "Encoding": session.fmt.encoding,
-                    "Sample-Rate": session.fmt.rate,
-                    "Tracks": list(session.fmt.tracks),
-                }
-            )
-        if name == "stopped":
-            body["Duration-MS"] = session.recorded_ms
-        body.update({_header(k): v for k, v in fields.items()})
-        try:
-            task = self._events.spawn(self._send_event(f"audio_stream.{name}", body))
-        except (TaskLimitReached, RuntimeError):  # too many in flight, or stopped
-            self.metrics.audio_stream_events_dropped.inc()
-            return
-        self._unpublished.add(task)
-        task.add_done_callback(self._unpublished.discard)
-
-    async def _send_event(self, routing_key: str, body: dict[str, Any]) -> None:
-        assert self.publish is not None
-        try:
-            async with asyncio.timeout(EVENT_TIMEOUT):
-                await self.publish(routing_key, body)
-        except Exception as exc:  # an event never breaks the stream it describes
-            log.warning(
-                "audio_stream event not published", extra={"routing_key": routing_key, "error": repr(exc)}
-            )
+        self.events.emit(session, name, fields)
 
     # -- REST: http/streams.py ---------------------------------------------------------------------
 
@@ -316,7 +264,7 @@ class AudioStreamService:
             "url": auth.ws_url(c.url_host, self.http_port, token, rate=rate, channels=channels),
             "token": token,
             "recording_id": rec.id,
-            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+            "expires_at": iso_from_epoch(expires),
         }
 
     async def play(
@@ -378,6 +326,7 @@ class AudioStreamService:
                 Pacer(c.frame, sync_every=c.sync_every, hold_grace=c.hold_grace),
                 lambda: session.lead().ms / 1000.0,
                 lambda name, fields: self.emit(session, name, fields),
+                tasks=self._players,
                 limit_queue=c.play_queue,
                 send_timeout=c.timeout_send,
                 ack_timeout=c.timeout_ack,
@@ -385,8 +334,3 @@ class AudioStreamService:
             if session.send is not None and session.state is SessionState.ACTIVE:
                 session.player.attach(session.send)
         return session.player
-
-
-def _header(key: str) -> str:
-    """``late_ms`` -> ``Late-MS``: the Kazoo envelope's spelling."""
-    return "-".join(p.upper() if p in ("ms", "id") else p.capitalize() for p in key.split("_"))

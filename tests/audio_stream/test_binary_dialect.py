@@ -71,3 +71,9 @@ def test_playback_json_of_amigniter_and_mod_audio_fork() -> None:
     fork = json.loads(binary.play_audio(pcm, 8000))
     assert fork["type"] == "playAudio" and fork["data"]["audioContentType"] == "raw"
     assert json.loads(binary.kill_audio()) == {"type": "killAudio"}
+
+
+def test_only_the_first_text_is_metadata_even_when_the_url_gave_the_format() -> None:
+    dialect = BinaryDialect(FormatHint(16000), None, metadata_timeout=1.0)
+    assert isinstance(dialect.parse('{"callId": "x"}', None), Metadata)
+    assert isinstance(dialect.parse("stop: bye", None), Text)  # counted against the flood allowance

@@ -4,6 +4,7 @@ stopping the task never eats a cancellation meant for the caller."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,9 @@ from media_mgr.audio_stream.dialects.binary import AmignitersPlay, ForkPlay
 from media_mgr.audio_stream.dialects.voipbit import VoipbitPlay
 from media_mgr.audio_stream.playout.pacer import Pacer
 from media_mgr.audio_stream.playout.player import Player, PlayItem
+from media_mgr.tasks import TaskSet
+
+log = logging.getLogger("test_player")
 
 
 class Module:
@@ -38,7 +42,7 @@ def encoder(request: pytest.FixtureRequest) -> PlayEncoder:
 
 
 def player(module: Module, encoder: PlayEncoder) -> Player:
-    return Player(encoder, 8000, Pacer(0.02), lambda: 0.02, module.notify,
+    return Player(encoder, 8000, Pacer(0.02), lambda: 0.02, module.notify, tasks=TaskSet("test", log),
                   limit_queue=4, send_timeout=1.0, ack_timeout=5.0)  # fmt: skip
 
 

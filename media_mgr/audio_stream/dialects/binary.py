@@ -124,7 +124,8 @@ class BinaryDialect(Dialect):
 
     def __init__(self, hint: FormatHint, encoding_hint: str | None, *, metadata_timeout: float) -> None:
         super().__init__(hint, encoding_hint, metadata_timeout=metadata_timeout)
-        self._metadata: FormatHint | None = None
+        self._metadata: FormatHint | None = None  # what the metadata said, once it came
+        self._texts = 0  # text frames so far: the first is the metadata
         self._framer: Framer | None = None
         self._position = 0  # sample frames placed so far: the byte count is the only media clock
 
@@ -132,7 +133,8 @@ class BinaryDialect(Dialect):
         if data is not None:
             return parse_frame(data)
         assert text is not None
-        return parse_text(text, metadata_seen=self._metadata is not None)
+        self._texts += 1
+        return parse_text(text, metadata_seen=self._texts > 1)
 
     def join(self, url: str, event: Event) -> Join:
         """An ixwebsocket build of amigniter re-sends its metadata first on every reconnect (B2)."""

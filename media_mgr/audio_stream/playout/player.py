@@ -30,6 +30,7 @@ from media_mgr.audio_stream.playout.pacer import MarkKind, Pacer
 from media_mgr.errors import Conflict
 from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.recordings import STORE_ERRORS
+from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.audio_stream")
 
@@ -79,6 +80,7 @@ class Player:
         lead: Callable[[], float],
         notify: Notify,
         *,
+        tasks: TaskSet,
         limit_queue: int,
         send_timeout: float,
         ack_timeout: float,
@@ -93,6 +95,7 @@ class Player:
         self.send_timeout = send_timeout
         self.ack_timeout = ack_timeout
         self.clock = clock
+        self.tasks = tasks  # where the playing task runs: the service's, stopped with it
         step = encoder.step or pacer.frame
         self.step_bytes = 2 * round(rate * step)
         self.state = PlayerState.IDLE
@@ -130,7 +133,7 @@ class Player:
         self.queue.append(item)
         if self._task is None or self._task.done():
             self.state = PlayerState.PLAYING
-            self._task = asyncio.create_task(self._run(), name="audio_stream.player")
+            self._task = self.tasks.spawn(self._run(), name="audio_stream.player")
         return ahead
 
     async def clear(self) -> list[str]:
