@@ -5,6 +5,7 @@ Read in this order (imports run down the list; ``lint-imports`` keeps it so):
 - ``endpoint.py``   the WebSocket route: handshake (auth, limits, subprotocol), one socket's loop
 - ``service.py``    ``AudioStreamService``: sessions, recordings, events, REST play/clear/issue-url;
                     an async context manager whose exit ends every session
+- ``publisher.py``  stream events: counted, logged, published on AMQP without making a stream wait
 - ``registry.py``   live sessions, reconnects finding theirs, URLs refused for a while
 - ``session.py``    one stream of one call, across reconnects: format, capture, playout
 - ``capture/``      audio in -> the recording: ``clock`` (media clock, gaps), ``jitter`` (RFC 3550),

@@ -105,3 +105,17 @@ async def test_the_cleared_event_names_the_checkpoints_the_reply_named(encoder: 
     cleared = [fields for name, fields in module.events if name == "cleared"]
     assert replied == ["first", "second"]
     assert [c["cancelled"] for c in cleared] == [replied]
+
+
+async def test_a_module_that_never_acknowledges_stops_playback_as_such() -> None:
+    """voipbit's playedStream never comes (not bidirectional, channel not playing): playback ends
+    with ``no_acknowledgement`` instead of sending on forever."""
+    module = Module()
+    pacer = Pacer(0.02, sync_every=0.1, hold_grace=0.1)
+    p = Player(VoipbitPlay(), 8000, pacer, lambda: 0.02, module.notify, tasks=TaskSet("test", log),
+               limit_queue=4, send_timeout=1.0, ack_timeout=0.2)  # fmt: skip
+    p.attach(module.send)
+    p.enqueue(PlayItem("i1", "m1", None, endless(), 1000))
+    await p.join()
+    assert module.events == [("play_failed", {"reason": "no_acknowledgement"})]
+    assert any("media_mgr.internal.sync." in m for m in module.sent)
