@@ -1,10 +1,13 @@
 """The audio_stream edge as one object: sessions, their recordings, playback commands, events.
 
-Built once in ``app.py``; the WebSocket route (``endpoint.py``) hands it each connection, the REST
-routes (``http/streams.py``) call ``play`` / ``clear`` / ``describe``. Recordings go through the
-process's ``Recorder`` as WAV (``recording.ingest``); events through a ``publish`` callable that is
-None when AMQP is off. A reaper ends sessions whose module did not come back within
-``timeout_reconnect``.
+Built once in ``app.py`` from ``AudioStreamConfig.from_settings(settings)`` and entered as
+``async with AudioStreamService(...)``: entering starts the reaper (it ends sessions whose module
+did not come back within ``timeout_reconnect``) and the event-loop lag watcher; leaving ends every
+session (audio held in capture recorded, recording closed as interrupted, ``stopped`` published)
+and stops every task by a deadline. The WebSocket route (``endpoint.py``) hands it each
+connection, the REST routes (``http/streams.py``) call ``play`` / ``clear`` / ``describe`` /
+``issue_url``. Recordings go through the process's ``Recorder`` as WAV (``recording.ingest``);
+events through ``publisher.StreamEvents``.
 """
 
 from __future__ import annotations
