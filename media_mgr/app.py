@@ -21,9 +21,7 @@ from fastapi import FastAPI
 
 from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer, default_node
 from media_mgr.audio_stream import endpoint as audio_stream_routes
-from media_mgr.audio_stream.buffering import BufferPolicy, LeadRange, Preset
 from media_mgr.audio_stream.service import AudioStreamConfig, AudioStreamService
-from media_mgr.audio_stream.session import SessionConfig
 from media_mgr.config import Settings
 from media_mgr.http import playback as playback_routes
 from media_mgr.http import recordings as recording_routes
@@ -176,7 +174,6 @@ class Service:
     shout_port: int = field(init=False, default=0)
     recorder: Recorder | None = None
     _shout_side: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
-    audio_stream: AudioStreamService | None = None
     _shout_sock: socket.socket | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -190,6 +187,7 @@ class Service:
         settings = self.settings
         store = self.store = await open_store(settings)
         tts = open_tts(settings, store)
+        edges = contextlib.AsyncExitStack()
         try:
             playback = await open_playback(settings, store, self.http_port, tts)
             self.amqp = self._amqp(settings, playback)
@@ -207,7 +205,8 @@ class Service:
                 limit_list_page=settings.limit_list_page,
                 recordings=await self._open_shout(settings, store, playback, library),
             )
-            streams = await self._open_audio_stream(settings, playback)
+            # entered last, left first: before the recorder, so its recordings close first
+            streams = await edges.enter_async_context(self._audio_stream(settings, playback))
             app.state.audio_stream = app.state.http.streams = streams
             if self.amqp is None:
                 log.info("amqp off: MEDIA_MGR_AMQP_URL is not set")
@@ -216,9 +215,7 @@ class Service:
             self._spawn(self._sweep(store, tts))
             yield
         finally:
-            if self.audio_stream is not None:  # before the recorder: its recordings close first
-                await self.audio_stream.stop()
-                self.audio_stream = None
+            await edges.aclose()
             await self._close_shout()
             if self.amqp is not None:
                 await self.amqp.stop()
@@ -268,38 +265,20 @@ class Service:
         return RecordingsEdge(self.recorder, urls, scratch_dir(settings), settings.limit_recording_bytes,
                               settings.timeout_probe, store_put, relays)  # fmt: skip
 
-    async def _open_audio_stream(self, settings: Settings, playback: Playback) -> AudioStreamService:
+    def _audio_stream(self, settings: Settings, playback: Playback) -> AudioStreamService:
         """The mod_audio_stream WebSocket edge; needs the recorder, so it opens after the SHOUT side."""
         assert self.recorder is not None
-        policy = BufferPolicy(
-            presets={Preset.LOW_LATENCY: LeadRange.parse(settings.playout_low_latency),
-                     Preset.BALANCED: LeadRange.parse(settings.playout_balanced),
-                     Preset.HIGH_QUALITY: LeadRange.parse(settings.playout_high_quality)},
-            adaptive=settings.playout_adaptive,
-            fixed_lead_ms=settings.playout_fixed_lead_ms,
-            jitter_factor=settings.playout_jitter_factor,
-            forced=None if settings.playout_preset == "auto" else Preset(settings.playout_preset),
-        )  # fmt: skip
-        session = SessionConfig(
-            gap_threshold=settings.ws_gap_threshold_ms / 1000, gap_window=settings.ws_gap_window_ms / 1000,
-            record_lag=settings.ws_record_lag_ms / 1000, flood_allowance=settings.limit_ws_flood_ms / 1000,
-            messages_per_second=settings.limit_ws_messages_per_second,
-            bad_frames=settings.limit_ws_bad_frames, metadata_timeout=settings.timeout_ws_metadata,
-            policy=policy,
-        )  # fmt: skip
-        config = AudioStreamConfig(
-            session, playback.config.secret, settings.admin_token, settings.url_host, self.http_port,
-            url_ttl=settings.ws_url_ttl, limit_sessions=settings.limit_ws_sessions,
-            limit_loop_lag=settings.limit_ws_loop_lag_ms / 1000,
-            timeout_idle=settings.timeout_ws_idle, timeout_reconnect=settings.timeout_ws_reconnect,
-            timeout_send=settings.timeout_ws_send, timeout_refuse=settings.timeout_ws_refuse,
-            timeout_ack=settings.timeout_ws_ack, play_queue=settings.limit_ws_play_queue,
-            frame=settings.playout_frame_ms / 1000, sync_every=settings.playout_sync_ms / 1000,
-        )  # fmt: skip
-        service = AudioStreamService(config, self.recorder, playback.catalog, playback.variants, self.metrics,
-                                     self.activity, publish=self._publish_event)  # fmt: skip
-        await service.start()
-        return service
+        return AudioStreamService(
+            AudioStreamConfig.from_settings(settings),
+            secret=playback.config.secret,
+            http_port=self.http_port,
+            recorder=self.recorder,
+            catalog=playback.catalog,
+            variants=playback.variants,
+            metrics=self.metrics,
+            activity=self.activity,
+            publish=self._publish_event,
+        )
 
     async def _close_shout(self) -> None:
         """Edges first (relays, then sources: their recordings interrupted), then the recorder."""

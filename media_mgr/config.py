@@ -9,12 +9,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LeadMs = tuple[float, float, float]  # a playout preset: min, max, headroom lead in ms
 
 
 class Settings(BaseSettings):
@@ -138,9 +139,15 @@ class Settings(BaseSettings):
     playout_preset: Literal["auto", "low_latency", "balanced", "high_quality"] = Field(
         default="auto", description="auto: the seed's rules (rate, direction); else this base preset"
     )
-    playout_low_latency: str = Field(default="20,40,5", description="min,max,headroom lead in ms")
-    playout_balanced: str = Field(default="40,80,10", description="min,max,headroom lead in ms")
-    playout_high_quality: str = Field(default="80,160,20", description="min,max,headroom lead in ms")
+    playout_low_latency: Annotated[LeadMs, NoDecode] = Field(
+        default=(20, 40, 5), description="min,max,headroom lead in ms"
+    )
+    playout_balanced: Annotated[LeadMs, NoDecode] = Field(
+        default=(40, 80, 10), description="min,max,headroom lead in ms"
+    )
+    playout_high_quality: Annotated[LeadMs, NoDecode] = Field(
+        default=(80, 160, 20), description="min,max,headroom lead in ms"
+    )
     playout_jitter_factor: float = Field(
         default=4.0, ge=0, le=20, description="lead = factor * jitter + headroom"
     )
@@ -164,14 +171,22 @@ class Settings(BaseSettings):
 
     migrations_dir: Path | None = Field(default=None, description="where the NNN_name.sql files are")
 
-    @field_validator("playout_low_latency", "playout_balanced", "playout_high_quality")
+    @field_validator("playout_low_latency", "playout_balanced", "playout_high_quality", mode="before")
     @classmethod
-    def _lead_range(cls, value: str) -> str:
-        parts = value.split(",")
+    def _lead_text(cls, value: object) -> object:
+        """``"min,max,headroom"`` as the seed writes its presets (the environment's spelling)."""
+        if not isinstance(value, str):
+            return value
         try:
-            low, high, headroom = (float(p) for p in parts)
+            low, high, headroom = (float(p) for p in value.split(","))
         except ValueError:
             raise ValueError(f"{value!r} is not min,max,headroom in ms") from None
+        return (low, high, headroom)
+
+    @field_validator("playout_low_latency", "playout_balanced", "playout_high_quality")
+    @classmethod
+    def _lead_range(cls, value: LeadMs) -> LeadMs:
+        low, high, headroom = value
         if not 0 < low <= high or headroom < 0:
             raise ValueError(f"{value!r}: need 0 < min <= max and headroom >= 0")
         return value

@@ -9,7 +9,7 @@ its token naming the recording the stream will fill. The audio_stream edge sits 
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -32,7 +32,14 @@ class StreamControl(Protocol):
 
     async def clear(self, ref: str) -> dict[str, Any]: ...
 
-    async def issue_url(self, account_id: str | None, name: str | None) -> dict[str, Any]: ...
+    async def issue_url(
+        self,
+        account_id: str | None,
+        name: str | None,
+        *,
+        rate: int | None = None,
+        channels: int | None = None,
+    ) -> dict[str, Any]: ...
 
 
 class PlayRequest(BaseModel):
@@ -56,6 +63,10 @@ class StreamUrlRequest(BaseModel):
 
     account_id: str | None = Field(default=None, pattern="^[0-9a-f]{32}$")
     name: str | None = Field(default=None, min_length=1, max_length=255, description="the recording's name")
+    rate: int | None = Field(
+        default=None, ge=8000, le=48000, multiple_of=8000, description="the stream's rate, put in the URL"
+    )
+    channels: Literal[1, 2] | None = Field(default=None, description="the stream's channels, put in the URL")
 
 
 def _control(request: Request) -> StreamControl:
@@ -89,4 +100,6 @@ async def issue_url(request: Request, body: StreamUrlRequest | None = None) -> d
     body = body or StreamUrlRequest()
     if body.account_id is not None and not _HEX32.fullmatch(body.account_id):
         raise InvalidRequest("account_id must be 32 lowercase hex characters")
-    return await _control(request).issue_url(body.account_id, body.name)
+    return await _control(request).issue_url(
+        body.account_id, body.name, rate=body.rate, channels=body.channels
+    )
