@@ -17,15 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI
 
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.consumer import AmqpConsumer
 from media_mgr.audio_stream import endpoint as audio_stream_routes
-from media_mgr.audio_stream.buffering import BufferPolicy, LeadRange, Preset
 from media_mgr.audio_stream.service import AudioStreamConfig, AudioStreamService
-from media_mgr.audio_stream.session import SessionConfig
 from media_mgr.config import Settings
 from media_mgr.events import EventPublisher, NoEvents
 from media_mgr.http.activity import activity_router
@@ -49,21 +46,25 @@ from media_mgr.media.playback import Playback, PlaybackConfig
 from media_mgr.media.recording_urls import RecordingUrls, RecordingUrlsConfig
 from media_mgr.media.variants import VariantCache
 from media_mgr.metrics import Metrics
-from media_mgr.recording.ingest import RecordingLimits
+from media_mgr.recording.config import RecorderConfig
 from media_mgr.recording.recorder import Recorder
 from media_mgr.redaction import redact
 from media_mgr.shout.auth import SourceAuth
-from media_mgr.shout.relay import RelayManager, media_reader
-from media_mgr.shout.server import ShoutCollector, ShoutConfig, ShoutServer
+from media_mgr.shout.config import ShoutConfig
+from media_mgr.shout.relays import RelayConfig, RelayManager, media_reader
+from media_mgr.shout.server import ShoutServer
 from media_mgr.store import migrate
 from media_mgr.store.blobs import BlobStore
 from media_mgr.store.embedded import EmbeddedPostgres
+from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.media import MediaStore
-from media_mgr.store.pool import open_pool
+from media_mgr.store.pool import Pool, open_pool, reachable
 from media_mgr.store.recordings import RecordingStore
 from media_mgr.store.revocations import Revocations
 from media_mgr.store.settings import SharedSettings
+from media_mgr.store.tts_cache import TtsCacheStore
 from media_mgr.store.variants import VariantStore
+from media_mgr.tts.service import TtsConfig, TtsService, build_engines
 
 log = logging.getLogger("media_mgr")
 
@@ -75,7 +76,7 @@ SWEEP_EVERY_SECONDS = 60.0
 class Store:
     """The database side, open: what every command needs."""
 
-    pool: asyncpg.Pool
+    pool: Pool
     media: MediaStore
     shared: SharedSettings
     embedded: EmbeddedPostgres | None
@@ -96,11 +97,8 @@ async def open_store(settings: Settings, *, apply_migrations: bool = True) -> St
         dsn = await embedded.start()
     try:
         if apply_migrations:
-            conn = await asyncpg.connect(dsn, timeout=settings.timeout_db_connect)
-            try:
-                await migrate.apply(conn, settings.migrations_dir or migrate.default_dir())
-            finally:
-                await conn.close()
+            migrations = settings.migrations_dir or migrate.default_dir()
+            await migrate.migrate_database(dsn, migrations, connect_timeout=settings.timeout_db_connect)
         pool = await open_pool(
             dsn,
             min_size=settings.store_pool_min,
@@ -142,7 +140,18 @@ async def shared_secret(settings: Settings, store: Store) -> bytes:
     return str(value).encode()
 
 
-async def open_playback(settings: Settings, store: Store, http_port: int) -> Playback:
+def open_tts(settings: Settings, store: Store) -> TtsService | None:
+    """The TTS service (enter it with ``async with``); None when ``MEDIA_MGR_TTS_ENGINES`` is empty."""
+    config = TtsConfig.from_settings(settings)
+    if not config.engines:
+        return None
+    engines, broken = build_engines(config, settings)
+    return TtsService(config, store.media, TtsCacheStore(store.pool), engines, broken)
+
+
+async def open_playback(
+    settings: Settings, store: Store, http_port: int, tts: TtsService | None = None
+) -> Playback:
     """The playback service: URLs issued with ``http_port``, signed with the shared secret."""
     variants = VariantCache(
         VariantStore(store.pool, store.media.blobs),
@@ -151,7 +160,7 @@ async def open_playback(settings: Settings, store: Store, http_port: int) -> Pla
         asyncio.Semaphore(settings.limit_transcodes),
     )
     return Playback(
-        Catalog(store.media, settings.default_language),
+        Catalog(store.media, settings.default_language, tts),
         variants,
         Revocations(store.pool),
         PlaybackConfig(settings.url_host, http_port, settings.url_ttl, await shared_secret(settings, store)),
@@ -170,13 +179,9 @@ class Service:
     http_port: int = field(init=False, default=0)  # the port really bound, for issued URLs
     shout_port: int = field(init=False, default=0)
     recorder: Recorder | None = None
-    shout: ShoutServer | None = None
-    relays: RelayManager | None = None
-    _collector: ShoutCollector | None = None
-    audio_stream: AudioStreamService | None = None
+    _shout_side: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _shout_sock: socket.socket | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
     events: EventPublisher = field(default_factory=NoEvents)
 
     @contextlib.asynccontextmanager
@@ -184,14 +189,17 @@ class Service:
         """Start store, domain and edges in order; yield the HTTP app wired to them; stop in reverse."""
         settings = self.settings
         store = self.store = await open_store(settings)
+        tts = open_tts(settings, store)
+        edges = contextlib.AsyncExitStack()
         try:
-            playback = await open_playback(settings, store, self.http_port)
+            playback = await open_playback(settings, store, self.http_port, tts)
             amqp_config = AmqpConfig.from_settings(settings)
             self.amqp = None if amqp_config is None else AmqpConsumer(amqp_config, playback)
             self.events = NoEvents() if self.amqp is None else self.amqp
             library = open_library(settings, store)
-            recorder, urls = await self._open_shout(settings, store, playback, library)
-            streams = await self._open_audio_stream(settings, playback)
+            recorder, urls, relays = await self._open_shout(settings, store, playback, library)
+            # entered last, left first: before the recorder, so its recordings close first
+            streams = await edges.enter_async_context(self._audio_stream(settings, playback))
             guard = admin_guard(settings.admin_token)
             routers = [
                 health_router(self.readiness, self.metrics),
@@ -203,23 +211,20 @@ class Service:
                 playback_router(playback, self.activity, self.metrics),
                 recordings_router(recorder, urls, guard),
                 store_put_router(recorder, urls, StorePutConfig.from_settings(settings)),
+                relays_router(relays, guard),
                 audio_streams_router(streams, guard),
                 audio_stream_routes.router,
             ]
-            if self.relays is not None:
-                routers.append(relays_router(self.relays, guard))
             app = create_app(routers, self.metrics)
             app.state.audio_stream = streams
             if self.amqp is None:
                 log.info("amqp off: MEDIA_MGR_AMQP_URL is not set")
             else:
                 await self.amqp.start()  # returns at once; connects (and reconnects) in the background
-            self._spawn(self._sweep(store))
+            self._spawn(self._sweep(store, tts))
             yield app
         finally:
-            if self.audio_stream is not None:  # before the recorder: its recordings close first
-                await self.audio_stream.stop()
-                self.audio_stream = None
+            await edges.aclose()
             await self._close_shout()
             if self.amqp is not None:
                 await self.amqp.stop()
@@ -227,92 +232,60 @@ class Service:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if tts is not None:
+                await tts.close()
             await store.close()
             self.store = None
             log.info("service stopped")
 
     async def _open_shout(
         self, settings: Settings, store: Store, playback: Playback, library: MediaLibrary
-    ) -> tuple[Recorder, RecordingUrls]:
-        """The recorder (after the store), then the SHOUT server: sources, live mounts."""
-        limits = RecordingLimits(
-            max_seconds=settings.limit_recording_seconds,
-            max_bytes=settings.limit_recording_bytes,
-            buffer_bytes=settings.limit_recording_buffer_bytes,
-        )
+    ) -> tuple[Recorder, RecordingUrls, RelayManager]:
+        """The recorder (after the store), then the SHOUT server: sources, live mounts; relays."""
         recordings = RecordingStore(store.pool, store.media.blobs)
-        self.recorder = Recorder(recordings, limits, publish=self.events.publish)
+        recorder_config = RecorderConfig.from_settings(settings)
+        self.recorder = Recorder(recordings, recorder_config, publish=self.events.publish)
         await self.recorder.start()
         registry = MountRegistry(
             queue_bytes=settings.shout_queue_bytes, burst_bytes=settings.shout_burst_bytes
         )
-        config = ShoutConfig(
-            head_timeout=settings.timeout_shout_head,
-            source_timeout=settings.timeout_shout_source,
-            listener_timeout=settings.timeout_shout_listener,
-            max_head_bytes=settings.shout_max_head_bytes,
-            max_connections=settings.shout_max_connections,
-        )
         secret = playback.config.secret
         auth = SourceAuth(secret, settings.shout_source_password)
-        self.shout = ShoutServer(config, self.recorder, registry, auth, self.activity)
-        self._collector = ShoutCollector(self.shout.state)
-        self.metrics.registry.register(self._collector)
         sock, self._shout_sock = self._shout_sock or bind_socket(settings.bind, settings.shout_port), None
         self.shout_port = sock.getsockname()[1]
-        await self.shout.start(sock)
+        await self._shout_side.enter_async_context(
+            ShoutServer(ShoutConfig.from_settings(settings), sock, recorder=self.recorder, registry=registry,
+                        auth=auth, activity=self.activity, metrics=self.metrics.registry)
+        )  # fmt: skip
         host, port = sock.getsockname()[:2]
         logging.getLogger(LISTENING_LOGGER).info(f"listening shout {host}:{port}")
         urls_config = RecordingUrlsConfig.from_settings(
             settings, http_port=self.http_port, shout_port=self.shout_port
         )
-        self.relays = RelayManager(registry, media_reader(library, playback.variants))
-        return self.recorder, RecordingUrls(urls_config, secret)
+        read_media = media_reader(library, playback.variants)
+        relays = await self._shout_side.enter_async_context(
+            RelayManager(RelayConfig.from_settings(settings), registry, read_media)
+        )
+        return self.recorder, RecordingUrls(urls_config, secret), relays
 
-    async def _open_audio_stream(self, settings: Settings, playback: Playback) -> AudioStreamService:
+    def _audio_stream(self, settings: Settings, playback: Playback) -> AudioStreamService:
         """The mod_audio_stream WebSocket edge; needs the recorder, so it opens after the SHOUT side."""
         assert self.recorder is not None
-        policy = BufferPolicy(
-            presets={Preset.LOW_LATENCY: LeadRange.parse(settings.playout_low_latency),
-                     Preset.BALANCED: LeadRange.parse(settings.playout_balanced),
-                     Preset.HIGH_QUALITY: LeadRange.parse(settings.playout_high_quality)},
-            adaptive=settings.playout_adaptive,
-            fixed_lead_ms=settings.playout_fixed_lead_ms,
-            jitter_factor=settings.playout_jitter_factor,
-            forced=None if settings.playout_preset == "auto" else Preset(settings.playout_preset),
-        )  # fmt: skip
-        session = SessionConfig(
-            gap_threshold=settings.ws_gap_threshold_ms / 1000, gap_window=settings.ws_gap_window_ms / 1000,
-            record_lag=settings.ws_record_lag_ms / 1000, flood_allowance=settings.limit_ws_flood_ms / 1000,
-            messages_per_second=settings.limit_ws_messages_per_second,
-            bad_frames=settings.limit_ws_bad_frames, metadata_timeout=settings.timeout_ws_metadata,
-            policy=policy,
-        )  # fmt: skip
-        config = AudioStreamConfig(
-            session, playback.config.secret, settings.admin_token, settings.url_host, self.http_port,
-            url_ttl=settings.ws_url_ttl, limit_sessions=settings.limit_ws_sessions,
-            limit_loop_lag=settings.limit_ws_loop_lag_ms / 1000,
-            timeout_idle=settings.timeout_ws_idle, timeout_reconnect=settings.timeout_ws_reconnect,
-            timeout_send=settings.timeout_ws_send, timeout_refuse=settings.timeout_ws_refuse,
-            timeout_ack=settings.timeout_ws_ack, play_queue=settings.limit_ws_play_queue,
-            frame=settings.playout_frame_ms / 1000, sync_every=settings.playout_sync_ms / 1000,
-        )  # fmt: skip
-        service = AudioStreamService(config, self.recorder, playback.catalog, playback.variants, self.metrics,
-                                     self.activity, publish=self.events.publish)  # fmt: skip
-        await service.start()
-        return service
+        return AudioStreamService(
+            AudioStreamConfig.from_settings(settings),
+            secret=playback.config.secret,
+            http_port=self.http_port,
+            recorder=self.recorder,
+            catalog=playback.catalog,
+            variants=playback.variants,
+            metrics=self.metrics,
+            activity=self.activity,
+            publish=self.events.publish,
+        )
 
     async def _close_shout(self) -> None:
         """Edges first (relays, then sources: their recordings interrupted), then the recorder."""
-        if self.relays is not None:
-            await self.relays.stop()
-            self.relays = None
-        if self._collector is not None:
-            self.metrics.registry.unregister(self._collector)
-            self._collector = None
-        if self.shout is not None:
-            await self.shout.stop()
-            self.shout = None
+        await self._shout_side.aclose()
         if self.recorder is not None:
             await self.recorder.stop()
             self.recorder = None
@@ -322,7 +295,7 @@ class Service:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _sweep(self, store: Store) -> None:
+    async def _sweep(self, store: Store, tts: TtsService | None) -> None:
         """Delete replaced or deleted content once downloads that started on it had time to end."""
         revocations = Revocations(store.pool)
         while True:
@@ -332,7 +305,9 @@ class Service:
                 if swept:
                     log.info("orphaned content swept", extra={"blobs": swept})
                 await revocations.purge()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                if tts is not None:
+                    await tts.sweep()
+            except StoreUnavailable as exc:
                 log.warning("blob sweep failed; will retry", extra={"error": str(exc)})
 
     async def readiness(self) -> dict[str, bool]:
@@ -340,11 +315,7 @@ class Service:
         if self.amqp is not None:
             checks["broker"] = self.amqp.ready
         if self.store is not None:
-            try:
-                await self.store.pool.fetchval("SELECT 1", timeout=2)
-                checks["database"] = True
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                pass
+            checks["database"] = await reachable(self.store.pool, timeout=2)
         return checks
 
     def __post_init__(self) -> None:

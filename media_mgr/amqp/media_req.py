@@ -15,6 +15,7 @@ from typing import Final, Protocol
 from media_mgr.amqp import wire
 from media_mgr.amqp.wire import MediaReq, Reply, StreamType, WireError
 from media_mgr.errors import MediaMgrError
+from media_mgr.tts.speech import TtsOptions
 
 log = logging.getLogger("media_mgr.amqp")
 
@@ -26,7 +27,13 @@ class StreamUrlResolver(Protocol):
     """Media-Name -> Stream-URL. Raises ``NotFound``, ``NoData`` or ``InvalidRequest`` for user errors."""
 
     async def stream_url(
-        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+        self,
+        media_name: str,
+        stream_type: StreamType,
+        protocol: str | None,
+        fmt: str | None,
+        *,
+        tts: TtsOptions | None = None,
     ) -> str: ...
 
 
@@ -51,8 +58,9 @@ class MediaReqHandler:
         extra = {"msg_id": req.msg_id, "call_id": req.call_id, "media_name": req.media_name}
         try:
             async with asyncio.timeout(self.timeout):
+                tts = TtsOptions(req.text, req.voice, req.language, req.engine)
                 url = await self.resolver.stream_url(
-                    req.media_name, req.stream_type, req.protocol, req.format
+                    req.media_name, req.stream_type, req.protocol, req.format, tts=tts
                 )
             reply = wire.media_resp(req, url, self.node)
         except MediaMgrError as exc:

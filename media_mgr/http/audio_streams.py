@@ -9,7 +9,7 @@ through the ``AudioStreamControl`` protocol.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -27,7 +27,14 @@ class AudioStreamControl(Protocol):
 
     async def clear(self, ref: str) -> dict[str, Any]: ...
 
-    async def issue_url(self, account_id: str | None, name: str | None) -> dict[str, Any]: ...
+    async def issue_url(
+        self,
+        account_id: str | None,
+        name: str | None,
+        *,
+        rate: int | None = None,
+        channels: int | None = None,
+    ) -> dict[str, Any]: ...
 
 
 class PlayRequest(BaseModel):
@@ -51,6 +58,10 @@ class AudioStreamUrlRequest(BaseModel):
 
     account_id: str | None = Field(default=None, pattern=HEX32_PATTERN)
     name: str | None = Field(default=None, min_length=1, max_length=255, description="the recording's name")
+    rate: int | None = Field(
+        default=None, ge=8000, le=48000, multiple_of=8000, description="the stream's rate, put in the URL"
+    )
+    channels: Literal[1, 2] | None = Field(default=None, description="the stream's channels, put in the URL")
 
 
 def audio_streams_router(control: AudioStreamControl, guard: AdminGuard) -> APIRouter:
@@ -79,6 +90,6 @@ def audio_streams_router(control: AudioStreamControl, guard: AdminGuard) -> APIR
     @router.post("/audio-stream-urls", status_code=201, summary="Issue a mod_audio_stream WebSocket URL")
     async def issue_url(body: AudioStreamUrlRequest | None = None) -> dict[str, Any]:
         body = body or AudioStreamUrlRequest()
-        return await control.issue_url(body.account_id, body.name)
+        return await control.issue_url(body.account_id, body.name, rate=body.rate, channels=body.channels)
 
     return router

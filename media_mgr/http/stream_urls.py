@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from media_mgr.errors import InvalidRequest
 from media_mgr.http.guard import AdminGuard
 from media_mgr.media.playback import Playback
+from media_mgr.tts.speech import TtsOptions
 
 
 class StreamUrlRequest(BaseModel):
@@ -30,6 +31,11 @@ class StreamUrlRequest(BaseModel):
     protocol: Literal["http", "https", "shout", "vlc"] | None = None
     format: Literal["wav", "mp3"] | None = None
     rate: int | None = Field(default=None, description="resample to this rate")
+    # A media_req's TTS keys, for a tts:// media_name (Text, Voice, Language, Engine).
+    text: str | None = Field(default=None, max_length=10000, description="tts: the words (else the name's)")
+    voice: str | None = Field(default=None, max_length=32, description="tts: male or female")
+    language: str | None = Field(default=None, max_length=32, description="tts: e.g. en-us, fr")
+    engine: str | None = Field(default=None, max_length=64, description="tts: engine name")
 
 
 class RevokeRequest(BaseModel):
@@ -44,8 +50,9 @@ def stream_urls_router(playback: Playback, guard: AdminGuard) -> APIRouter:
     @router.post("/stream-urls", summary="Issue a stream URL for a Media-Name, as a media_req would")
     async def issue_stream_url(body: StreamUrlRequest) -> dict[str, str]:
         url = await playback.stream_url(
-            body.media_name, body.stream_type, body.protocol, body.format, body.rate
-        )
+            body.media_name, body.stream_type, body.protocol, body.format, body.rate,
+            tts=TtsOptions(body.text, body.voice, body.language, body.engine),
+        )  # fmt: skip
         return {"stream_url": url}
 
     @router.post("/stream-urls/revoke", status_code=204, summary="Refuse an issued stream URL from now on")

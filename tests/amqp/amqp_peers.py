@@ -38,7 +38,7 @@ class DictResolver:
         self.media = media
 
     async def stream_url(
-        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **_: object
     ) -> str:
         if isinstance(parse_media_name(media_name), TtsRef):
             raise NotFound("tts is not built yet")

@@ -196,7 +196,7 @@ class StuckResolver:
         self.called = asyncio.Event()
 
     async def stream_url(
-        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **_: object
     ) -> str:
         self.called.set()
         await asyncio.Event().wait()
