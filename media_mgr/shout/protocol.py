@@ -235,7 +235,7 @@ class ShoutProtocol(asyncio.Protocol):
         try:
             ingest = await self.host.begin(grant, self.peer)
             if self.state is State.AUTH and self.transport is not None and not self.transport.is_closing():
-                self._stream(request, mount, ingest)
+                self._stream(request, mount, ingest, reusable=grant.recording_id is not None)
         except REFUSALS as exc:
             self._refuse(exc, request.version)
         except Exception:
@@ -251,8 +251,9 @@ class ShoutProtocol(asyncio.Protocol):
                 if ingest is not None:
                     await self.host.give_back(ingest)  # the client left while we checked, or we failed
 
-    def _stream(self, request: ShoutRequest, mount: Mount, ingest: Ingest) -> None:
-        """Accepted: answer, then hand the mount and the recording to a ``SourceSession``."""
+    def _stream(self, request: ShoutRequest, mount: Mount, ingest: Ingest, *, reusable: bool) -> None:
+        """Accepted: answer, then hand the mount and the recording to a ``SourceSession``; a
+        ``reusable`` recording (one the URL names) is given back if the source sends no audio."""
         assert self.transport is not None
         self._disarm()
         mount.info = {k: v for k, v in request.headers.items() if k.startswith("ice-")}
@@ -267,7 +268,7 @@ class ShoutProtocol(asyncio.Protocol):
         self._source = SourceSession(
             self.transport, mount, self.host.registry, ingest,
             buffer_bytes=config.source_buffer_bytes, silence_timeout=config.source_timeout,
-            final_reply=final,
+            final_reply=final, give_back=self.host.give_back if reusable else None,
         )  # fmt: skip
         self._to(State.STREAMING)
         self.host.source_started(self._source, self.peer)
