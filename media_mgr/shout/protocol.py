@@ -86,8 +86,8 @@ class ShoutProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
         peer = self.transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else ""
-        if not self.host.opened(self):
-            self._reply(503, "1.0", body=b"too many connections\r\n")
+        if not self.host.opened(self):  # full: 503 with Retry-After (the error table's), then close
+            self._refuse(Unavailable("too many connections; try again"), "1.0")
             return
         self._arm(self.host.config.head_timeout, self._head_timeout)
 
