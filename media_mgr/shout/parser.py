@@ -65,6 +65,11 @@ class HeadParser:
         self._buf = bytearray()
         self._checked_line = False
 
+    @property
+    def started(self) -> bool:
+        """Some of a head came (and no whole head yet)."""
+        return bool(self._buf)
+
     def feed(self, data: bytes) -> ShoutRequest | None:
         self._buf += data
         buf = self._buf

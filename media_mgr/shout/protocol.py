@@ -123,12 +123,16 @@ class ShoutProtocol(asyncio.Protocol):
             self._early_eof = True
             return True
         if self.state is State.READ_HEAD:  # half a head, then nothing more: say so, then close
+            if self._parser.started:  # (a bare connect-and-close, as a port probe does, is not news)
+                log.info("incomplete request head", extra={"peer": self.peer})
             self._reply(400, "1.0", body=b"incomplete request head\r\n")
             return True
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.host.closed(self)
+        if self.state is State.READ_HEAD and self._parser.started:
+            log.info("client left mid-head", extra={"peer": self.peer, "error": repr(exc) if exc else None})
         self._disarm()
         if self._source is not None:
             self._source.connection_lost(exc)
