@@ -27,6 +27,9 @@ from shout_peers import (
     wait_state,
 )
 
+from media_mgr.audio.mpeg import MpegFramer
+from media_mgr.shout.source import CONFIRM_FRAMES
+
 from servers import RunningServer
 from sounds import raw_mp3, tone
 
@@ -145,3 +148,20 @@ def test_an_adhoc_source_sending_nothing_is_closed_as_no_audio(
             break
         time.sleep(0.1)
     assert [(r["state"], r["end_reason"], r["size"]) for r in mine] == [("interrupted", "no_audio", 0)]
+
+
+def test_a_source_shorter_than_the_confirmation_run_is_still_stored(
+    shout: tuple[RunningServer, int], tmp_path: Path
+) -> None:
+    """Fewer frames than the server waits for before trusting a stream: the end decides, and it is MP3."""
+    srv, _ = shout
+    sent = raw_mp3(tmp_path / "blip.mp3", seconds=0.05)
+    frames = MpegFramer()
+    frames.feed(sent)
+    frames.flush()
+    assert 0 < frames.frames < CONFIRM_FRAMES
+    rec = create_recording(srv)
+    push_and_wait(ShoutUrl.parse(rec["shout_url"]), tmp_path / "blip.mp3", pace=False)
+    done = wait_state(srv, rec["id"], ("complete", "interrupted"))
+    assert (done["state"], done["end_reason"]) == ("complete", "eof")
+    assert content(srv, rec["id"]) == sent
