@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from shout_peers import raw_request, start_shout_server, status_of
+from shout_peers import raw_request, shout_connections, start_shout_server, status_of
 
 from servers import RunningServer
 
@@ -34,14 +34,6 @@ def read_all(sock: socket.socket) -> bytes:
     while piece := sock.recv(4096):
         got += piece
     return got
-
-
-def shout_connections(srv: RunningServer) -> float:
-    """The server's own count of open SHOUT connections, from /metrics."""
-    for line in httpx.get(f"{srv.url}/metrics", timeout=10).text.splitlines():
-        if line.startswith("media_mgr_shout_connections "):
-            return float(line.split()[1])
-    raise AssertionError("no media_mgr_shout_connections in /metrics")
 
 
 def test_a_full_shout_port_answers_503_and_leaves_http_serving_until_idle_heads_time_out(

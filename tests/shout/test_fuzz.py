@@ -20,7 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 from hostile_heads import Case, HeadFuzzer, basic, exchange, source_head, status_or_none
-from shout_peers import ShoutUrl, content, create_recording, push, recording, start_shout_server, wait_state
+from shout_peers import (
+    ShoutUrl,
+    content,
+    create_recording,
+    push,
+    recording,
+    shout_connections,
+    start_shout_server,
+    wait_state,
+)
 
 from servers import RunningServer, rss_kib
 from sounds import raw_mp3
@@ -28,7 +37,7 @@ from sounds import raw_mp3
 SEED = 20261130
 PASSWORD = "hackme"  # start_shout_server's source password
 FD_SLACK = 4  # open files may differ by this much (a pooled database connection, a log handle)
-RSS_SLACK_KIB = 24 * 1024  # memory may stay this much higher (allocator arenas, caches warmed)
+RSS_SLACK_KIB = 8 * 1024  # memory may stay this much higher (allocator arenas): 10 KiB a connection
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +133,10 @@ def test_hostile_heads_leave_the_server_serving_and_leak_nothing(
     assert srv.proc.poll() is None
     assert settle_fds(pid, fds_before + FD_SLACK) <= fds_before + FD_SLACK
     assert rss_kib(pid) <= rss_before + RSS_SLACK_KIB
+    deadline = time.monotonic() + 10
+    while shout_connections(srv) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert shout_connections(srv) == 0  # every connection left the server's own count
     assert recording(srv, target["id"])["state"] == "pending"  # no fuzz case took it
 
     # Still serving: the real libshout source is taken and stored byte for byte, a listener hears it.
