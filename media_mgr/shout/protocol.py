@@ -25,7 +25,7 @@ from media_mgr.recording.ingest import Ingest, RecordingEnded
 from media_mgr.shout.auth import SourceGrant
 from media_mgr.shout.host import ShoutHost
 from media_mgr.shout.parser import HeadError, HeadParser, ShoutRequest
-from media_mgr.shout.source import REFUSALS, SourceSession
+from media_mgr.shout.source import SourceSession
 
 log = logging.getLogger("media_mgr.shout")
 
@@ -240,7 +240,7 @@ class ShoutProtocol(asyncio.Protocol):
             ingest = await self.host.begin(grant, self.peer)
             if self.state is State.AUTH and self.transport is not None and not self.transport.is_closing():
                 self._stream(request, mount, ingest, reusable=grant.recording_id is not None)
-        except REFUSALS as exc:
+        except MediaMgrError as exc:  # StoreUnavailable is one
             self._refuse(exc, request.version)
         except Exception:
             if self._source is not None and self._source.task is not None:

@@ -31,11 +31,9 @@ from media_mgr.live.registry import MountRegistry
 from media_mgr.media.activity import Activity
 from media_mgr.recording.ingest import Ingest
 from media_mgr.recording.models import Recording
-from media_mgr.store.recordings import STORE_ERRORS
 
 log = logging.getLogger("media_mgr.shout")
 # What a source is refused (or a recording not closed) for: ours, or the database away.
-REFUSALS: tuple[type[BaseException], ...] = (MediaMgrError, *STORE_ERRORS)
 SNIFF_BYTES = 16 * 1024  # after an ID3v2 tag, MPEG must show within this many bytes
 CONFIRM_FRAMES = 4  # frames in a row that make a stream MPEG (PCM has false syncs, seldom four)
 HOLD_BYTES = 256 * 1024  # held back (not stored) at most until the first frame; past it, written
@@ -227,7 +225,7 @@ class SourceSession:
                 self.result = await self.ingest.finish(reason)
             else:
                 self.result = await self.ingest.abort(reason)
-        except REFUSALS as exc:
+        except MediaMgrError as exc:  # StoreUnavailable is one
             log.warning("recording not closed yet; the recorder keeps trying",
                         extra={"recording_id": self.ingest.id, "error": repr(exc)})  # fmt: skip
         return reason
@@ -242,6 +240,6 @@ class SourceSession:
         log.info("source ended without audio", extra=extra)
         try:
             self.result = await self.ingest.abort("no_audio")
-        except REFUSALS as exc:
+        except MediaMgrError as exc:  # StoreUnavailable is one
             log.warning("recording not closed yet; the recorder keeps trying",
                         extra={"recording_id": self.ingest.id, "error": repr(exc)})  # fmt: skip
