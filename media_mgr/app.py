@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import socket
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ async def open_store(settings: Settings, *, apply_migrations: bool = True) -> St
     if settings.database_url:
         dsn = settings.database_url
     else:
-        embedded = EmbeddedPostgres(settings.data_dir)
+        embedded = EmbeddedPostgres(settings.data_dir, allow_root=settings.embedded_as_root)
         dsn = await embedded.start()
     try:
         if apply_migrations:
@@ -167,6 +167,7 @@ class Service:
     audio_stream: AudioStreamService | None = None
     _shout_sock: socket.socket | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    on_bound: Callable[[int, int], None] | None = None  # told (http_port, shout_port) once both are bound
 
     def build_app(self) -> FastAPI:
         routers = [playback_routes.router, recording_routes.router, store_put_routes.router]
@@ -368,9 +369,11 @@ class Service:
     async def serve(self) -> None:
         settings = self.settings
         # Bind first, so the URLs the lifespan's services issue carry the real port (port 0 too).
-        sock = bind_socket(settings.bind, settings.http_port)
+        sock = bind_socket(settings.bind, settings.http_port, "MEDIA_MGR_HTTP_PORT")
         self.http_port = sock.getsockname()[1]
-        self._shout_sock = bind_socket(settings.bind, settings.shout_port)
+        self._shout_sock = bind_socket(settings.bind, settings.shout_port, "MEDIA_MGR_SHOUT_PORT")
+        if self.on_bound is not None:
+            self.on_bound(self.http_port, self._shout_sock.getsockname()[1])
         config = uvicorn.Config(
             self.build_app(),
             loop="uvloop",
@@ -388,7 +391,7 @@ class Service:
             raise SystemExit(3)
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, variable: str = "") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -396,7 +399,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        where = f" (set by {variable})" if variable else ""
+        raise SystemExit(f"cannot listen on {host}:{port}{where}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
 

@@ -40,15 +40,14 @@ def _local_pg_reachable() -> bool:
 
 @pytest.fixture(scope="session")
 def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The machine's PostgreSQL when reachable, else an embedded one (pgserver) for this run."""
+    """The machine's PostgreSQL when reachable, else a private one (initdb on a free port) for this run."""
     if _local_pg_reachable():
         yield LOCAL_PG
         return
-    import pgserver  # type: ignore[import-untyped]
+    from private_services import PrivatePostgres
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
+    with PrivatePostgres(tmp_path_factory.mktemp("pg")) as server:
+        yield server.dsn
 
 
 @pytest.fixture(scope="session")

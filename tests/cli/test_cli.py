@@ -48,12 +48,17 @@ def test_import_a_prompt_tree_then_list_export_and_remove(cli_env: dict[str, str
     assert exported.returncode == 0, exported.stderr
     assert out.read_bytes() == (tree / "fr-ca" / "vm-enter_pass.wav").read_bytes()
 
-    # Importing again conflicts, file by file, and says so; --replace makes new revisions.
+    # Importing again skips the prompts that exist, says so, and succeeds; --replace makes new revisions.
     again = cli(cli_env, "import", "--prompts", "--account-id", account_id, str(tree / "fr-ca"))
-    assert again.returncode == 1 and "already has prompt 'vm-enter_pass'" in again.stderr
+    assert again.returncode == 0, again.stderr
+    assert "skipped" in again.stderr and "vm-enter_pass.wav" in again.stderr
+    assert "imported 0 of 1 files (1 skipped)" in again.stderr
     tone(tree / "fr-ca" / "vm-enter_pass.wav", seconds=0.9)
-    replaced = cli(cli_env, "import", "--prompts", "--replace", "--account-id", account_id, str(tree / "fr-ca"))
+    replaced = cli(
+        cli_env, "import", "--prompts", "--replace", "--account-id", account_id, str(tree / "fr-ca")
+    )
     assert replaced.returncode == 0, replaced.stderr
+    assert "imported 1 of 1 files (1 replaced)" in replaced.stderr
     after = json.loads(cli(cli_env, "ls", "--account-id", account_id, "--language", "fr-ca", "--json").stdout)
     assert (after["id"], after["revision"], after["duration_ms"]) == (fr["id"], 2, 900)
 
@@ -74,7 +79,9 @@ def test_import_reports_bad_files_and_keeps_going(cli_env: dict[str, str], tmp_p
     done = cli(cli_env, "import", "--account-id", account_id, str(good), str(bad))
     assert done.returncode == 1
     assert "bad.wav" in done.stderr and "imported 1 of 2 files" in done.stderr
-    listed = [json.loads(x) for x in cli(cli_env, "ls", "--account-id", account_id, "--json").stdout.splitlines()]
+    listed = [
+        json.loads(x) for x in cli(cli_env, "ls", "--account-id", account_id, "--json").stdout.splitlines()
+    ]
     assert [i["sha256"] for i in listed] == [hashlib.sha256(good.read_bytes()).hexdigest()]
     assert bad.exists() and good.exists()  # the operator's files are never consumed
 
@@ -83,7 +90,9 @@ def test_export_to_stdout(cli_env: dict[str, str], tmp_path: Path, account_id: s
     song = mp3(tmp_path / "s.mp3")
     cli(cli_env, "import", "--account-id", account_id, str(song))
     media_id = json.loads(cli(cli_env, "ls", "--account-id", account_id, "--json").stdout)["id"]
-    done = subprocess.run([*media_mgr_command(), "export", media_id, "-o", "-"], env=cli_env, capture_output=True)
+    done = subprocess.run(
+        [*media_mgr_command(), "export", media_id, "-o", "-"], env=cli_env, capture_output=True
+    )
     assert done.stdout == song.read_bytes()
 
 
@@ -101,7 +110,9 @@ def test_export_to_stdout(cli_env: dict[str, str], tmp_path: Path, account_id: s
 def test_a_wrong_setting_stops_start_up_with_a_clear_message(tmp_path: Path, var: str, value: str,
                                                              message: str) -> None:  # fmt: skip
     env = {**os.environ, "MEDIA_MGR_DATA_DIR": str(tmp_path), var: value}
-    done = subprocess.run([*media_mgr_command(), "serve"], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [*media_mgr_command(), "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0
     assert "invalid configuration" in done.stderr and message in done.stderr
     assert "Traceback" not in done.stderr
@@ -122,7 +133,9 @@ def test_url_issues_a_playable_stream_url(cli_env: dict[str, str], server: objec
     cli(cli_env, "import", "--account-id", account_id, str(song))
     item = json.loads(cli(cli_env, "ls", "--account-id", account_id, "--json").stdout)
     port = server.port  # type: ignore[attr-defined]
-    done = cli({**cli_env, "MEDIA_MGR_HTTP_PORT": str(port)}, "url", item["media_name"], "--protocol", "shout")
+    done = cli(
+        {**cli_env, "MEDIA_MGR_HTTP_PORT": str(port)}, "url", item["media_name"], "--protocol", "shout"
+    )
     assert done.returncode == 0, done.stderr
     url = done.stdout.strip()
     assert url.startswith(f"shout://127.0.0.1:{port}/single/")
