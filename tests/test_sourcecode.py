@@ -54,6 +54,7 @@ def test_dockerfile_lints_clean() -> None:
         assert needed in text
 
 
+@pytest.mark.slow
 def test_the_wheel_carries_the_migrations(tmp_path: Path) -> None:
     done = run(
         sys.executable,

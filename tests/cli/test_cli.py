@@ -72,6 +72,7 @@ def test_import_a_prompt_tree_then_list_export_and_remove(cli_env: dict[str, str
     assert len(cli(cli_env, "ls", "--account-id", account_id, "--json").stdout.splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_import_reports_bad_files_and_keeps_going(cli_env: dict[str, str], tmp_path: Path,
                                                   account_id: str) -> None:  # fmt: skip
     good = tone(tmp_path / "good.wav")
@@ -98,6 +99,7 @@ def test_export_to_stdout(cli_env: dict[str, str], tmp_path: Path, account_id: s
     assert done.stdout == song.read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("var", "value", "message"),
     [
@@ -120,6 +122,7 @@ def test_a_wrong_setting_stops_start_up_with_a_clear_message(tmp_path: Path, var
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_flag_overrides_its_variable(tmp_path: Path) -> None:
     env = {**os.environ, "MEDIA_MGR_HTTP_PORT": "99999"}
     done = subprocess.run([*media_mgr_command(), "--http-port", "70000", "migrate"], env=env,

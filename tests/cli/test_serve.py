@@ -156,6 +156,7 @@ def held_port() -> tuple[socket.socket, int]:
     return sock, sock.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case", ["unreachable", "no database", "no role", "http port in use", "shout port in use"]
 )
