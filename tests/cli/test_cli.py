@@ -155,8 +155,11 @@ def imported_ids(cli_env: dict[str, str], tmp_path: Path, account_id: str, count
     files = [tone(tmp_path / f"n{i}.wav", seconds=0.2 + i / 10) for i in range(count)]
     done = cli(cli_env, "import", "--account-id", account_id, *map(str, files))
     assert done.returncode == 0, done.stderr
-    listed = cli(cli_env, "ls", "--account-id", account_id, "--json").stdout.splitlines()
-    return [json.loads(line)["id"] for line in listed]
+    listed = cli(cli_env, "ls", "--account-id", account_id, "--json")
+    assert listed.returncode == 0, listed.stderr
+    ids = [json.loads(line)["id"] for line in listed.stdout.splitlines()]
+    assert len(ids) == count, (done.stdout, done.stderr, listed.stdout, listed.stderr)
+    return ids
 
 
 @pytest.mark.slow
