@@ -26,12 +26,14 @@ from media_mgr.audio_stream.buffering import BufferPolicy, LeadRange, Preset
 from media_mgr.audio_stream.service import AudioStreamConfig, AudioStreamService
 from media_mgr.audio_stream.session import SessionConfig
 from media_mgr.config import Settings
+from media_mgr.console.router import console_router
 from media_mgr.http import playback as playback_routes
 from media_mgr.http import recordings as recording_routes
 from media_mgr.http import store_put as store_put_routes
 from media_mgr.http import streams as stream_routes
 from media_mgr.http.api import create_app
 from media_mgr.http.connection_limits import ConnectionLimits, protocol_class
+from media_mgr.http.guard import require_admin
 from media_mgr.http.recordings import RecordingsEdge, RecordingUrls
 from media_mgr.http.state import HttpState
 from media_mgr.http.store_put import StorePutConfig
@@ -197,6 +199,7 @@ class Service:
                 limit_list_page=settings.limit_list_page,
                 recordings=await self._open_shout(settings, store, playback, library),
             )
+            app.include_router(console_router(library, require_admin, self.shout_port))
             streams = await self._open_audio_stream(settings, playback)
             app.state.audio_stream = app.state.http.streams = streams
             if self.amqp is None:
