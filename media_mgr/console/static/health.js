@@ -2,6 +2,7 @@
 import { probe } from "./api.js";
 import { h, bytes, tell } from "./ui.js";
 
+const LIMIT = 300;
 let status, metrics = [];
 
 // Prometheus text format: "name{label="v",...} value" lines; comments skipped.
@@ -52,9 +53,15 @@ async function load() {
   }
 }
 
+// Histogram buckets are many and rarely what an operator looks for: shown when asked for by name.
 function paintMetrics() {
   const filter = document.getElementById("metric-filter").value.trim();
-  const shown = metrics.filter((m) => !filter || m.name.includes(filter) || m.labels.includes(filter)).slice(0, 400);
+  const matching = metrics.filter((m) => filter
+    ? m.name.includes(filter) || m.labels.includes(filter)
+    : !m.name.endsWith("_bucket") && !m.name.endsWith("_created"));
+  const shown = matching.slice(0, LIMIT);
+  document.getElementById("metric-count").textContent =
+    `${shown.length} of ${matching.length} series${filter ? "" : " (buckets and _created hidden; filter to see them)"}`;
   document.querySelector("#metrics-table tbody").replaceChildren(...shown.map((m) =>
     h("tr", {}, h("td", {}, h("code", {}, m.name)), h("td", { class: "sub" }, m.labels), h("td", { class: "num" }, String(m.value)))));
 }
