@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, sync_playwright
+from browser_visit import Visit
+from playwright.sync_api import Browser, ConsoleMessage, Playwright, Request, sync_playwright
 
 from servers import RunningServer, start_server
 
@@ -58,21 +58,6 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     yield folder
     print(f"\nconsole screenshots: {folder}")
-
-
-@dataclass
-class Visit:
-    """One page, with every request it made and every script error it met."""
-
-    page: Page
-    folder: Path
-    requests: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def shot(self, name: str) -> Path:
-        path = self.folder / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
 
 
 @pytest.fixture

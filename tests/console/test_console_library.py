@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from playwright.sync_api import Locator, Page, expect
+from browser_visit import Visit
+from playwright.sync_api import FileChooser, Locator, Page, expect
 
-from conftest import Visit
 from servers import RunningServer
 from sounds import tone
 
@@ -143,6 +144,10 @@ def test_delete_asks_for_confirmation_first(
 
 def test_the_page_is_usable_from_the_keyboard(console_server: RunningServer, visit: Visit) -> None:
     page = visit.page
+    choosers: list[FileChooser] = []
+    page.on(
+        "filechooser", lambda c: choosers.append(c)
+    )  # early: Chromium intercepts choosers only once asked to
     page.goto(console_server.url + "/console/")
     expect(page.locator("#media-caption")).to_contain_text("Media:")
     page.keyboard.press("/")
@@ -157,10 +162,16 @@ def test_the_page_is_usable_from_the_keyboard(console_server: RunningServer, vis
     page.keyboard.press("Home")
     expect(page.locator("#view-library")).to_be_visible()
 
-    page.focus("#drop-zone")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
-    assert chooser.value.is_multiple()
+    page.focus("#library-filter [name=language]")
+    for _ in range(3):  # Search, Clear, then the upload button
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "choose-files"
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.activeElement.id === 'choose-files'")
+    deadline = time.monotonic() + 10
+    while not choosers and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert len(choosers) == 1 and choosers[0].is_multiple()
 
 
 def test_the_page_loads_nothing_from_elsewhere(console_server: RunningServer, visit: Visit) -> None:

@@ -175,10 +175,7 @@ async function upload(files) {
 function setupUpload() {
   const zone = document.getElementById("drop-zone");
   const input = document.getElementById("upload-input");
-  zone.addEventListener("click", () => input.click());
-  zone.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); }
-  });
+  document.getElementById("choose-files").addEventListener("click", () => input.click());
   input.addEventListener("change", () => { upload([...input.files]); input.value = ""; });
   for (const type of ["dragenter", "dragover"]) {
     zone.addEventListener(type, (e) => { e.preventDefault(); zone.classList.add("over"); });

@@ -4,9 +4,8 @@
 import { api, query, ApiError } from "./api.js";
 import { h, bytes, duration, rate, when, tell, play } from "./ui.js";
 import { liveMountUrl } from "./config.js";
-import { chart } from "./chart.js";
+import { chart, SLOTS } from "./chart.js";
 
-const HISTORY = 60;
 const sessions = new Map(); // session_id -> {card, history, fields}
 let status, timer = 0, busy = false;
 
@@ -47,7 +46,7 @@ async function updateSessions(list) {
       box.append(s.card);
     }
     s.history.push({ jitter: detail.jitter_ms ?? 0, lead: detail.lead_ms ?? 0, underruns: detail.underruns ?? 0 });
-    if (s.history.length > HISTORY) s.history.shift();
+    if (s.history.length > SLOTS) s.history.shift();
     paintSession(s, detail);
   }
   for (const [id, s] of sessions) {
@@ -59,7 +58,7 @@ async function updateSessions(list) {
 
 function sessionCard(detail) {
   const fields = {};
-  const field = (name, label) => h("div", { class: "figure" }, h("span", { class: "label" }, label), (fields[name] = h("span", { class: "value" }, "–")));
+  const field = (name, label, wide) => h("div", { class: wide ? "figure wide" : "figure" }, h("span", { class: "label" }, label), (fields[name] = h("span", { class: "value" }, "–")));
   const target = h("input", { name: "media", list: "media-suggestions", placeholder: "media id or Media-Name", autocomplete: "off", "aria-label": "Media to play into the call", required: true });
   const playForm = h("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); playInto(detail.session_id, target.value.trim(), s); } },
     target,
@@ -71,7 +70,7 @@ function sessionCard(detail) {
     h("div", { class: "figures" },
       field("dialect", "Dialect"), field("rate", "Rate"), field("tracks", "Tracks"), field("recorded", "Recorded"),
       field("jitter", "Jitter"), field("lead", "Lead"), field("preset", "Preset"), field("underruns", "Underruns"),
-      field("buffered", "Buffered"), field("playout", "Playout"), field("ids", "Stream / call")),
+      field("buffered", "Buffered"), field("playout", "Playout", true), field("ids", "Stream / call", true)),
     (fields.chart = h("div", { class: "chart" })),
     playForm,
     (fields.message = h("p", { class: "hint", "aria-live": "polite" })));

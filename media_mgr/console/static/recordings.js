@@ -55,7 +55,7 @@ function row(rec) {
     h("td", {}, badge(rec)),
     h("td", {}, rec.origin || "–", rec.peer ? h("div", { class: "sub" }, rec.peer) : null),
     h("td", { class: "num" }, duration(rec.duration_ms)),
-    h("td", { class: "num" }, bytes(rec.size)),
+    h("td", { class: "num" }, rec.state === "pending" ? "–" : bytes(rec.size)),
     h("td", { class: "actions" }, actions));
 }
 
@@ -86,7 +86,9 @@ function setupNewRecording() {
     dialog.showModal();
     fields.querySelector("input").focus();
   });
-  document.getElementById("url-issue").addEventListener("click", async () => {
+  dialog.querySelector("form").addEventListener("submit", async (e) => {
+    if (e.submitter && e.submitter.value !== "issue") return; // Close
+    e.preventDefault(); // Issue, or Enter in a field: stay open and show the URLs
     const body = {};
     for (const el of fields.querySelectorAll("input, select")) if (el.value.trim()) body[el.name] = el.value.trim();
     try {

@@ -48,10 +48,11 @@ export function rate(hz) {
   return hz % 1000 === 0 ? `${hz / 1000} kHz` : `${(hz / 1000).toFixed(2)} kHz`;
 }
 
+// Local time as an operator reads logs: 2026-11-30 01:29:21.
 export function when(iso) {
   if (!iso) return "–";
-  const d = new Date(iso);
-  return d.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+  const d = new Date(iso), p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
 export function count(n) {

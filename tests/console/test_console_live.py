@@ -1,0 +1,149 @@
+"""The live, recordings and health pages against a simulated mod_audio_stream call on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from audio_stream_client import Talk, VoipbitModule
+from browser_visit import Visit
+from playwright.sync_api import expect
+
+from servers import RunningServer
+from sounds import tone
+
+PLAYING = "() => { const a = document.getElementById('player'); return a.ended || a.currentTime > 0.3; }"
+
+
+class CallThread:
+    """A voipbit module talking in its own thread and event loop until told to hang up abruptly."""
+
+    def __init__(self, module: VoipbitModule) -> None:
+        self.module = module
+        self.stop = threading.Event()
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="simulated call", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._call())
+        except BaseException as exc:  # reported by the test
+            self.failure = exc
+
+    async def _call(self) -> None:
+        await self.module.start()
+        while not self.stop.is_set():
+            await self.module.run(Talk(0.2))
+        await self.module._drop()  # a lost TCP connection: the server waits, then interrupts
+
+    def wait_for(self, what: str, check: object, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not (check() if callable(check) else check):
+            assert self.failure is None, f"the simulated call failed: {self.failure!r}"
+            assert time.monotonic() < deadline, f"the module never saw {what}"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def call(console_server: RunningServer) -> Iterator[CallThread]:
+    audio = (np.sin(np.arange(8000 * 60) * 2 * np.pi * 300 / 8000) * 8000).astype(np.int16)
+    module = VoipbitModule(f"ws://127.0.0.1:{console_server.port}/audio_stream", {"inbound": audio},
+                           stream_id=f"console-{secrets.token_hex(3)}", bidirectional=True)  # fmt: skip
+    running = CallThread(module)
+    running.thread.start()
+    yield running
+    running.stop.set()
+    running.thread.join(15)
+
+
+def test_live_session_shows_plays_an_item_clears_and_its_cut_recording_is_flagged(
+    console_server: RunningServer, visit: Visit, call: CallThread, tmp_path: Path
+) -> None:
+    prompt = tone(tmp_path / "prompt.wav", seconds=3.0)
+    created = httpx.post(f"{console_server.url}/v1/media", files={"file": ("barge.wav", prompt.read_bytes())})
+    assert created.status_code == 201, created.text
+    media_id = created.json()["id"]
+    page = visit.page
+    page.goto(console_server.url + "/console/#live")
+
+    card = page.locator(".card.session", has_text=call.module.stream_id)
+    expect(card).to_be_visible(timeout=15_000)
+    expect(card).to_contain_text("voipbit (l16)")
+    expect(card).to_contain_text("8 kHz")
+    expect(card.locator("svg.live-chart polyline.jitter")).to_have_count(1)
+    session_id = card.get_attribute("data-session-id")
+
+    card.get_by_label("Media to play into the call").fill(media_id)
+    card.get_by_role("button", name="Play into call").click()
+    expect(card).to_contain_text(f"Queued {media_id}")
+    call.wait_for("media.play", lambda: call.module.plays > 0)
+    expect(card).to_contain_text("playing")
+    page.wait_for_function(  # the chart has gathered a few seconds
+        "() => document.querySelector('.card.session polyline.jitter').getAttribute('points').split(' ').length >= 4"
+    )
+    visit.shot("live-session-playing")
+
+    card.get_by_role("button", name="Clear (barge-in)").click()
+    expect(card).to_contain_text("Cleared: playback stopped.")
+    call.wait_for("media.clear", lambda: bool(call.module.cleared_at))
+    detail = httpx.get(f"{console_server.url}/v1/streams/{session_id}").json()
+    assert detail["playout"]["queued"] == 0
+
+    recording_id = detail["recording_id"]
+    call.stop.set()  # the socket drops without a close: after the reconnect wait, the recording is cut
+    expect(card).to_have_count(0, timeout=15_000)
+    page.click("#tab-recordings")
+    row = page.locator(f"#recordings-table tbody tr[data-id='{recording_id}']")
+    expect(row).to_have_attribute("data-state", "interrupted", timeout=15_000)
+    expect(row.locator(".badge.interrupted")).to_have_text("interrupted · disconnected")
+    expect(row).to_contain_text("audio_stream")
+    expect(page.locator("#recordings-table tbody tr").first).to_have_attribute(
+        "data-id", recording_id
+    )  # newest first
+    visit.shot("recordings-interrupted")
+
+    row.get_by_role("button", name="Play").click()
+    page.wait_for_function(PLAYING)
+
+
+def test_recording_url_dialog_gives_the_dialplan_lines(console_server: RunningServer, visit: Visit) -> None:
+    page = visit.page
+    page.goto(console_server.url + "/console/#recordings")
+    name = f"console-rec-{secrets.token_hex(3)}"
+    page.click("#new-recording")
+    dialog = page.locator("#url-dialog")
+    dialog.locator("[name=name]").fill(name)
+    page.click("#url-issue")
+    snippets = dialog.locator(".snippet pre")
+    expect(snippets).to_have_count(2)
+    shout = snippets.nth(0).inner_text()
+    assert '<action application="set" data="enable_file_write_buffering=false"/>' in shout
+    assert (
+        f":{console_server.port}" not in shout.split("shout://", 1)[1].split("/", 1)[0]
+    )  # the SHOUT port, not HTTP
+    assert "/store/" in snippets.nth(1).inner_text()
+    visit.shot("recordings-url-dialog")
+    listed = httpx.get(
+        f"{console_server.url}/v1/recordings", params={"state": "pending", "limit": 500}
+    ).json()
+    assert name in [r["name"] for r in listed["items"]]
+
+
+def test_health_page_shows_database_broker_and_version(console_server: RunningServer, visit: Visit) -> None:
+    page = visit.page
+    page.goto(console_server.url + "/console/#health")
+    cards = page.locator("#health-cards")
+    expect(cards.locator(".card", has_text="Database")).to_contain_text("reachable")
+    expect(cards.locator(".card", has_text="Broker")).to_contain_text("off")
+    expect(cards.locator(".card", has_text="Version")).to_contain_text("0.1.0")
+    expect(page.locator("#metrics-table tbody tr").first).to_be_visible()
+    page.fill("#metric-filter", "media_mgr_uploads")
+    expect(page.locator("#metrics-table tbody tr").first).to_contain_text("media_mgr_uploads")
+    visit.shot("health")
