@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from browser_visit import Visit
 from playwright.sync_api import expect
 
 from servers import RunningServer
-from sounds import tone
+from sounds import raw_mp3, tone
 
 PLAYING = "() => { const a = document.getElementById('player'); return a.ended || a.currentTime > 0.3; }"
 
@@ -147,3 +148,38 @@ def test_health_page_shows_database_broker_and_version(console_server: RunningSe
     page.fill("#metric-filter", "media_mgr_uploads")
     expect(page.locator("#metrics-table tbody tr").first).to_contain_text("media_mgr_uploads")
     visit.shot("health")
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_a_shout_recording_in_progress_is_heard_live_from_its_mount(
+    console_server: RunningServer, visit: Visit, tmp_path: Path, rate: int
+) -> None:
+    """mod_shout's 8 kHz MPEG-2.5 as well as 16 kHz: the browser plays the live mount on the SHOUT port."""
+    raw_mp3(tmp_path / "live.mp3", rate=rate, seconds=40.0)
+    rec = httpx.post(f"{console_server.url}/v1/recordings", json={"name": f"live-{rate}"}).json()
+    source = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-i", str(tmp_path / "live.mp3"), "-c:a", "copy",
+                               "-content_type", "audio/mpeg", "-f", "mp3",
+                               rec["shout_url"].replace("shout://", "icecast://")])  # fmt: skip
+    try:
+        page = visit.page
+        page.goto(console_server.url + "/console/#recordings")
+        row = page.locator(f"#recordings-table tbody tr[data-id='{rec['id']}']")
+        for _ in range(20):  # the list is read when shown: show it again until the source is in
+            if row.get_attribute("data-state", timeout=5000) == "recording":
+                break
+            page.click("#recordings-filter button[type=submit]")
+            page.wait_for_timeout(250)
+        expect(row.locator(".badge.recording")).to_be_visible()
+        row.get_by_role("button", name=f"Listen live to live-{rate}").click()
+        page.wait_for_function(PLAYING)
+        src = page.eval_on_selector("#player", "a => a.currentSrc")
+        assert src.endswith(f"/{rec['id']}.mp3") and f":{console_server.port}/" not in src
+
+        page.click("#tab-live")
+        source_row = page.locator("#sources tbody tr", has_text=rec["id"])
+        expect(source_row).to_be_visible()
+        expect(source_row.locator("td").nth(3)).not_to_have_text("0")  # the page's own listener
+        visit.shot(f"live-shout-source-{rate}")
+    finally:
+        source.terminate()
+        source.wait(10)

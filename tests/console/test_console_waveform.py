@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import re
 import subprocess
 import wave
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 import numpy as np
 import pytest
+from browser_visit import run_async
 
 from media_mgr.audio.info import AudioFormat
 from media_mgr.console.peaks import PeakMeter
@@ -23,8 +21,6 @@ from media_mgr.media.models import CONTENT_TYPES, MediaItem
 
 from servers import RunningServer
 from sounds import pcm, tone
-
-T = TypeVar("T")
 
 
 def item_for(path: Path, fmt: AudioFormat, rate: int, channels: int, duration_ms: int) -> MediaItem:
@@ -42,12 +38,6 @@ async def chunks(path: Path, size: int = 4099) -> AsyncIterator[bytes]:
         yield data[i : i + size]
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run in a thread of its own: the browser tests' Playwright keeps an event loop on this one."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 def peaks_of(
     samples: np.ndarray, expected_frames: int, channels: int = 1
 ) -> tuple[tuple[int, int] | None, ...]:
@@ -59,7 +49,7 @@ def peaks_of(
 def test_a_16_bit_wav_is_measured_from_its_own_samples(tmp_path: Path) -> None:
     wav = tone(tmp_path / "t.wav", seconds=2.0, channels=2)
     samples = np.frombuffer(wav.read_bytes()[44:], dtype="<i2")
-    peaks = run(measure(item_for(wav, "wav", 8000, 2, 2000), chunks(wav)))
+    peaks = run_async(measure(item_for(wav, "wav", 8000, 2, 2000), chunks(wav)))
     assert peaks.frames == 16000
     assert peaks.columns == peaks_of(samples, 16000, 2)
 
@@ -67,7 +57,7 @@ def test_a_16_bit_wav_is_measured_from_its_own_samples(tmp_path: Path) -> None:
 @pytest.mark.parametrize("encoding", ["mu-law", "a-law"])
 def test_g711_wav_is_decoded_by_ffmpeg_to_the_same_peaks(tmp_path: Path, encoding: str) -> None:
     wav = tone(tmp_path / "g711.wav", seconds=1.0, encoding=encoding, bits=8)
-    peaks = run(measure(item_for(wav, "wav", 8000, 1, 1000), chunks(wav)))
+    peaks = run_async(measure(item_for(wav, "wav", 8000, 1, 1000), chunks(wav)))
     assert peaks.frames == 8000
     assert peaks.columns == peaks_of(pcm(wav), 8000)
 
@@ -82,7 +72,7 @@ def test_an_mp3_is_decoded_to_the_same_peaks_as_ffmpeg_plays_it_from_a_pipe(tmp_
     piped = subprocess.run(["ffmpeg", "-v", "error", "-f", "mp3", "-i", "pipe:0", "-f", "s16le", "-"],
                            input=mp3.read_bytes(), capture_output=True, check=True).stdout  # fmt: skip
     decoded = np.frombuffer(piped, dtype="<i2")
-    peaks = run(measure(item_for(mp3, "mp3", 8000, 1, 2000), chunks(mp3)))
+    peaks = run_async(measure(item_for(mp3, "mp3", 8000, 1, 2000), chunks(mp3)))
     assert peaks.frames == len(decoded)
     assert abs(len(decoded) - len(pcm(mp3))) < 8000 // 20  # within 50 ms of the gapless length
     assert peaks.columns == peaks_of(decoded, 16000)

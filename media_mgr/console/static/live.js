@@ -149,7 +149,7 @@ function updateTable(id, entries, columns, empty) {
   let table = box.querySelector("table");
   if (!table) {
     table = h("table", {}, h("thead", {}, h("tr", {}, columns.map(([title]) => h("th", { scope: "col" }, title)))), h("tbody"));
-    box.replaceChildren(table, h("p", { class: "empty" }, empty));
+    box.replaceChildren(h("div", { class: "table-wrap" }, table), h("p", { class: "empty" }, empty));
   }
   const tbody = table.tBodies[0];
   const rows = new Map([...tbody.rows].map((tr) => [tr.dataset.key, tr]));
@@ -165,7 +165,7 @@ function updateTable(id, entries, columns, empty) {
     rows.delete(key);
   }
   for (const tr of rows.values()) tr.remove();
-  table.hidden = entries.length === 0;
+  table.parentElement.hidden = entries.length === 0;
   box.querySelector(".empty").hidden = entries.length !== 0;
 }
 
