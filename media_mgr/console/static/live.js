@@ -14,7 +14,7 @@ async function tick() {
   busy = true;
   try {
     const { streams } = await api("GET", "/v1/streams");
-    const live = streams.filter((s) => s.kind === "audio_stream" && s.session_id);
+    const live = streams.filter((s) => s.kind === "audio_stream").map((s) => ({ ...s, session_id: s.session_id ?? s.id }));
     await updateSessions(live);
     updateTable("sources", streams.filter((s) => s.kind === "recording"), sourceColumns, "No source is connected.");
     updateTable("downloads", streams.filter((s) => s.kind === "playback"), downloadColumns, "Nothing is being downloaded.");
