@@ -8,7 +8,10 @@ minute of playback, summed over the seeds: underruns (ticks where playout had st
 and no whole frame was there), barge-in latency if the server just stops sending (what is queued at
 the module and in flight: mean and p95), and the lead used. With ``media.clear`` the module drops its
 queue at once, so barge-in then costs one trip whatever the lead: the ``clear`` column.
-Run: .venv/bin/python bench/audio_stream_buffering.py [--seconds 60] [--seeds 1 2 3]
+"adaptive, no sync" is the adaptive lead with ``MEDIA_MGR_PLAYOUT_SYNC_MS=0``: no internal sync
+checkpoints, so no ``media_play_complete`` events the application did not ask for, and no feedback
+from the module's playout (underruns there are neither corrected for nor added to the lead).
+Run: .venv/bin/python bench/audio_stream_buffering.py [--seconds 60] [--seeds 1 2 3] [--modes adaptive ...]
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ from audio_stream_linksim import CALM, JITTERY, Link, Result, simulate
 
 LINKS = [CALM, Link("gamma", jitter_mean_ms=10.0), JITTERY]
 PRESETS = [("low_latency", 8000, False), ("balanced", 16000, False), ("high_quality", 16000, True)]
-MODES: list[tuple[str, float | None]] = [("adaptive", None), ("fixed 20 ms", 20.0), ("fixed 160 ms", 160.0)]
+SYNC_EVERY = 1.0  # MEDIA_MGR_PLAYOUT_SYNC_MS's default, in seconds
+# name -> (fixed lead ms or None for adaptive, sync checkpoint every ... seconds or None)
+MODES: dict[str, tuple[float | None, float | None]] = {
+    "adaptive": (None, SYNC_EVERY),
+    "adaptive, no sync": (None, None),
+    "fixed 20 ms": (20.0, SYNC_EVERY),
+    "fixed 160 ms": (160.0, SYNC_EVERY),
+}
 
 
 def describe(link: Link) -> str:
@@ -34,16 +44,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     args = parser.parse_args()
     minutes = args.seconds / 60 * len(args.seeds)
     print("| link | preset | mode | lead ms (mean) | underruns / min | barge-in ms mean | p95 | clear ms |")
     print("|---|---|---|---|---|---|---|---|")
     for link in LINKS:
         for preset, rate, two_way in PRESETS:
-            for mode, fixed in MODES:
+            for mode in args.modes:
+                fixed, sync = MODES[mode]
                 runs: list[Result] = [
                     simulate(
-                        link, rate=rate, two_way=two_way, fixed_lead_ms=fixed, seconds=args.seconds, seed=s
+                        link,
+                        rate=rate,
+                        two_way=two_way,
+                        fixed_lead_ms=fixed,
+                        seconds=args.seconds,
+                        seed=s,
+                        sync_every=sync,
                     )
                     for s in args.seeds
                 ]

@@ -36,8 +36,12 @@ async def echo_responder(exchange_name: str) -> aio_pika.abc.AbstractConnection:
     """The floor: answer each request with a fixed media_resp, as fast as aio-pika can."""
     connection = await aio_pika.connect(AMQP_URL)
     channel = await connection.channel()
-    exchange = await channel.declare_exchange(exchange_name, ExchangeType.TOPIC, durable=False, auto_delete=False)
-    targeted = await channel.declare_exchange("targeted", ExchangeType.DIRECT, durable=False, auto_delete=False)
+    exchange = await channel.declare_exchange(
+        exchange_name, ExchangeType.TOPIC, durable=False, auto_delete=False
+    )
+    targeted = await channel.declare_exchange(
+        "targeted", ExchangeType.DIRECT, durable=False, auto_delete=False
+    )
     queue = await channel.declare_queue(exclusive=True)
     await queue.bind(exchange, "media_req")
 
@@ -125,11 +129,15 @@ def main() -> None:
         finally:
             srv.stop()
             asyncio.run(drop_db(args.pg, dsn))
-    print(f"{args.rate} requests/s for {args.seconds:.0f} s each, RabbitMQ and PostgreSQL on loopback, 2 cores")
+    print(
+        f"{args.rate} requests/s for {args.seconds:.0f} s each, RabbitMQ and PostgreSQL on loopback, 2 cores"
+    )
     print("| responder | replies | lost | p50 | p99 | max |")
     print("|---|---|---|---|---|---|")
     for name, (lat, lost) in results.items():
-        print(f"| {name} | {len(lat)} | {lost} | {pct(lat, 50):.2f} ms | {pct(lat, 99):.2f} ms | {max(lat):.2f} ms |")
+        print(
+            f"| {name} | {len(lat)} | {lost} | {pct(lat, 50):.2f} ms | {pct(lat, 99):.2f} ms | {max(lat):.2f} ms |"
+        )
 
 
 if __name__ == "__main__":

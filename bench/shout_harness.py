@@ -18,11 +18,12 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "shout"))
-from shout_peers import Icecast, raw_mp3, shout_port
+from shout_peers import Icecast, shout_port
 
 from media_mgr.audio.mpeg import parse_header
 
 from servers import RunningServer, start_server
+from sounds import raw_mp3
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

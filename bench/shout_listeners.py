@@ -80,7 +80,9 @@ def main() -> None:
         frames, frame_s = bench_audio(tmp, 44100, "128k", 20.0)
         rows = []
         with scratch_database() as db:
-            srv, port = media_mgr(db, tmp, "listeners", MEDIA_MGR_SHOUT_MAX_CONNECTIONS=str(args.listeners + 100))
+            srv, port = media_mgr(
+                db, tmp, "listeners", MEDIA_MGR_SHOUT_MAX_CONNECTIONS=str(args.listeners + 100)
+            )
             try:
                 rec = httpx.post(f"{srv.url}/v1/recordings", json={}, timeout=30).json()
                 url = urlsplit(rec["shout_url"].replace("shout://", "http://"))

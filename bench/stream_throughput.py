@@ -25,7 +25,7 @@ from memory_large_file import drop_db, scratch_db
 from servers import start_server
 from sounds import mp3, tone
 
-REFERENCE_APP = textwrap.dedent('''
+REFERENCE_APP = textwrap.dedent("""
     import sys
     body = open(sys.argv[1], "rb").read()
     ctype = sys.argv[2].encode()
@@ -38,7 +38,7 @@ REFERENCE_APP = textwrap.dedent('''
     import uvicorn
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), loop="uvloop", http="httptools",
                 log_level="warning", access_log=False)
-''')
+""")
 
 
 def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
@@ -54,7 +54,12 @@ def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
         value, unit = float(m.group(1)), m.group(2)
         return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-    return {"rps": rps, "p50_ms": ms(p50), "p99_ms": ms(p99), "errors": float(errors.group(1)) if errors else 0.0}
+    return {
+        "rps": rps,
+        "p50_ms": ms(p50),
+        "p99_ms": ms(p99),
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
 
 
 def main() -> None:
@@ -72,21 +77,22 @@ def main() -> None:
         if dsn:
             env["MEDIA_MGR_DATABASE_URL"] = dsn
         srv = start_server(env, work / "server.log", timeout=120)
-        rows = []
+        rows: list[tuple[str, int, dict[str, float], dict[str, float]]] = []
         try:
             for fmt, path in files.items():
                 with path.open("rb") as f:
                     item = httpx.post(f"{srv.url}/v1/media", files={"file": (path.name, f)}).json()
-                url = httpx.post(f"{srv.url}/v1/stream-urls", json={"media_name": item["media_name"]}).json()["stream_url"]
+                issued = httpx.post(f"{srv.url}/v1/stream-urls", json={"media_name": item["media_name"]})
+                url = issued.json()["stream_url"]
                 ours = wrk(url, args.connections, args.seconds)
                 ctype = "audio/wav" if fmt == "wav" else "audio/mpeg"
-                ref = subprocess.Popen([sys.executable, "-c", REFERENCE_APP, str(path), ctype, "18931"])
+                app = subprocess.Popen([sys.executable, "-c", REFERENCE_APP, str(path), ctype, "18931"])
                 time.sleep(1.5)
                 try:
                     reference = wrk("http://127.0.0.1:18931/x", args.connections, args.seconds)
                 finally:
-                    ref.terminate()
-                    ref.wait()
+                    app.terminate()
+                    app.wait()
                 rows.append((fmt, path.stat().st_size, ours, reference))
         finally:
             srv.stop()

@@ -10,56 +10,62 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 import socket
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import uvicorn
 from fastapi import FastAPI
 
-from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer, default_node
+from media_mgr.amqp.config import AmqpConfig
+from media_mgr.amqp.consumer import AmqpConsumer
 from media_mgr.audio_stream import endpoint as audio_stream_routes
-from media_mgr.audio_stream.buffering import BufferPolicy, LeadRange, Preset
 from media_mgr.audio_stream.service import AudioStreamConfig, AudioStreamService
-from media_mgr.audio_stream.session import SessionConfig
 from media_mgr.config import Settings
 from media_mgr.console.router import console_router
-from media_mgr.http import playback as playback_routes
-from media_mgr.http import recordings as recording_routes
-from media_mgr.http import store_put as store_put_routes
-from media_mgr.http import streams as stream_routes
+from media_mgr.events import EventPublisher, NoEvents
+from media_mgr.http.activity import activity_router
+from media_mgr.http.admin import AdminLimits, admin_router
 from media_mgr.http.api import create_app
-from media_mgr.http.connection_limits import ConnectionLimits, protocol_class
-from media_mgr.http.guard import require_admin
-from media_mgr.http.recordings import RecordingsEdge, RecordingUrls
-from media_mgr.http.state import HttpState
-from media_mgr.http.store_put import StorePutConfig
+from media_mgr.http.audio_streams import audio_streams_router
+from media_mgr.http.guard import admin_guard
+from media_mgr.http.health import health_router
+from media_mgr.http.playback import playback_router
+from media_mgr.http.recordings import recordings_router
+from media_mgr.http.relays import relays_router
+from media_mgr.http.server import HttpServer, HttpServerConfig, HttpStartFailed
+from media_mgr.http.store_put import StorePutConfig, store_put_router
+from media_mgr.http.stream_urls import stream_urls_router
 from media_mgr.live.registry import MountRegistry
 from media_mgr.logs import LISTENING_LOGGER
 from media_mgr.media.activity import ActivityRegistry
 from media_mgr.media.catalog import Catalog
 from media_mgr.media.library import MediaLibrary
 from media_mgr.media.playback import Playback, PlaybackConfig
+from media_mgr.media.recording_urls import RecordingUrls, RecordingUrlsConfig
 from media_mgr.media.variants import VariantCache
 from media_mgr.metrics import Metrics
-from media_mgr.recording.ingest import RecordingLimits
+from media_mgr.recording.config import RecorderConfig
 from media_mgr.recording.recorder import Recorder
 from media_mgr.redaction import redact
 from media_mgr.shout.auth import SourceAuth
-from media_mgr.shout.relay import RelayManager, media_reader
-from media_mgr.shout.server import ShoutCollector, ShoutConfig, ShoutServer
+from media_mgr.shout.config import ShoutConfig
+from media_mgr.shout.relays import RelayConfig, RelayManager, media_reader
+from media_mgr.shout.server import ShoutServer
 from media_mgr.store import migrate
 from media_mgr.store.blobs import BlobStore
 from media_mgr.store.embedded import EmbeddedPostgres
+from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.media import MediaStore
-from media_mgr.store.pool import open_pool
+from media_mgr.store.pool import Pool, open_pool, reachable
 from media_mgr.store.recordings import RecordingStore
 from media_mgr.store.revocations import Revocations
 from media_mgr.store.settings import SharedSettings
+from media_mgr.store.tts_cache import TtsCacheStore
 from media_mgr.store.variants import VariantStore
+from media_mgr.tts.service import TtsConfig, TtsService, build_engines
 
 log = logging.getLogger("media_mgr")
 
@@ -71,7 +77,7 @@ SWEEP_EVERY_SECONDS = 60.0
 class Store:
     """The database side, open: what every command needs."""
 
-    pool: asyncpg.Pool
+    pool: Pool
     media: MediaStore
     shared: SharedSettings
     embedded: EmbeddedPostgres | None
@@ -92,11 +98,8 @@ async def open_store(settings: Settings, *, apply_migrations: bool = True) -> St
         dsn = await embedded.start()
     try:
         if apply_migrations:
-            conn = await asyncpg.connect(dsn, timeout=settings.timeout_db_connect)
-            try:
-                await migrate.apply(conn, settings.migrations_dir or migrate.default_dir())
-            finally:
-                await conn.close()
+            migrations = settings.migrations_dir or migrate.default_dir()
+            await migrate.migrate_database(dsn, migrations, connect_timeout=settings.timeout_db_connect)
         pool = await open_pool(
             dsn,
             min_size=settings.store_pool_min,
@@ -138,7 +141,18 @@ async def shared_secret(settings: Settings, store: Store) -> bytes:
     return str(value).encode()
 
 
-async def open_playback(settings: Settings, store: Store, http_port: int) -> Playback:
+def open_tts(settings: Settings, store: Store) -> TtsService | None:
+    """The TTS service (enter it with ``async with``); None when ``MEDIA_MGR_TTS_ENGINES`` is empty."""
+    config = TtsConfig.from_settings(settings)
+    if not config.engines:
+        return None
+    engines, broken = build_engines(config, settings)
+    return TtsService(config, store.media, TtsCacheStore(store.pool), engines, broken)
+
+
+async def open_playback(
+    settings: Settings, store: Store, http_port: int, tts: TtsService | None = None
+) -> Playback:
     """The playback service: URLs issued with ``http_port``, signed with the shared secret."""
     variants = VariantCache(
         VariantStore(store.pool, store.media.blobs),
@@ -147,7 +161,7 @@ async def open_playback(settings: Settings, store: Store, http_port: int) -> Pla
         asyncio.Semaphore(settings.limit_transcodes),
     )
     return Playback(
-        Catalog(store.media, settings.default_language),
+        Catalog(store.media, settings.default_language, tts),
         variants,
         Revocations(store.pool),
         PlaybackConfig(settings.url_host, http_port, settings.url_ttl, await shared_secret(settings, store)),
@@ -166,52 +180,53 @@ class Service:
     http_port: int = field(init=False, default=0)  # the port really bound, for issued URLs
     shout_port: int = field(init=False, default=0)
     recorder: Recorder | None = None
-    shout: ShoutServer | None = None
-    relays: RelayManager | None = None
-    _collector: ShoutCollector | None = None
-    audio_stream: AudioStreamService | None = None
+    _shout_side: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _shout_sock: socket.socket | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def build_app(self) -> FastAPI:
-        routers = [playback_routes.router, recording_routes.router, store_put_routes.router]
-        routers += [stream_routes.router, audio_stream_routes.router]
-        return create_app(self._lifespan, self.metrics, routers)
+    events: EventPublisher = field(default_factory=NoEvents)
 
     @contextlib.asynccontextmanager
-    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+    async def open(self) -> AsyncIterator[FastAPI]:
+        """Start store, domain and edges in order; yield the HTTP app wired to them; stop in reverse."""
         settings = self.settings
         store = self.store = await open_store(settings)
+        tts = open_tts(settings, store)
+        edges = contextlib.AsyncExitStack()
         try:
-            playback = await open_playback(settings, store, self.http_port)
-            self.amqp = self._amqp(settings, playback)
+            playback = await open_playback(settings, store, self.http_port, tts)
+            amqp_config = AmqpConfig.from_settings(settings)
+            self.amqp = None if amqp_config is None else AmqpConsumer(amqp_config, playback)
+            self.events = NoEvents() if self.amqp is None else self.amqp
             library = open_library(settings, store)
-            app.state.http = HttpState(
-                library=library,
-                playback=playback,
-                variants=playback.variants,
-                activity=self.activity,
-                metrics=self.metrics,
-                readiness=self.readiness,
-                admin_token=settings.admin_token,
-                scratch_dir=scratch_dir(settings),
-                limit_upload_bytes=settings.limit_upload_bytes,
-                limit_list_page=settings.limit_list_page,
-                recordings=await self._open_shout(settings, store, playback, library),
-            )
-            app.include_router(console_router(library, require_admin, self.shout_port))
-            streams = await self._open_audio_stream(settings, playback)
-            app.state.audio_stream = app.state.http.streams = streams
+            recorder, urls, relays = await self._open_shout(settings, store, playback, library)
+            # entered last, left first: before the recorder, so its recordings close first
+            streams = await edges.enter_async_context(self._audio_stream(settings, playback))
+            guard = admin_guard(settings.admin_token)
+            routers = [
+                health_router(self.readiness, self.metrics),
+                admin_router(
+                    library, playback.variants, guard, AdminLimits.from_settings(settings), self.metrics
+                ),
+                stream_urls_router(playback, guard),
+                activity_router(self.activity, guard),
+                playback_router(playback, self.activity, self.metrics),
+                recordings_router(recorder, urls, guard),
+                store_put_router(recorder, urls, StorePutConfig.from_settings(settings)),
+                relays_router(relays, guard),
+                audio_streams_router(streams, guard),
+                audio_stream_routes.router,
+                console_router(library, guard, self.shout_port),
+            ]
+            app = create_app(routers, self.metrics)
+            app.state.audio_stream = streams
             if self.amqp is None:
                 log.info("amqp off: MEDIA_MGR_AMQP_URL is not set")
             else:
                 await self.amqp.start()  # returns at once; connects (and reconnects) in the background
-            self._spawn(self._sweep(store))
-            yield
+            self._spawn(self._sweep(store, tts))
+            yield app
         finally:
-            if self.audio_stream is not None:  # before the recorder: its recordings close first
-                await self.audio_stream.stop()
-                self.audio_stream = None
+            await edges.aclose()
             await self._close_shout()
             if self.amqp is not None:
                 await self.amqp.stop()
@@ -219,113 +234,70 @@ class Service:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if tts is not None:
+                await tts.close()
             await store.close()
             self.store = None
             log.info("service stopped")
 
     async def _open_shout(
         self, settings: Settings, store: Store, playback: Playback, library: MediaLibrary
-    ) -> RecordingsEdge:
-        """The recorder (after the store), then the SHOUT server: sources, live mounts."""
-        limits = RecordingLimits(
-            max_seconds=settings.limit_recording_seconds,
-            max_bytes=settings.limit_recording_bytes,
-            buffer_bytes=settings.limit_recording_buffer_bytes,
-        )
+    ) -> tuple[Recorder, RecordingUrls, RelayManager]:
+        """The recorder (after the store), then the SHOUT server: sources, live mounts; relays."""
         recordings = RecordingStore(store.pool, store.media.blobs)
-        self.recorder = Recorder(recordings, limits, publish=self._publish_event)
+        recorder_config = RecorderConfig.from_settings(settings)
+        self.recorder = Recorder(recordings, recorder_config, publish=self.events.publish)
         await self.recorder.start()
         registry = MountRegistry(
             queue_bytes=settings.shout_queue_bytes, burst_bytes=settings.shout_burst_bytes
         )
-        config = ShoutConfig(
-            head_timeout=settings.timeout_shout_head,
-            source_timeout=settings.timeout_shout_source,
-            listener_timeout=settings.timeout_shout_listener,
-            max_head_bytes=settings.shout_max_head_bytes,
-            max_connections=settings.shout_max_connections,
-        )
         secret = playback.config.secret
         auth = SourceAuth(secret, settings.shout_source_password)
-        self.shout = ShoutServer(config, self.recorder, registry, auth, self.activity)
-        self._collector = ShoutCollector(self.shout.state)
-        self.metrics.registry.register(self._collector)
         sock, self._shout_sock = self._shout_sock or bind_socket(settings.bind, settings.shout_port), None
         self.shout_port = sock.getsockname()[1]
-        await self.shout.start(sock)
+        await self._shout_side.enter_async_context(
+            ShoutServer(ShoutConfig.from_settings(settings), sock, recorder=self.recorder, registry=registry,
+                        auth=auth, activity=self.activity, metrics=self.metrics.registry)
+        )  # fmt: skip
         host, port = sock.getsockname()[:2]
         logging.getLogger(LISTENING_LOGGER).info(f"listening shout {host}:{port}")
-        urls = RecordingUrls(
-            secret, settings.url_host, self.http_port, self.shout_port, settings.shout_url_ttl,
-            settings.store_put_url_ttl, settings.store_put_username, settings.store_put_password,
-        )  # fmt: skip
-        store_put = StorePutConfig(
-            settings.store_put_authenticate, settings.store_put_username, settings.store_put_password,
-            StorePutConfig.parse_acls(settings.store_put_acls),
-        )  # fmt: skip
-        self.relays = RelayManager(registry, media_reader(library, playback.variants))
-        return RecordingsEdge(self.recorder, urls, scratch_dir(settings), settings.limit_recording_bytes,
-                              settings.timeout_probe, store_put, self.relays)  # fmt: skip
+        urls_config = RecordingUrlsConfig.from_settings(
+            settings, http_port=self.http_port, shout_port=self.shout_port
+        )
+        read_media = media_reader(library, playback.variants)
+        relays = await self._shout_side.enter_async_context(
+            RelayManager(RelayConfig.from_settings(settings), registry, read_media)
+        )
+        return self.recorder, RecordingUrls(urls_config, secret), relays
 
-    async def _open_audio_stream(self, settings: Settings, playback: Playback) -> AudioStreamService:
+    def _audio_stream(self, settings: Settings, playback: Playback) -> AudioStreamService:
         """The mod_audio_stream WebSocket edge; needs the recorder, so it opens after the SHOUT side."""
         assert self.recorder is not None
-        policy = BufferPolicy(
-            presets={Preset.LOW_LATENCY: LeadRange.parse(settings.playout_low_latency),
-                     Preset.BALANCED: LeadRange.parse(settings.playout_balanced),
-                     Preset.HIGH_QUALITY: LeadRange.parse(settings.playout_high_quality)},
-            adaptive=settings.playout_adaptive,
-            fixed_lead_ms=settings.playout_fixed_lead_ms,
-            jitter_factor=settings.playout_jitter_factor,
-            forced=None if settings.playout_preset == "auto" else Preset(settings.playout_preset),
-        )  # fmt: skip
-        session = SessionConfig(
-            gap_threshold=settings.ws_gap_threshold_ms / 1000, gap_window=settings.ws_gap_window_ms / 1000,
-            record_lag=settings.ws_record_lag_ms / 1000, flood_allowance=settings.limit_ws_flood_ms / 1000,
-            messages_per_second=settings.limit_ws_messages_per_second,
-            bad_frames=settings.limit_ws_bad_frames, metadata_timeout=settings.timeout_ws_metadata,
-            policy=policy,
-        )  # fmt: skip
-        config = AudioStreamConfig(
-            session, playback.config.secret, settings.admin_token, settings.url_host, self.http_port,
-            url_ttl=settings.ws_url_ttl, limit_sessions=settings.limit_ws_sessions,
-            limit_loop_lag=settings.limit_ws_loop_lag_ms / 1000,
-            timeout_idle=settings.timeout_ws_idle, timeout_reconnect=settings.timeout_ws_reconnect,
-            timeout_send=settings.timeout_ws_send, timeout_refuse=settings.timeout_ws_refuse,
-            timeout_ack=settings.timeout_ws_ack, play_queue=settings.limit_ws_play_queue,
-            frame=settings.playout_frame_ms / 1000, sync_every=settings.playout_sync_ms / 1000,
-        )  # fmt: skip
-        service = AudioStreamService(config, self.recorder, playback.catalog, playback.variants, self.metrics,
-                                     self.activity, publish=self._publish_event)  # fmt: skip
-        await service.start()
-        return service
+        return AudioStreamService(
+            AudioStreamConfig.from_settings(settings),
+            secret=playback.config.secret,
+            http_port=self.http_port,
+            recorder=self.recorder,
+            catalog=playback.catalog,
+            variants=playback.variants,
+            metrics=self.metrics,
+            activity=self.activity,
+            publish=self.events.publish,
+        )
 
     async def _close_shout(self) -> None:
         """Edges first (relays, then sources: their recordings interrupted), then the recorder."""
-        if self.relays is not None:
-            await self.relays.stop()
-            self.relays = None
-        if self._collector is not None:
-            self.metrics.registry.unregister(self._collector)
-            self._collector = None
-        if self.shout is not None:
-            await self.shout.stop()
-            self.shout = None
+        await self._shout_side.aclose()
         if self.recorder is not None:
             await self.recorder.stop()
             self.recorder = None
-
-    async def _publish_event(self, routing_key: str, body: Mapping[str, Any]) -> None:
-        """Recording events go out on the service's events exchange when AMQP is configured."""
-        if self.amqp is not None:
-            await self.amqp.publish_event(routing_key, body)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _sweep(self, store: Store) -> None:
+    async def _sweep(self, store: Store, tts: TtsService | None) -> None:
         """Delete replaced or deleted content once downloads that started on it had time to end."""
         revocations = Revocations(store.pool)
         while True:
@@ -335,37 +307,17 @@ class Service:
                 if swept:
                     log.info("orphaned content swept", extra={"blobs": swept})
                 await revocations.purge()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                if tts is not None:
+                    await tts.sweep()
+            except StoreUnavailable as exc:
                 log.warning("blob sweep failed; will retry", extra={"error": str(exc)})
-
-    def _amqp(self, settings: Settings, playback: Playback) -> AmqpConsumer | None:
-        if settings.amqp_url is None:
-            return None
-        keys = {"kapps": "media_req", "whapps": "media_req", "callevt": "call.media"}
-        config = AmqpConfig(
-            url=settings.amqp_url,
-            exchange=settings.amqp_exchange,
-            routing_key=keys[settings.amqp_exchange],
-            queue_layout=settings.amqp_queue_layout,
-            queue_name=settings.amqp_queue_name,
-            legacy_error_codes=settings.amqp_legacy_error_codes,
-            advertise=settings.amqp_advertise,
-            events_exchange=settings.amqp_events_exchange,
-            timeout_reply=settings.timeout_amqp_reply,
-            node=settings.amqp_node or default_node(),
-        )
-        return AmqpConsumer(config, playback)
 
     async def readiness(self) -> dict[str, bool]:
         checks: dict[str, bool] = {"database": False}
         if self.amqp is not None:
             checks["broker"] = self.amqp.ready
         if self.store is not None:
-            try:
-                await self.store.pool.fetchval("SELECT 1", timeout=2)
-                checks["database"] = True
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                pass
+            checks["database"] = await reachable(self.store.pool, timeout=2)
         return checks
 
     def __post_init__(self) -> None:
@@ -380,28 +332,23 @@ class Service:
         sock = bind_socket(settings.bind, settings.http_port)
         self.http_port = sock.getsockname()[1]
         self._shout_sock = bind_socket(settings.bind, settings.shout_port)
-        config = uvicorn.Config(
-            self.build_app(),
-            loop="uvloop",
-            http=protocol_class(
-                ConnectionLimits(
-                    max_head_bytes=settings.http_max_head_bytes,
-                    head_timeout=settings.timeout_http_head,
-                    max_connections=settings.http_max_connections,
+        async with contextlib.AsyncExitStack() as stack:
+            # A signal before the HTTP server takes the signals over is remembered: the service then
+            # closes what it opened instead of serving (the server hands the handlers back when done).
+            stop = _StopRequest()
+            stack.enter_context(stop.on_signals())
+            app = await stack.enter_async_context(self.open())
+            if stop.requested:
+                log.info("stop requested while starting")
+                return
+            try:
+                http = await stack.enter_async_context(
+                    HttpServer(HttpServerConfig.from_settings(settings), app, sock)
                 )
-            ),
-            timeout_keep_alive=settings.timeout_http_keep_alive,
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-            ws_max_size=settings.limit_ws_message_bytes,
-        )
-        server = _Server(config)
-        await server.serve(sockets=[sock])
-        if not server.started:
-            raise SystemExit(3)
+            except HttpStartFailed:
+                raise SystemExit(3) from None
+            stop.attach(http)
+            await http.wait()
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -417,13 +364,33 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, announcing the ports it got once it really accepts connections."""
+class _StopRequest:
+    """SIGTERM or SIGINT while the service starts. The loop sees a signal only at its next poll, which
+    may come once the HTTP server is already starting: the server, once there, is then stopped."""
 
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            for srv in self.servers:
-                for sock in srv.sockets:
-                    host, port = sock.getsockname()[:2]
-                    logging.getLogger(LISTENING_LOGGER).info(f"listening http {host}:{port}")
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: HttpServer | None = None
+
+    def attach(self, server: HttpServer) -> None:
+        """From now on a signal stops ``server``; one that came while it started stops it at once."""
+        self.server = server
+        if self.requested:
+            server.stop()
+
+    def __call__(self) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.stop()
+
+    @contextlib.contextmanager
+    def on_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, self)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)

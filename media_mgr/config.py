@@ -9,12 +9,15 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from media_mgr.credentials import Network, parse_networks
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LeadMs = tuple[float, float, float]  # a playout preset: min, max, headroom lead in ms
 
 
 class Settings(BaseSettings):
@@ -91,6 +94,8 @@ class Settings(BaseSettings):
     timeout_shout_head: float = Field(default=15.0, gt=0, description="a request head must arrive in this")
     timeout_shout_source: float = Field(default=10.0, gt=0, description="a silent source is ended after this")
     timeout_shout_listener: float = Field(default=30.0, gt=0, description="a listener not reading is dropped")
+    limit_relays: int = Field(default=64, ge=1, le=1024, description="relays at once (a thread each)")
+    timeout_relay_backoff: float = Field(default=30.0, gt=0, description="longest wait to reconnect a relay")
     limit_recording_seconds: float = Field(default=10800.0, gt=0, description="max_recording_time_limit")
     limit_recording_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     limit_recording_buffer_bytes: int = Field(
@@ -100,7 +105,10 @@ class Settings(BaseSettings):
     store_put_authenticate: bool = Field(default=True, description="proxy_store_authenticate")
     store_put_username: str | None = Field(default=None, description="proxy_username for Basic auth")
     store_put_password: str | None = Field(default=None, description="proxy_password for Basic auth")
-    store_put_acls: str = Field(default="127.0.0.0/24", description="CIDRs that may PUT without Basic auth")
+    store_put_acls: Annotated[tuple[Network, ...], NoDecode] = Field(
+        default_factory=lambda: parse_networks("127.0.0.0/24"),
+        description="CIDRs (comma-separated) that may PUT without Basic auth",
+    )
     store_put_url_ttl: int = Field(default=86400, ge=60, description="seconds an issued store URL is valid")
 
     # mod_audio_stream WebSocket (/audio_stream). Playout leads are the seed's presets, in ms.
@@ -136,25 +144,54 @@ class Settings(BaseSettings):
     playout_preset: Literal["auto", "low_latency", "balanced", "high_quality"] = Field(
         default="auto", description="auto: the seed's rules (rate, direction); else this base preset"
     )
-    playout_low_latency: str = Field(default="20,40,5", description="min,max,headroom lead in ms")
-    playout_balanced: str = Field(default="40,80,10", description="min,max,headroom lead in ms")
-    playout_high_quality: str = Field(default="80,160,20", description="min,max,headroom lead in ms")
+    playout_low_latency: Annotated[LeadMs, NoDecode] = Field(
+        default=(20, 40, 5), description="min,max,headroom lead in ms"
+    )
+    playout_balanced: Annotated[LeadMs, NoDecode] = Field(
+        default=(40, 80, 10), description="min,max,headroom lead in ms"
+    )
+    playout_high_quality: Annotated[LeadMs, NoDecode] = Field(
+        default=(80, 160, 20), description="min,max,headroom lead in ms"
+    )
     playout_jitter_factor: float = Field(
         default=4.0, ge=0, le=20, description="lead = factor * jitter + headroom"
     )
     playout_sync_ms: int = Field(default=1000, ge=0, description="audio between sync checkpoints; 0: none")
     playout_frame_ms: int = Field(default=20, ge=20, le=200, multiple_of=20, description="one media.play")
 
+    # Text to speech (tts:// names); Kazoo's speech.tts_* defaults where it has one.
+    tts_engines: str = Field(default="espeak", description="engines on offer, comma-separated; empty: off")
+    tts_engine: str = Field(default="espeak", min_length=1, description="engine when a request names none")
+    tts_voice: Literal["male", "female"] = Field(default="male", description="voice when none is asked for")
+    tts_language: str = Field(
+        default="en-us", pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$", description="language when none is asked"
+    )
+    tts_cache_seconds: float = Field(default=3600.0, gt=0, description="speech kept this long after last use")
+    tts_max_text_chars: int = Field(default=1000, ge=1, le=10000, description="longer texts are refused")
+    tts_timeout: float = Field(default=20.0, gt=0, description="one synthesis must finish in this")
+    tts_concurrency: int = Field(default=2, ge=1, description="syntheses running at once per instance")
+    tts_espeak_backend: Literal["auto", "library", "binary"] = Field(
+        default="auto", description="auto: the espeakng-loader wheel, else Debian's espeak-ng binary"
+    )
+
     migrations_dir: Path | None = Field(default=None, description="where the NNN_name.sql files are")
+
+    @field_validator("playout_low_latency", "playout_balanced", "playout_high_quality", mode="before")
+    @classmethod
+    def _lead_text(cls, value: object) -> object:
+        """``"min,max,headroom"`` as the seed writes its presets (the environment's spelling)."""
+        if not isinstance(value, str):
+            return value
+        try:
+            low, high, headroom = (float(p) for p in value.split(","))
+        except ValueError:
+            raise ValueError(f"{value!r} is not min,max,headroom in ms") from None
+        return (low, high, headroom)
 
     @field_validator("playout_low_latency", "playout_balanced", "playout_high_quality")
     @classmethod
-    def _lead_range(cls, value: str) -> str:
-        parts = value.split(",")
-        try:
-            low, high, headroom = (float(p) for p in parts)
-        except ValueError:
-            raise ValueError(f"{value!r} is not min,max,headroom in ms") from None
+    def _lead_range(cls, value: LeadMs) -> LeadMs:
+        low, high, headroom = value
         if not 0 < low <= high or headroom < 0:
             raise ValueError(f"{value!r}: need 0 < min <= max and headroom >= 0")
         return value
@@ -179,15 +216,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{value!r} is not an IP address to bind") from None
         return value
 
-    @field_validator("store_put_acls")
+    @field_validator("store_put_acls", mode="before")
     @classmethod
-    def _cidrs(cls, value: str) -> str:
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            try:
-                ipaddress.ip_network(part, strict=False)
-            except ValueError:
-                raise ValueError(f"{part!r} is not an address or CIDR") from None
-        return value
+    def _cidrs(cls, value: object) -> object:
+        """Parsed once here: ``store_put.py`` gets networks, never the comma-separated text."""
+        return parse_networks(value) if isinstance(value, str) else value
 
     @field_validator(
         "database_url", "amqp_url", "admin_token", "secret", "public_host", "shout_source_password",
@@ -217,6 +250,9 @@ class Settings(BaseSettings):
             raise ValueError("store_pool_min must not exceed store_pool_max")
         if self.shout_burst_bytes > self.shout_queue_bytes:
             raise ValueError("shout_burst_bytes must not exceed shout_queue_bytes")
+        offered = [name.strip().lower() for name in self.tts_engines.split(",") if name.strip()]
+        if offered and self.tts_engine.lower() not in offered:
+            raise ValueError(f"tts_engine {self.tts_engine!r} is not one of tts_engines ({self.tts_engines})")
         return self
 
     @property

@@ -12,6 +12,11 @@ import numpy as np
 
 from servers import RunningServer
 
+# For servers a test starts itself when it is not about overload: a test machine shared with other
+# work runs their event loop late now and then, and MEDIA_MGR_LIMIT_WS_LOOP_LAG_MS would then answer
+# an upgrade 503 (bench/audio_stream_load.py is where that limit is measured).
+LOOP_LAG_TOLERATED = {"MEDIA_MGR_LIMIT_WS_LOOP_LAG_MS": "60000"}
+
 
 def ws_base(server: RunningServer) -> str:
     return f"ws://127.0.0.1:{server.port}/audio_stream"

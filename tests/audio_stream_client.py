@@ -84,14 +84,16 @@ def ulaw_encode(samples: np.ndarray) -> bytes:
     magnitude = np.minimum(np.abs(x), 32635) + 0x84
     exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
     mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+    coded: np.ndarray = (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
+    return coded.tobytes()
 
 
 def resample(pcm: np.ndarray, src: int, dst: int) -> np.ndarray:
     if src == dst or not len(pcm):
         return pcm
     n = len(pcm) * dst // src
-    return np.interp(np.arange(n) * src / dst, np.arange(len(pcm)), pcm).astype(np.int16)
+    out: np.ndarray = np.interp(np.arange(n) * src / dst, np.arange(len(pcm)), pcm).astype(np.int16)
+    return out
 
 
 class _Module:

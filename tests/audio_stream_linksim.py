@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from media_mgr.audio_stream.buffering import BufferPolicy, Preset
-from media_mgr.audio_stream.jitter import InterarrivalJitter
-from media_mgr.audio_stream.playout import MarkKind, Pacer
+from media_mgr.audio_stream.capture.jitter import InterarrivalJitter
+from media_mgr.audio_stream.playout.buffering import BufferPolicy, Preset
+from media_mgr.audio_stream.playout.pacer import MarkKind, Pacer
 
 FRAME = 0.020
 
@@ -96,7 +96,7 @@ def simulate(
     fixed_lead_ms: float | None = None,
     seconds: float = 60.0,
     seed: int = 1,
-    sync_every: float = 1.0,
+    sync_every: float | None = 1.0,
 ) -> Result:
     """Play ``seconds`` of audio into the module over ``link``; inbound audio flows all along."""
     rng = np.random.default_rng(seed)

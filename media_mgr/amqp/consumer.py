@@ -16,10 +16,9 @@ import asyncio
 import logging
 import re
 import secrets
-import socket
-from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Final, Literal, Self
 
 import aio_pika
 from aio_pika.abc import (
@@ -33,74 +32,22 @@ from aio_pika.abc import (
 from yarl import URL
 
 from media_mgr.amqp import wire
+from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
 from media_mgr.logs import request_id
+from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.amqp")
 
-QueueLayout = Literal["shared", "broadcast"]
 NODES_EXCHANGE: Final = "nodes"
-# What the AMQP client library accepts in exchange and queue names (Kazoo's <0.123.0> would not pass).
-_NAME_CHARS: Final = re.compile(r"[a-zA-Z0-9\-_.:@#,/+ ]{1,255}")
-
-
-def default_node() -> str:
-    return f"media_mgr@{socket.gethostname()}"
-
-
-@dataclass(frozen=True)
-class AmqpConfig:
-    """Everything the AMQP edge needs; built from ``Settings`` in ``app.py``.
-
-    Legacy request exchanges: ``whapps`` with key ``media_req`` (2013 to 3.22), ``callevt`` with key
-    ``call.media`` (before). Queue layouts (checklist 24): ``shared`` is one named queue for all instances
-    (competing consumers: each request answered once); ``broadcast`` is Kazoo's own, an auto-delete
-    queue per instance, so every instance answers and ecallmgr takes the first URL. Both queues are
-    bounded like Kazoo's (``x-max-length``, ``x-message-ttl``) and non-exclusive, as Kazoo's are (2.1): after
-    a network blip the broker may still hold our old connection, and an exclusive queue or consumer
-    would then refuse the re-declaration until that connection times out.
-    """
-
-    url: str
-    exchange: str = "kapps"
-    routing_key: str = "media_req"
-    reply_exchange: str = "targeted"
-    queue_layout: QueueLayout = "shared"
-    queue_name: str = "media_mgr.media_req"
-    queue_max_length: int = 100
-    queue_message_ttl_ms: int = 60_000
-    prefetch: int = 16
-    node: str = field(default_factory=default_node)
-    legacy_error_codes: bool = False
-    advertise: bool = False
-    advertise_interval: float = 10.0
-    events_exchange: str = "media_mgr.events"
-    timeout_connect: float = 5.0
-    timeout_reply: float = 1.5
-    timeout_publish: float = 5.0
-    timeout_stop: float = 5.0
-    reconnect_interval: float = 2.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.queue_layout not in ("shared", "broadcast"):
-            raise ValueError(f"queue_layout must be shared or broadcast, not {self.queue_layout!r}")
-        if self.prefetch < 1:
-            raise ValueError("prefetch must be at least 1")
-        for name in (self.exchange, self.reply_exchange, self.events_exchange, self.queue_name):
-            if not _NAME_CHARS.fullmatch(name):
-                raise ValueError(f"{name!r} is not a usable exchange or queue name")
-
-    @property
-    def safe_url(self) -> str:
-        """The broker URL without its password, for logs."""
-        url = URL(self.url)
-        return str(url.with_password("******")) if url.password else str(url)
 
 
 class AmqpConsumer:
-    """Consumes media_req, answers on ``targeted``; optional ``nodes`` heartbeats; publishes events."""
+    """Consumes media_req, answers on ``targeted``; optional ``nodes`` heartbeats; publishes events.
+
+    ``async with AmqpConsumer(config, resolver) as amqp:`` starts it (without waiting for the broker)
+    and stops it on exit; it is the service's ``EventPublisher`` while AMQP is on.
+    """
 
     def __init__(self, config: AmqpConfig, resolver: StreamUrlResolver) -> None:
         self.config = config
@@ -124,7 +71,7 @@ class AmqpConsumer:
         self._nodes: AbstractExchange | None = None
         self._consuming = False
         self._stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("amqp", log)
         self._inflight: set[asyncio.Task[Any]] = set()
 
     @property
@@ -135,17 +82,25 @@ class AmqpConsumer:
 
     async def start(self) -> None:
         """Begin connecting in the background; returns at once, whether or not the broker is up."""
-        if self._tasks or self._connection is not None:
+        if len(self._tasks) or self._connection is not None:
             return
         self._stopping.clear()
-        self._spawn(self._run(), "amqp-connect")
+        self._tasks = TaskSet("amqp", log)
+        self._tasks.spawn(self._run(), name="amqp-connect")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
 
     async def stop(self) -> None:
         """Stop consuming, let requests in flight finish (up to ``timeout_stop``, then cancel), then close."""
         self._stopping.set()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.stop(self.config.timeout_stop)
         if self._queue is not None and self._consumer_tag is not None and self.ready:
             try:
                 async with asyncio.timeout(self.config.timeout_stop):
@@ -168,7 +123,7 @@ class AmqpConsumer:
             except Exception as exc:
                 log.warning("amqp close failed", extra={"error": repr(exc)})
 
-    async def publish_event(self, routing_key: str, body: Mapping[str, Any]) -> bool:
+    async def publish(self, routing_key: str, body: Mapping[str, Any]) -> bool:
         """Publish one of the service's events on ``events_exchange``; best effort, never queued.
 
         Returns False (and logs) when the broker is not reachable right now: events must not hold up
@@ -208,7 +163,7 @@ class AmqpConsumer:
                 extra={"url": self.config.safe_url, "queue": self.queue_name, "node": self.config.node},
             )
             if self.config.advertise:
-                self._spawn(self._advertise(), "amqp-advertise")
+                self._tasks.spawn(self._advertise(), name="amqp-advertise")
             return
 
     async def _connect(self) -> None:
@@ -347,16 +302,6 @@ class AmqpConsumer:
                 body = wire.encode(wire.advertise(self.config.node, expires_ms))
                 await self._publish(self._nodes, "", body)
             await asyncio.sleep(interval)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("amqp task died", exc_info=task.exception(), extra={"task": task.get_name()})
 
 
 def _correlation_id(body: Mapping[str, Any]) -> str | None:

@@ -2,7 +2,8 @@
 
 It knows nothing of AMQP connections, only of the wire shapes and of a resolver that turns a Media-Name
 into a Stream-URL. Unlike Kazoo's listener it never crashes on input and never lets a fault of ours look
-like "not found": user errors become their own Error-Msg, anything else ``internal_error``.
+like "not found": user errors become their own Error-Msg (``amqp_reason`` from the error table in
+``media_mgr.errors``), anything else ``internal_error``.
 """
 
 from __future__ import annotations
@@ -13,22 +14,26 @@ from typing import Final, Protocol
 
 from media_mgr.amqp import wire
 from media_mgr.amqp.wire import MediaReq, Reply, StreamType, WireError
-from media_mgr.errors import InvalidRequest, MediaMgrError
+from media_mgr.errors import MediaMgrError
+from media_mgr.tts.speech import TtsOptions
 
 log = logging.getLogger("media_mgr.amqp")
 
 INTERNAL_ERROR: Final = "internal_error"
 TIMEOUT: Final = "timeout"
-MAX_ERROR_MSG: Final = 200
-# Domain errors whose code is the Error-Msg Kazoo itself would send (reference 1.5).
-_CODE_AS_MESSAGE: Final = frozenset({"not_found", "no_data", "invalid_media_name"})
 
 
 class StreamUrlResolver(Protocol):
     """Media-Name -> Stream-URL. Raises ``NotFound``, ``NoData`` or ``InvalidRequest`` for user errors."""
 
     async def stream_url(
-        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+        self,
+        media_name: str,
+        stream_type: StreamType,
+        protocol: str | None,
+        fmt: str | None,
+        *,
+        tts: TtsOptions | None = None,
     ) -> str: ...
 
 
@@ -53,13 +58,14 @@ class MediaReqHandler:
         extra = {"msg_id": req.msg_id, "call_id": req.call_id, "media_name": req.media_name}
         try:
             async with asyncio.timeout(self.timeout):
+                tts = TtsOptions(req.text, req.voice, req.language, req.engine)
                 url = await self.resolver.stream_url(
-                    req.media_name, req.stream_type, req.protocol, req.format
+                    req.media_name, req.stream_type, req.protocol, req.format, tts=tts
                 )
             reply = wire.media_resp(req, url, self.node)
         except MediaMgrError as exc:
             log.info("media_req refused", extra={**extra, "error": exc.code, "detail": exc.detail})
-            return self.error(req, _error_msg(exc))
+            return self.error(req, exc.amqp_reason)
         except TimeoutError:
             log.warning("media_req not resolved in time", extra={**extra, "timeout": self.timeout})
             return self.error(req, TIMEOUT)
@@ -79,10 +85,3 @@ class MediaReqHandler:
 
     def error(self, req: MediaReq | WireError, reason: str) -> Reply:
         return wire.media_error(req, reason, self.node, legacy_error_codes=self.legacy_error_codes)
-
-
-def _error_msg(exc: MediaMgrError) -> str:
-    """Kazoo's reason atom where one exists; a short human reason for other bad requests."""
-    if exc.code in _CODE_AS_MESSAGE or not isinstance(exc, InvalidRequest) or not exc.detail:
-        return exc.code
-    return exc.detail[:MAX_ERROR_MSG]

@@ -69,8 +69,18 @@ def issue(secret: bytes, recording_id: str, expires: int, now: float) -> str:
     return urls.issue(secret, claims, now)
 
 
-def ws_url(host: str, port: int, token: str) -> str:
-    """``ws://host:port/audio_stream?token=...``: 92 characters of path, under the module's 128."""
+def ws_url(host: str, port: int, token: str, *, rate: int | None = None, channels: int | None = None) -> str:
+    """``ws://host:port/audio_stream?token=...``: 92 characters of path, under the module's 128.
+
+    ``&rate=`` and ``&channels=`` when the caller knows them: a binary-dialect stream then has its
+    format at once (amigniter's module otherwise waits about 1.25 s for its metadata to say it); the
+    path stays under 128 characters with both.
+    """
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"ws://{host}:{port}{PATH}?token={quote(token, safe='')}"
+    url = f"ws://{host}:{port}{PATH}?token={quote(token, safe='')}"
+    if rate is not None:
+        url += f"&rate={rate}"
+    if channels is not None:
+        url += f"&channels={channels}"
+    return url

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import re
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,29 +22,32 @@ from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect
 
-from media_mgr.audio_stream import auth, binary, voipbit
+from media_mgr.audio_stream import auth, dialects
+from media_mgr.audio_stream.dialects.base import Dialect
 from media_mgr.audio_stream.events import (
     Audio,
     BadInput,
     Cleared,
+    EndOfStream,
+    Event,
     IncorrectPayload,
     Media,
+    Metadata,
     Played,
     Start,
     Stop,
     Text,
 )
 from media_mgr.audio_stream.flood import FloodGuard
-from media_mgr.audio_stream.formats import Dialect, from_start
+from media_mgr.audio_stream.formats import hint_from
 from media_mgr.audio_stream.service import AudioStreamService
 from media_mgr.audio_stream.session import Session
 from media_mgr.errors import Forbidden, MediaMgrError, Unauthorized
+from media_mgr.ids import is_hex32
 
 log = logging.getLogger("media_mgr.audio_stream")
 router = APIRouter()
 
-SUBPROTOCOLS = (voipbit.SUBPROTOCOL, binary.SUBPROTOCOL_FORK)
-_HEX32 = re.compile(r"[0-9a-f]{32}")
 NORMAL_CLOSES = (1000, 1001)
 PEER_BAD_INPUT = {1007: "text that is not UTF-8", 1009: "a message over the size limit"}
 
@@ -79,14 +81,16 @@ class Connection:
         self.peer = f"{ws.client.host}:{ws.client.port}" if ws.client else ""
         self.subprotocol: str | None = None
         self.grant = auth.Grant("none")
-        self.dialect: Dialect | None = None
+        self.hint = hint_from(self.query)  # what the URL says about the format
+        self._fresh: Dialect | None = None  # picked by this socket's first frame, until it has a session
+        self.dialect_name: str | None = None
         self.session: Session | None = None
         self.guard = FloodGuard(messages_per_second=service.config.session.messages_per_second)
         self.bad_input: BadInput | None = None
         self.ended_by: str | None = None  # "stop" or "eof": the stream itself said it ended
         self.notes = 0
         self.opened_at = self.clock()
-        self._counted: dict[str, Any] = {}  # the frames counter's children, looked up once
+        self._counted: dict[tuple[str, str], Any] = {}  # the frames counter's children, looked up once
 
     # -- handshake ---------------------------------------------------------------------------------
 
@@ -121,7 +125,7 @@ class Connection:
         token = auth.presented_token(self.ws.headers, self.query)
         try:
             self.grant = auth.authorize(
-                token, client, self.config.admin_token, self.config.secret, time.time()
+                token, client, self.config.admin_token, self.service.secret, time.time()
             )
         except Unauthorized as exc:
             return await self._deny(
@@ -130,7 +134,7 @@ class Connection:
         except Forbidden as exc:
             return await self._deny("forbidden", 403, exc.detail)
         offered: list[str] = list(self.ws.scope.get("subprotocols") or [])
-        ours = [p for p in SUBPROTOCOLS if p in offered]
+        ours = [p for p in dialects.SUBPROTOCOLS if p in offered]
         # Echo what was offered (the module's name can be changed by an environment variable, A1.3).
         self.subprotocol = ours[0] if ours else (offered[0] if offered else None)
         return True
@@ -206,39 +210,43 @@ class Connection:
                 return None
 
     async def _on_message(self, text: str | None, data: bytes | None, now: float) -> None:
-        if self.dialect is None:
-            looks = text is not None and voipbit.looks_like_voipbit(text)
-            self.dialect = Dialect.VOIPBIT if looks else Dialect.BINARY
-            frames = self.service.metrics.audio_stream_frames
-            self._counted = {k: frames.labels(self.dialect.value, k) for k in ("audio", "text")}
+        """Parse with the stream's dialect (picked by the first frame of a new stream), then act."""
+        dialect = self.session.dialect if self.session is not None else self._fresh
+        if dialect is None:
+            dialect = self._fresh = dialects.pick(
+                text,
+                self.hint,
+                self.query.get("encoding"),
+                metadata_timeout=self.config.session.metadata_timeout,
+            )
+        self.dialect_name = dialect.name
         kind = "audio" if data is not None or (text and '"media"' in text) else "text"
-        self._counted[kind].inc()
-        if self.dialect is Dialect.VOIPBIT:
-            await self._voipbit(text, data, now)
-        else:
-            await self._binary(text, data, now)
+        self._count(dialect.name, kind)
+        await self._on_event(dialect, dialect.parse(text, data), now)
 
-    async def _voipbit(self, text: str | None, data: bytes | None, now: float) -> None:
-        if text is None:
-            raise BadInput(f"binary frame of {len(data or b'')} bytes on a voipbit (JSON) stream")
-        event = voipbit.parse(text)
+    async def _on_event(self, dialect: Dialect, event: Event, now: float) -> None:
         session = self.session
         match event:
-            case Media():
+            case Media() | Audio():
                 if session is None:
-                    session = self._join(f"v|{self.url}|{event.stream_id or ''}", Dialect.VOIPBIT, now)
+                    session = self._open(dialect, event, now)
                 if not session.ending:
-                    await session.on_media(event, now)
+                    await session.on_audio(event, now)
             case Start():
                 if session is not None:
                     self._note("a second start on one connection; ignored", session)
                     return
-                session = self._new(f"v|{self.url}|{event.stream_id}", Dialect.VOIPBIT)
-                await session.on_start(event, from_start(event))
-            case Stop():
-                self.ended_by = "stop"
+                session = self._new(dialect, dialect.join(self.url, event).key)
+                await session.on_start(event)
+            case Metadata():  # an ixwebsocket build of amigniter re-sends it on every reconnect (B2)
+                if session is None:
+                    session = self._open(dialect, event, now)
+                if session.metadata is None:
+                    await session.on_metadata(event)
+            case Stop() | EndOfStream():
+                self.ended_by = "stop" if isinstance(event, Stop) else "eof"
                 if session is not None:
-                    await self.service.end(session, "stop", complete=True)
+                    await self.service.end(session, self.ended_by, complete=True)
             case Played(name=name):
                 if session is None or session.player is None or not session.player.on_played(name):
                     self._note(f"playedStream for an unknown checkpoint {name[:40]!r}", session)
@@ -256,37 +264,25 @@ class Connection:
                 self.guard.message(now)
                 self._note(note, session)
 
-    async def _binary(self, text: str | None, data: bytes | None, now: float) -> None:
-        session = self.session
-        if data is not None:
-            if not data:  # mod_audio_fork's end of stream
-                self.ended_by = "eof"
-                if session is not None:
-                    await self.service.end(session, "eof", complete=True)
-                return
-            if session is None:
-                session = self._new(f"b|{self.url}", Dialect.BINARY)
-            if not session.ending:
-                await session.on_audio(Audio(data), now)
-            return
-        assert text is not None
-        if session is None:  # metadata first: an ixwebsocket build re-sends it on every reconnect (B2)
-            key = f"b|{self.url}"
-            session = self.service.registry.rejoin(key, now, metadata=text)
-            session = self._attach(session, now) if session else self._new(key, Dialect.BINARY)
-            if session.metadata is None:
-                await session.on_metadata(binary.parse_metadata(text))
-        elif session.metadata is None:
-            await session.on_metadata(binary.parse_metadata(text))
-        else:
-            self.guard.message(now)
-            self._note("text after the metadata", session)
+    def _count(self, dialect: str, kind: str) -> None:
+        counter = self._counted.get((dialect, kind))
+        if counter is None:
+            counter = self._counted[(dialect, kind)] = self.service.metrics.audio_stream_frames.labels(
+                dialect, kind
+            )
+        counter.inc()
 
     # -- sessions ----------------------------------------------------------------------------------
 
-    def _join(self, key: str, dialect: Dialect, now: float) -> Session:
-        found = self.service.registry.rejoin(key, now, takeover=True)
-        return self._attach(found, now) if found is not None else self._new(key, dialect)
+    def _open(self, dialect: Dialect, event: Event, now: float) -> Session:
+        """The session a first audio or metadata frame continues (a reconnect), else a new one."""
+        join = dialect.join(self.url, event)
+        found = None
+        if join.rejoin:
+            found = self.service.registry.rejoin(
+                join.key, now, takeover=join.takeover, metadata=join.metadata
+            )
+        return self._attach(found, now) if found is not None else self._new(dialect, join.key)
 
     def _attach(self, session: Session, now: float) -> Session:
         log.info(
@@ -298,16 +294,14 @@ class Connection:
         self.session = session
         return session
 
-    def _new(self, key: str, dialect: Dialect) -> Session:
+    def _new(self, dialect: Dialect, key: str) -> Session:
         account = self.query.get("account_id", "")
         session = self.service.new_session(
             key,
             dialect,
             path=self.ws.scope["path"],
             peer=self.peer,
-            hint=binary.hint_from(self.query),
-            encoding_hint=self.query.get("encoding"),
-            account_id=account if _HEX32.fullmatch(account) else None,
+            account_id=account if is_hex32(account) else None,
             subprotocol=self.subprotocol,
             recording_id=self.grant.recording_id,
         )
@@ -363,7 +357,7 @@ class Connection:
             "session": self._sid(),
             "peer": self.peer,
             "peer_code": peer_code,
-            "dialect": self.dialect.value if self.dialect else None,
+            "dialect": self.dialect_name,
         }
         if peer_code in PEER_BAD_INPUT:
             self.bad_input = BadInput(

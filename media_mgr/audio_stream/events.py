@@ -1,6 +1,6 @@
 """What the two dialects turn frames into: one set of typed events the session understands; pure.
 
-A dialect parser (``voipbit.py``, ``binary.py``) is sans-I/O: a WebSocket message in, one of these
+A dialect (``dialects/voipbit.py``, ``dialects/binary.py``) is sans-I/O: a WebSocket message in, one of these
 out, or ``BadInput`` saying what was wrong and whether the session can go on.
 """
 
@@ -12,13 +12,7 @@ from typing import Literal
 Encoding = Literal["l16", "mulaw"]
 Track = Literal["inbound", "outbound"]
 TRACKS: tuple[Track, ...] = ("inbound", "outbound")
-RATES = (8000, 16000, 24000, 32000, 48000)  # what the modules accept (multiples of 8000, reference A0)
 FRAME_MS = 20
-
-
-def chunk_bytes(encoding: Encoding, rate: int) -> int:
-    """Bytes of one 20 ms voipbit chunk: 320 per 8 kHz for L16, 160 for mu-law (reference A3)."""
-    return (160 if encoding == "mulaw" else 320) * rate // 8000
 
 
 class BadInput(Exception):
@@ -52,6 +46,10 @@ class Media:
     chunk: int | None
     timestamp_ms: int | None
     payload: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.payload)
 
 
 @dataclass(frozen=True)
@@ -93,6 +91,10 @@ class Audio:
     """Binary dialect: raw s16le, ``channels`` interleaved (stereo: caller left)."""
 
     pcm: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.pcm)
 
 
 @dataclass(frozen=True)

@@ -1,39 +1,78 @@
-"""What a stream carries (dialect, encoding, rate, tracks), however it was learnt; pure.
+"""What a stream carries (encoding, rate, tracks, channels) and how it was learnt; pure.
 
-voipbit says it in ``start``. A voipbit stream that reconnects to us without a ``start`` (it never
-repeats one, reference A1.8) still shows it: every payload is exactly 20 ms, so its length gives
-the rate (and mu-law at 160 bytes), and ``both`` streams alternate outbound then inbound in each tick.
-The binary dialect says nothing in its frames: the URL query or the metadata must (``binary.py``),
-else amigniter's default applies: 8 kHz mono.
+Each dialect learns it its own way (``dialects/``): voipbit says it in ``start`` or shows it in its
+payload sizes; the binary dialect needs the URL query or a metadata frame. Past that point the
+session, the capture and the playout see only a ``StreamFormat``.
 """
 
 from __future__ import annotations
 
-import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from media_mgr.audio_stream.binary import FormatHint
-from media_mgr.audio_stream.events import FRAME_MS, TRACKS, Encoding, Start, Track
+from media_mgr.audio_stream.events import FRAME_MS, Encoding, Track
 
-_L16_SIZES = {320 * r // 8000: r for r in (8000, 16000, 24000, 32000, 48000)}
-DEFAULT_BINARY_RATE = 8000
+RATE_KEYS = ("rate", "sampleRate", "sample_rate", "samplerate", "sampling")
+CHANNEL_KEYS = ("channels", "mode", "mix", "mix_type", "mixType")
+CALL_KEYS = ("callId", "call_id", "uuid", "callSid")
+_MODES = {"mono": 1, "mixed": 1, "stereo": 2, "1": 1, "2": 2}
 
 
-class Dialect(enum.Enum):
-    VOIPBIT = "voipbit"
-    BINARY = "binary"
+def parse_rate(value: object) -> int | None:
+    """``8000``, ``"16000"``, ``"16k"`` -> Hz when it is a rate the modules allow, else None."""
+    if isinstance(value, bool):
+        return None
+    text = str(value).strip().lower()
+    if text.endswith("k") and text[:-1].isdigit():
+        rate = int(text[:-1]) * 1000
+    elif text.isdigit():
+        rate = int(text)
+    else:
+        return None
+    return rate if rate % 8000 == 0 and 8000 <= rate <= 48000 else None
+
+
+def parse_channels(value: object) -> int | None:
+    return _MODES.get(str(value).strip().lower())
+
+
+def hint_from(fields: Mapping[str, Any]) -> FormatHint:
+    """What a query string or a metadata object says about the format, key spellings of both modules."""
+    rate = next((r for k in RATE_KEYS if k in fields and (r := parse_rate(fields[k])) is not None), None)
+    channels = next(
+        (c for k in CHANNEL_KEYS if k in fields and (c := parse_channels(fields[k])) is not None), None
+    )
+    call = next((str(fields[k]) for k in CALL_KEYS if isinstance(fields.get(k), str) and fields[k]), None)
+    return FormatHint(rate, channels, call)
+
+
+@dataclass(frozen=True)
+class FormatHint:
+    """What a URL query or a metadata frame says about the format, if anything."""
+
+    rate: int | None = None
+    channels: int | None = None
+    call_id: str | None = None
 
 
 @dataclass(frozen=True)
 class StreamFormat:
-    """``tracks``: voipbit's per-track mono streams; a binary stereo stream is one stereo track."""
+    """``tracks``: the call's directions in the stream, recording order (inbound left);
+    ``track_channels``: channels per track as the assembler takes them (voipbit: one mono stream per
+    track; binary: one track, mono or stereo interleaved)."""
 
-    dialect: Dialect
+    dialect: str
     encoding: Encoding
     rate: int
     tracks: tuple[Track, ...]
-    channels: int
+    track_channels: tuple[int, ...]
     learnt_from: str
+
+    @property
+    def channels(self) -> int:
+        """Channels of the recording."""
+        return sum(self.track_channels)
 
     @property
     def two_way(self) -> bool:
@@ -41,67 +80,16 @@ class StreamFormat:
         return self.channels == 2
 
     @property
-    def track_channels(self) -> list[int]:
-        """Channels per track, as the recording assembler takes them."""
-        if self.dialect is Dialect.BINARY:
-            return [self.channels]
-        return [1] * len(self.tracks)
-
-    @property
     def frame_samples(self) -> int:
+        """Samples per channel in one 20 ms frame."""
         return self.rate * FRAME_MS // 1000
-
-    def chunk_bytes(self) -> int:
-        """Bytes of one voipbit 20 ms payload."""
-        return self.frame_samples * (1 if self.encoding == "mulaw" else 2)
 
     def public(self) -> dict[str, object]:
         return {
-            "dialect": self.dialect.value,
+            "dialect": self.dialect,
             "encoding": self.encoding,
             "rate": self.rate,
             "tracks": list(self.tracks),
             "channels": self.channels,
             "from": self.learnt_from,
         }
-
-
-def from_start(start: Start) -> StreamFormat:
-    tracks = tuple(t for t in TRACKS if t in start.tracks)  # recording order: inbound left
-    return StreamFormat(Dialect.VOIPBIT, start.encoding, start.rate, tracks, len(tracks), "start")
-
-
-def guess_voipbit(
-    payload_bytes: int, seen: list[Track], hint: FormatHint, encoding: str | None
-) -> StreamFormat:
-    """A stream that began with ``media``: format from the payload size, tracks from the first messages."""
-    tracks = tuple(t for t in TRACKS if t in seen) or ("inbound",)
-    enc: Encoding = "mulaw" if encoding == "mulaw" else "l16"
-    rate = hint.rate
-    if rate is None:
-        if payload_bytes == 160 and encoding != "l16":
-            enc, rate = "mulaw", 8000
-        else:
-            rate = _L16_SIZES.get(payload_bytes, 8000)
-    return StreamFormat(Dialect.VOIPBIT, enc, rate, tracks, len(tracks), "payload size")
-
-
-def binary_format(url: FormatHint, metadata: FormatHint | None) -> StreamFormat | None:
-    """The binary stream's format when the URL or the metadata give a rate; else None (wait or default)."""
-    meta = metadata or FormatHint()
-    rate = url.rate or meta.rate
-    if rate is None:
-        return None
-    channels = url.channels or meta.channels or 1
-    source = "url" if url.rate else "metadata"
-    return _binary(rate, channels, source)
-
-
-def binary_default(url: FormatHint, metadata: FormatHint | None) -> StreamFormat:
-    meta = metadata or FormatHint()
-    return _binary(DEFAULT_BINARY_RATE, url.channels or meta.channels or 1, "default")
-
-
-def _binary(rate: int, channels: int, source: str) -> StreamFormat:
-    tracks: tuple[Track, ...] = ("inbound", "outbound") if channels == 2 else ("inbound",)
-    return StreamFormat(Dialect.BINARY, "l16", rate, tracks, channels, source)

@@ -1,10 +1,13 @@
 """The audio_stream edge as one object: sessions, their recordings, playback commands, events.
 
-Built once in ``app.py``; the WebSocket route (``endpoint.py``) hands it each connection, the REST
-routes (``http/streams.py``) call ``play`` / ``clear`` / ``describe``. Recordings go through the
-process's ``Recorder`` as WAV (``recording.ingest``); events through a ``publish`` callable that is
-None when AMQP is off. A reaper ends sessions whose module did not come back within
-``timeout_reconnect``.
+Built once in ``app.py`` from ``AudioStreamConfig.from_settings(settings)`` and entered as
+``async with AudioStreamService(...)``: entering starts the reaper (it ends sessions whose module
+did not come back within ``timeout_reconnect``) and the event-loop lag watcher; leaving ends every
+session (audio held in capture recorded, recording closed as interrupted, ``stopped`` published)
+and stops every task by a deadline. The WebSocket route (``endpoint.py``) hands it each
+connection, the REST routes (``http/streams.py``) call ``play`` / ``clear`` / ``describe`` /
+``issue_url``. Recordings go through the process's ``Recorder`` as WAV (``recording.ingest``);
+events through ``publisher.StreamEvents``.
 """
 
 from __future__ import annotations
@@ -14,19 +17,25 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
+from media_mgr.audio.wav_pcm import wav_to_pcm
 from media_mgr.audio_stream import auth
-from media_mgr.audio_stream.capture import Sink
-from media_mgr.audio_stream.formats import Dialect, StreamFormat
-from media_mgr.audio_stream.pcm import wav_to_pcm
-from media_mgr.audio_stream.player import Player, PlayItem, PlayStyle
-from media_mgr.audio_stream.playout import SYNC_PREFIX, Pacer
+from media_mgr.audio_stream.capture.pipeline import Sink
+from media_mgr.audio_stream.dialects.base import Dialect
+from media_mgr.audio_stream.formats import StreamFormat
+from media_mgr.audio_stream.playout.pacer import SYNC_PREFIX, Pacer
+from media_mgr.audio_stream.playout.player import Player, PlayItem
+from media_mgr.audio_stream.publisher import Publish, StreamEvents
 from media_mgr.audio_stream.registry import Registry
 from media_mgr.audio_stream.session import Session, SessionConfig, SessionState
+from media_mgr.config import Settings
 from media_mgr.errors import Conflict, InvalidRequest, NotFound
+from media_mgr.ids import new_id
+from media_mgr.isotime import iso_from_epoch
 from media_mgr.media.activity import Activity, ActivityRegistry
 from media_mgr.media.catalog import Catalog
 from media_mgr.media.variants import VariantCache
@@ -34,12 +43,10 @@ from media_mgr.metrics import Metrics
 from media_mgr.recording.ingest import Ingest, NewRecording, RecordingEnded
 from media_mgr.recording.meter import PcmFormat
 from media_mgr.recording.recorder import Recorder
+from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.audio_stream")
 
-EventPublisher = Callable[[str, Mapping[str, Any]], Awaitable[object]]
-EVENT_TIMEOUT = 5.0
-EVENTS_IN_FLIGHT = 1000  # events beyond this many unpublished are dropped and counted
 REAP_EVERY = 1.0
 LAG_EVERY = 0.1  # how often the event loop's lag is sampled
 
@@ -47,10 +54,8 @@ LAG_EVERY = 0.1  # how often the event loop's lag is sampled
 @dataclass(frozen=True)
 class AudioStreamConfig:
     session: SessionConfig
-    secret: bytes
     admin_token: str | None
     url_host: str
-    http_port: int
     url_ttl: int = 86400
     limit_sessions: int = 2000
     limit_loop_lag: float = 0.25  # new streams are refused while the event loop is this far behind
@@ -65,66 +70,80 @@ class AudioStreamConfig:
     hold_grace: float = 1.0
     tick: float = 0.25
 
-
-def play_rate(fmt: StreamFormat) -> int:
-    """voipbit honours only 8 and 16 kHz in media.play (A4.1); the binary dialect takes the stream's."""
-    if fmt.dialect is Dialect.BINARY:
-        return fmt.rate
-    return 16000 if fmt.rate >= 16000 and fmt.encoding == "l16" else 8000
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AudioStreamConfig:
+        return cls(
+            SessionConfig.from_settings(settings), settings.admin_token, settings.url_host,
+            url_ttl=settings.ws_url_ttl, limit_sessions=settings.limit_ws_sessions,
+            limit_loop_lag=settings.limit_ws_loop_lag_ms / 1000,
+            timeout_idle=settings.timeout_ws_idle, timeout_reconnect=settings.timeout_ws_reconnect,
+            timeout_send=settings.timeout_ws_send, timeout_refuse=settings.timeout_ws_refuse,
+            timeout_ack=settings.timeout_ws_ack, play_queue=settings.limit_ws_play_queue,
+            frame=settings.playout_frame_ms / 1000, sync_every=settings.playout_sync_ms / 1000,
+        )  # fmt: skip
 
 
 class AudioStreamService:
+    """``async with AudioStreamService(...) as service:``: its exit ends every session (audio flushed,
+    recording closed, ``stopped`` published) and stops its tasks."""
+
     def __init__(
         self,
         config: AudioStreamConfig,
+        *,
+        secret: bytes,
+        http_port: int,
         recorder: Recorder,
         catalog: Catalog,
         variants: VariantCache,
         metrics: Metrics,
         activity: ActivityRegistry,
-        publish: EventPublisher | None = None,
+        publish: Publish | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.secret = secret  # signs and checks the tokens of issued URLs
+        self.http_port = http_port  # the port really bound, written into issued URLs
         self.recorder = recorder
         self.catalog = catalog
         self.variants = variants
         self.metrics = metrics
         self.activity = activity
-        self.publish = publish
+        self.events = StreamEvents(metrics, publish)
         self.clock = clock
         self.registry = Registry()
         self._entries: dict[str, Activity] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._reaper: asyncio.Task[None] | None = None
-        self._watcher: asyncio.Task[None] | None = None
+        self._background = TaskSet("audio_stream", log)  # the reaper, the lag watcher
+        self._players = TaskSet("audio_stream.players", log)  # one per session playing media
         self.loop_lag = 0.0  # seconds, recent peak
         metrics.audio_stream_sessions.set_function(lambda: len(self.registry))
         metrics.audio_stream_loop_lag_ms.set_function(lambda: self.loop_lag * 1000)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._reaper = asyncio.create_task(self._reap(), name="audio_stream.reaper")
-        self._watcher = asyncio.create_task(self._watch_lag(), name="audio_stream.lag")
+    async def __aenter__(self) -> Self:
+        self._background.spawn(self._reap(), name="audio_stream.reaper")
+        self._background.spawn(self._watch_lag(), name="audio_stream.lag")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
 
     async def stop(self) -> None:
-        """Server shutdown: every session ends, its recording closed as interrupted ("shutdown")."""
-        for task in (self._reaper, self._watcher):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        await asyncio.gather(
-            *(self.end(s, "shutdown", complete=False) for s in self.registry), return_exceptions=True
-        )
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=EVENT_TIMEOUT)
+        """Server shutdown: every session ends, the audio it held recorded and its recording closed as
+        interrupted ("shutdown"), its ``stopped`` event published (within ``EVENT_TIMEOUT``)."""
+        await self._background.stop()
+        await asyncio.gather(*(self.end(s, "shutdown", complete=False) for s in list(self.registry)))
+        await self._players.stop()
+        await self.events.close()
 
     # -- sessions ----------------------------------------------------------------------------------
 
     def new_session(self, key: str, dialect: Dialect, **kwargs: Any) -> Session:
         session = Session(
-            secrets.token_hex(16),
+            new_id(),
             key,
             dialect,
             config=self.config.session,
@@ -135,7 +154,9 @@ class AudioStreamService:
             **kwargs,
         )
         self.registry.add(session)
-        self._entries[session.id] = self.activity.start("audio_stream", "", session.peer, live=session.public)
+        self._entries[session.id] = self.activity.start(
+            "audio_stream", "", session.peer, id=session.id, live=session.public
+        )
         m = self.metrics
         m.audio_stream_jitter_ms.labels(session.id).set_function(lambda: session.jitter_ms)
         m.audio_stream_lead_ms.labels(session.id).set_function(lambda: session.lead().ms)
@@ -221,95 +242,52 @@ class AudioStreamService:
     def overloaded(self) -> bool:
         return self.loop_lag > self.config.limit_loop_lag
 
-    # -- events ------------------------------------------------------------------------------------
-
     def emit(self, session: Session, name: str, fields: dict[str, Any]) -> None:
-        """Count, log and publish a stream event; publishing never waits on the broker nor queues."""
-        self.metrics.audio_stream_events.labels(name).inc()
-        log.info(
-            f"audio_stream {name}",
-            extra={
-                "session": session.id,
-                "stream_id": session.stream_id,
-                **{k: v for k, v in fields.items() if k != "payload"},
-            },
-        )
-        if self.publish is None:
-            return
-        if len(self._tasks) >= EVENTS_IN_FLIGHT:
-            self.metrics.audio_stream_events_dropped.inc()
-            return
-        body: dict[str, Any] = {
-            "Event-Category": "audio_stream",
-            "Event-Name": name,
-            "Session-ID": session.id,
-            "Stream-ID": session.stream_id,
-            "Call-ID": session.call_id,
-            "Recording-ID": session.sink.id if session.sink else None,
-            "Dialect": session.dialect.value,
-        }
-        if name == "started" and session.fmt is not None:
-            body.update(
-                {
-                    "Encoding": session.fmt.encoding,
-                    "Sample-Rate": session.fmt.rate,
-                    "Tracks": list(session.fmt.tracks),
-                }
-            )
-        if name == "stopped":
-            body["Duration-MS"] = session.recorded_ms
-        body.update({_header(k): v for k, v in fields.items()})
-        task = asyncio.create_task(self._send_event(f"audio_stream.{name}", body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _send_event(self, routing_key: str, body: dict[str, Any]) -> None:
-        assert self.publish is not None
-        try:
-            async with asyncio.timeout(EVENT_TIMEOUT):
-                await self.publish(routing_key, body)
-        except Exception as exc:  # an event never breaks the stream it describes
-            log.warning(
-                "audio_stream event not published", extra={"routing_key": routing_key, "error": repr(exc)}
-            )
+        self.events.emit(session, name, fields)
 
     # -- REST: http/streams.py ---------------------------------------------------------------------
 
     def describe(self, ref: str) -> dict[str, Any]:
         return self.registry.find(ref).public()
 
-    async def issue_url(self, account_id: str | None, name: str | None) -> dict[str, Any]:
-        """A WebSocket URL whose token names a new pending WAV recording: the first stream on it fills it."""
+    async def issue_url(
+        self,
+        account_id: str | None,
+        name: str | None,
+        *,
+        rate: int | None = None,
+        channels: int | None = None,
+    ) -> dict[str, Any]:
+        """A WebSocket URL whose token names a new pending WAV recording: the first stream on it fills it.
+        ``rate`` / ``channels``, when the caller says them, go into the URL (``auth.ws_url``)."""
         c = self.config
         rec = await self.recorder.create(NewRecording(account_id, name or "audio_stream.wav", fmt="wav"))
         now = time.time()
         expires = int(now) + c.url_ttl
-        token = auth.issue(c.secret, rec.id, expires, now)
+        token = auth.issue(self.secret, rec.id, expires, now)
         return {
-            "url": auth.ws_url(c.url_host, c.http_port, token),
+            "url": auth.ws_url(c.url_host, self.http_port, token, rate=rate, channels=channels),
             "token": token,
             "recording_id": rec.id,
-            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+            "expires_at": iso_from_epoch(expires),
         }
 
     async def play(
         self, ref: str, *, media_id: str | None, media_name: str | None, checkpoint: str | None
     ) -> dict[str, Any]:
+        if checkpoint is not None and checkpoint.startswith(SYNC_PREFIX):  # see playout/pacer.py
+            raise InvalidRequest(f"checkpoint names starting with {SYNC_PREFIX!r} are reserved")
         session = self.registry.find(ref)
         fmt = session.fmt
         if fmt is None or session.ending:
             raise Conflict("the stream has not started (no audio yet) or has ended")
-        if fmt.dialect is Dialect.VOIPBIT and fmt.tracks != ("inbound",):
-            raise Conflict(
-                "mod_audio_stream plays audio only into streams whose track is inbound "
-                f"(this one carries {', '.join(fmt.tracks)})"
-            )
-        if checkpoint is not None and checkpoint.startswith(SYNC_PREFIX):
-            raise InvalidRequest(f"checkpoint names starting with {SYNC_PREFIX!r} are reserved")
+        why_not = session.dialect.cannot_play(fmt)
+        if why_not is not None:
+            raise Conflict(why_not)
         if media_name:
             item = await self.catalog.resolve_name(media_name)
         else:
-            found = await self.catalog.store.get(media_id or "")
+            found = await self.catalog.get(media_id or "")
             if found is None:
                 raise NotFound(f"no media {media_id!r}")
             item = found
@@ -347,16 +325,13 @@ class AudioStreamService:
     def _player(self, session: Session, fmt: StreamFormat) -> Player:
         if session.player is None:
             c = self.config
-            if fmt.dialect is Dialect.VOIPBIT:
-                style = PlayStyle.VOIPBIT
-            else:
-                style = PlayStyle.FORK if session.subprotocol == "audio.drachtio.org" else PlayStyle.AMIGNITER
             session.player = Player(
-                style,
-                play_rate(fmt),
+                session.dialect.encoder(session.subprotocol),
+                session.dialect.play_rate(fmt),
                 Pacer(c.frame, sync_every=c.sync_every, hold_grace=c.hold_grace),
                 lambda: session.lead().ms / 1000.0,
                 lambda name, fields: self.emit(session, name, fields),
+                tasks=self._players,
                 limit_queue=c.play_queue,
                 send_timeout=c.timeout_send,
                 ack_timeout=c.timeout_ack,
@@ -364,8 +339,3 @@ class AudioStreamService:
             if session.send is not None and session.state is SessionState.ACTIVE:
                 session.player.attach(session.send)
         return session.player
-
-
-def _header(key: str) -> str:
-    """``late_ms`` -> ``Late-MS``: the Kazoo envelope's spelling."""
-    return "-".join(p.upper() if p in ("ms", "id") else p.capitalize() for p in key.split("_"))

@@ -17,20 +17,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from media_mgr.audio_stream.binary import FormatHint
-from media_mgr.audio_stream.buffering import BufferPolicy, Lead
-from media_mgr.audio_stream.capture import Capture, Sink
-from media_mgr.audio_stream.clock import Chunk
+from media_mgr.audio_stream.capture.clock import Chunk
+from media_mgr.audio_stream.capture.pipeline import Capture, Sink
+from media_mgr.audio_stream.dialects.base import Dialect
 from media_mgr.audio_stream.events import Audio, BadInput, Media, Metadata, Start
 from media_mgr.audio_stream.flood import FloodGuard
-from media_mgr.audio_stream.formats import Dialect, StreamFormat, binary_default, binary_format, guess_voipbit
-from media_mgr.audio_stream.pcm import ulaw_to_l16
-from media_mgr.audio_stream.player import Player
+from media_mgr.audio_stream.formats import StreamFormat
+from media_mgr.audio_stream.playout.buffering import BufferPolicy, Lead
+from media_mgr.audio_stream.playout.player import Player
+from media_mgr.config import Settings
 
 log = logging.getLogger("media_mgr.audio_stream")
 
 EARLY_LIMIT_BYTES = 256 * 1024  # audio held while the format is not known yet
-EARLY_VOIPBIT_MESSAGES = 2  # a reconnect without start: tracks are known after one tick
 
 
 class SessionState(enum.Enum):
@@ -56,6 +55,16 @@ class SessionConfig:
     metadata_timeout: float = 1.0
     policy: BufferPolicy = field(default_factory=BufferPolicy)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionConfig:
+        return cls(
+            gap_threshold=settings.ws_gap_threshold_ms / 1000, gap_window=settings.ws_gap_window_ms / 1000,
+            record_lag=settings.ws_record_lag_ms / 1000, flood_allowance=settings.limit_ws_flood_ms / 1000,
+            messages_per_second=settings.limit_ws_messages_per_second,
+            bad_frames=settings.limit_ws_bad_frames, metadata_timeout=settings.timeout_ws_metadata,
+            policy=BufferPolicy.from_settings(settings),
+        )  # fmt: skip
+
 
 @dataclass
 class Stats:
@@ -76,8 +85,6 @@ class Session:
         *,
         path: str,
         peer: str,
-        hint: FormatHint,
-        encoding_hint: str | None,
         config: SessionConfig,
         account_id: str | None = None,
         subprotocol: str | None = None,
@@ -92,8 +99,6 @@ class Session:
         self.dialect = dialect
         self.path = path
         self.peer = peer
-        self.hint = hint
-        self.encoding_hint = encoding_hint
         self.account_id = account_id
         self.subprotocol = subprotocol
         self.recording_id = recording_id  # the pending recording a signed token named, if any
@@ -122,23 +127,37 @@ class Session:
         self.capture: Capture | None = None
         self._early: list[tuple[Media | Audio, float]] = []
         self._early_bytes = 0
-        self._chunk_base: int | None = None
-        self._next: list[int] = []
-        self._binary_pos = 0
 
     # -- format ------------------------------------------------------------------------------------
 
-    async def on_start(self, start: Start, fmt: StreamFormat) -> None:
+    async def on_start(self, start: Start) -> None:
+        """voipbit ``start``: the call's ids, and the format."""
         self.call_id, self.stream_id, self.extra_headers = start.call_id, start.stream_id, start.extra_headers
-        self._chunk_base = 0
-        await self._set_format(fmt)
+        await self._learnt(self.dialect.learn(start))
 
-    async def _set_format(self, fmt: StreamFormat) -> None:
-        if self.fmt is not None:
+    async def on_metadata(self, meta: Metadata) -> None:
+        """Binary dialect: the metadata frame, which may name the format (or come too late to)."""
+        self.metadata = meta
+        self.call_id = self.call_id or meta.call_id
+        if self.fmt is None:
+            await self._learnt(self.dialect.learn(meta))
+        elif meta.rate is not None and meta.rate != self.fmt.rate:
+            log.warning(
+                "audio_stream metadata names another rate than the one in use; keeping it",
+                extra={"session": self.id, "metadata_rate": meta.rate, "rate": self.fmt.rate},
+            )
+
+    async def _learnt(self, fmt: StreamFormat | None) -> None:
+        """The format is known: open the recording, and record the audio held until now."""
+        if fmt is None or self.fmt is not None:
             return
+        if fmt.learnt_from == "default":
+            log.warning(
+                "audio_stream stream names no rate (URL ?rate= or metadata); assuming 8000 Hz",
+                extra={"session": self.id, "channels": fmt.channels},
+            )
         c = self.config
         self.fmt = fmt
-        self._next = [0] * len(fmt.track_channels)
         self.sink = await self.open_sink(self, fmt)
         self.capture = Capture(
             fmt, self.sink, gap_threshold=c.gap_threshold, gap_window=c.gap_window, max_hold=c.max_hold,
@@ -148,103 +167,40 @@ class Session:
         self.publish(self, "started", {})
         early, self._early, self._early_bytes = self._early, [], 0
         for item, arrival in early:
-            if isinstance(item, Media):
-                await self._media(item, arrival)
-            else:
-                await self._audio(item, arrival)
+            await self._place(item, arrival)
 
     # -- audio in ----------------------------------------------------------------------------------
 
-    async def on_media(self, media: Media, now: float) -> None:
-        """voipbit ``media``: one chunk of one track."""
-        self._arrived(now, len(media.payload))
-        if self.stream_id is None and media.stream_id:
-            self.stream_id = media.stream_id
-        if self.fmt is None:
-            self._early.append((media, now))
-            seen = [m.track for m, _ in self._early if isinstance(m, Media)]
-            if len(seen) >= EARLY_VOIPBIT_MESSAGES or len(set(seen)) == 2:
-                await self._set_format(guess_voipbit(len(media.payload), seen, self.hint, self.encoding_hint))
+    async def on_audio(self, audio: Media | Audio, now: float) -> None:
+        """One audio message, whichever dialect: held until the format is known, then placed."""
+        self._arrived(now, audio.size)
+        if isinstance(audio, Media) and self.stream_id is None and audio.stream_id:
+            self.stream_id = audio.stream_id
+        if self.fmt is not None:
+            await self._place(audio, now)
             return
-        await self._media(media, now)
+        self._early.append((audio, now))
+        self._early_bytes += audio.size
+        fmt = self.dialect.learn(audio)
+        if fmt is None and self._early_bytes > EARLY_LIMIT_BYTES:
+            fmt = self.dialect.settle(None)
+        await self._learnt(fmt)
 
-    async def _media(self, media: Media, now: float) -> None:
-        fmt = self.fmt
+    async def _place(self, audio: Media | Audio, now: float) -> None:
+        fmt, capture = self.fmt, self.capture
         assert fmt is not None
-        if media.track not in fmt.tracks:
-            raise BadInput(f"media for track {media.track!r}, which this stream does not carry")
-        track = fmt.tracks.index(media.track)
-        if len(media.payload) != fmt.chunk_bytes():
+        assert capture is not None
+        placed = self.dialect.place(audio, fmt)
+        if placed.irregular:
             self.stats.odd_sizes += 1
             if self.stats.odd_sizes == 1:
                 log.warning(
-                    "audio_stream payload is not one 20 ms chunk",
-                    extra={"session": self.id, "bytes": len(media.payload), "expected": fmt.chunk_bytes()},
+                    "audio_stream message of an irregular size (not one 20 ms chunk, or a split sample)",
+                    extra={"session": self.id, "bytes": audio.size},
                 )
-        pcm = (
-            ulaw_to_l16(media.payload)
-            if fmt.encoding == "mulaw"
-            else media.payload[: len(media.payload) & ~1]
-        )
-        frames = len(pcm) // 2
-        if media.chunk is not None:
-            if self._chunk_base is None:
-                self._chunk_base = media.chunk - 1
-            position = (media.chunk - 1 - self._chunk_base) * fmt.frame_samples
-        else:
-            position = self._next[track]
-        self._next[track] = position + frames
-        self.guard.media(position / fmt.rate, (position + frames) / fmt.rate, now)
-        assert self.capture is not None
-        await self.capture.put(track, Chunk(position, pcm, now))
-
-    async def on_audio(self, audio: Audio, now: float) -> None:
-        """Binary dialect: raw interleaved s16le."""
-        self._arrived(now, len(audio.pcm))
-        if self.fmt is None:
-            self._early.append((audio, now))
-            self._early_bytes += len(audio.pcm)
-            fmt = binary_format(self.hint, None)  # the URL may say it all already
-            if fmt is not None:
-                await self._set_format(fmt)
-            elif self._early_bytes > EARLY_LIMIT_BYTES:
-                await self._default_binary_format()
-            return
-        await self._audio(audio, now)
-
-    async def _audio(self, audio: Audio, now: float) -> None:
-        fmt = self.fmt
-        assert fmt is not None
-        block = 2 * fmt.channels
-        pcm = audio.pcm[: len(audio.pcm) - len(audio.pcm) % block]
-        position, self._binary_pos = self._binary_pos, self._binary_pos + len(pcm) // block
-        self.guard.media(position / fmt.rate, self._binary_pos / fmt.rate, now)
-        assert self.capture is not None
-        await self.capture.put(0, Chunk(position, pcm, now))
-
-    async def on_metadata(self, meta: Metadata) -> None:
-        self.metadata = meta
-        self.call_id = self.call_id or meta.call_id
-        if self.fmt is None:
-            fmt = binary_format(self.hint, FormatHint(meta.rate, meta.channels))
-            if fmt is not None:
-                await self._set_format(fmt)
-        elif meta.rate is not None and meta.rate != self.fmt.rate:
-            log.warning(
-                "audio_stream metadata names another rate than the one in use; keeping it",
-                extra={"session": self.id, "metadata_rate": meta.rate, "rate": self.fmt.rate},
-            )
-
-    async def _default_binary_format(self) -> None:
-        meta = self.metadata
-        hint = FormatHint(meta.rate, meta.channels) if meta else None
-        fmt = binary_format(self.hint, hint) or binary_default(self.hint, hint)
-        if fmt.learnt_from == "default":
-            log.warning(
-                "audio_stream binary stream names no rate (URL ?rate= or metadata); assuming 8000 Hz",
-                extra={"session": self.id, "channels": fmt.channels},
-            )
-        await self._set_format(fmt)
+        frames = len(placed.pcm) // (2 * fmt.track_channels[placed.track])
+        self.guard.media(placed.position / fmt.rate, (placed.position + frames) / fmt.rate, now)
+        await capture.put(placed.track, Chunk(placed.position, placed.pcm, now))
 
     def _arrived(self, now: float, size: int) -> None:
         self.last_arrival = now
@@ -263,14 +219,9 @@ class Session:
             )
 
     async def tick(self, now: float) -> None:
-        """Housekeeping between frames: a binary format that never came, audio of a paused stream."""
+        """Housekeeping between frames: a format that never came, audio of a paused stream."""
         if self.fmt is None and self._first_arrival is not None:
-            if self.dialect is Dialect.BINARY and now - self._first_arrival >= self.config.metadata_timeout:
-                await self._default_binary_format()
-            elif self.dialect is Dialect.VOIPBIT and now - self._first_arrival >= 0.2:
-                first = next(m for m, _ in self._early if isinstance(m, Media))
-                seen = [m.track for m, _ in self._early if isinstance(m, Media)]
-                await self._set_format(guess_voipbit(len(first.payload), seen, self.hint, self.encoding_hint))
+            await self._learnt(self.dialect.settle(now - self._first_arrival))
         if self.capture is not None and now - self.last_arrival >= self.config.record_lag:
             await self.capture.flush()
 
@@ -310,10 +261,7 @@ class Session:
         self.end_reason = reason
         try:
             if self.fmt is None and self._early:
-                if self.dialect is Dialect.BINARY:
-                    await self._default_binary_format()
-                else:
-                    await self.tick(self.clock() + 1.0)
+                await self._learnt(self.dialect.settle(None))
             if self.capture is not None:
                 await self.capture.flush()
         finally:

@@ -253,15 +253,18 @@ def url(obj: Context, media_name: str, stream_type: str, protocol: str | None, f
     logs.configure("warning")
 
     async def go() -> str:
-        from media_mgr.app import open_playback, open_store
+        from media_mgr.app import open_playback, open_store, open_tts
 
         store = await open_store(settings)
+        tts = open_tts(settings, store)  # a tts:// name is synthesised (or found) like in the service
         try:
-            playback = await open_playback(settings, store, settings.http_port)
+            playback = await open_playback(settings, store, settings.http_port, tts)
             return await playback.stream_url(media_name, stream_type, protocol, fmt, rate)  # type: ignore[arg-type]
         except MediaMgrError as exc:
             raise click.ClickException(exc.detail) from None
         finally:
+            if tts is not None:
+                await tts.close()
             await store.close()
 
     click.echo(run(go()))
@@ -281,25 +284,25 @@ def record_url(obj: Context, account_id: str | None, name: str | None, fmt: str,
         raise click.ClickException("issued URLs need fixed ports (MEDIA_MGR_SHOUT_PORT, MEDIA_MGR_HTTP_PORT)")
 
     async def go() -> dict[str, Any]:
-        import secrets as _secrets
-
         from media_mgr.app import open_store, shared_secret
-        from media_mgr.http.recordings import RecordingUrls
+        from media_mgr.ids import new_id
         from media_mgr.media.library import check_account_id
+        from media_mgr.media.recording_urls import RecordingUrls, RecordingUrlsConfig
         from media_mgr.recording.ingest import NewRecording
+        from media_mgr.recording.models import Recording
         from media_mgr.store.recordings import RecordingStore
 
         store = await open_store(settings)
         try:
-            rid = _secrets.token_hex(16)
+            rid = new_id()
             kind: Literal["mp3", "wav"] = "wav" if fmt == "wav" else "mp3"
             new = NewRecording(check_account_id(account_id), name or f"{rid}.{fmt}", kind, rid)
             recordings = RecordingStore(store.pool, store.media.blobs)
-            rec = await recordings.create(rid, new.account_id, new.name, new.fmt)
-            urls = RecordingUrls(await shared_secret(settings, store), settings.url_host, settings.http_port,
-                                 settings.shout_port, settings.shout_url_ttl, settings.store_put_url_ttl,
-                                 settings.store_put_username, settings.store_put_password)  # fmt: skip
-            return {**rec.public(), **urls.issue(rec)}
+            rec = Recording.of(await recordings.create(rid, new.account_id, new.name, new.fmt))
+            urls = RecordingUrls(
+                RecordingUrlsConfig.from_settings(settings), await shared_secret(settings, store)
+            )
+            return {**rec.public(), **urls.issue(rec.id, rec.format)}
         except MediaMgrError as exc:
             raise click.ClickException(exc.detail) from None
         finally:

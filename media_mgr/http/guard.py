@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from media_mgr.credentials import is_loopback
+from media_mgr.credentials import bearer_token, is_loopback, same_secret
 from media_mgr.errors import Forbidden, Unauthorized
-from media_mgr.http.state import state_of
+
+AdminGuard = Callable[[Request], Awaitable[None]]
+"""A FastAPI dependency that raises unless the request may use ``/v1/*``."""
+
+_BEARER = {"www-authenticate": "Bearer"}
 
 
-class BearerRequired(Unauthorized):
-    """401 that also tells the client which scheme to use."""
+def admin_guard(admin_token: str | None) -> AdminGuard:
+    """The ``/v1/*`` check for one configured token (None: loopback clients only)."""
 
+    async def require_admin(request: Request) -> None:
+        if admin_token is None:
+            client = request.client.host if request.client else None
+            if not is_loopback(client):
+                raise Forbidden(
+                    "the admin API answers loopback clients only unless MEDIA_MGR_ADMIN_TOKEN is set"
+                )
+            return
+        given = bearer_token(request.headers.get("authorization", ""))
+        if given is None:
+            raise Unauthorized("send Authorization: Bearer <MEDIA_MGR_ADMIN_TOKEN>", headers=_BEARER)
+        if not same_secret(given, admin_token):
+            raise Unauthorized("the bearer token is not the admin token", headers=_BEARER)
 
-async def require_admin(request: Request) -> None:
-    token = state_of(request).admin_token
-    if token is None:
-        client = request.client.host if request.client else None
-        if not is_loopback(client):
-            raise Forbidden("the admin API answers loopback clients only unless MEDIA_MGR_ADMIN_TOKEN is set")
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise BearerRequired("send Authorization: Bearer <MEDIA_MGR_ADMIN_TOKEN>")
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise BearerRequired("the bearer token is not the admin token")
+    return require_admin

@@ -12,17 +12,16 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from media_mgr.audio.icy import framed_length, interleave
-from media_mgr.errors import ErrorBody, RangeNotSatisfiable
+from media_mgr.errors import RangeNotSatisfiable
+from media_mgr.http.errors import error_response
 from media_mgr.http.ranges import select_range, unsatisfied_content_range
-from media_mgr.http.state import state_of
 from media_mgr.media.activity import Activity, ActivityRegistry
 from media_mgr.media.models import CONTENT_TYPES
+from media_mgr.media.playback import Playback
 from media_mgr.metrics import Metrics
-
-router = APIRouter(tags=["playback"])
 
 ICY_METAINT = 16000  # Icecast's default
 SERVER = "media-mgr"
@@ -30,67 +29,81 @@ SERVER = "media-mgr"
 RateQuery = Annotated[int | None, Query(description="resample to this rate (8000, 16000, ...)")]
 
 
-@router.api_route("/single/{token}/{name}", methods=["GET", "HEAD"], summary="Stream media (Stream-Type new)")
-async def single(request: Request, token: str, name: str, rate: RateQuery = None) -> Response:
-    return await stream(request, "single", token, rate)
+def playback_router(playback: Playback, activity: ActivityRegistry, metrics: Metrics) -> APIRouter:
+    """The two stream-URL paths; both serve the same body (looping ``extant`` media is FreeSWITCH's job)."""
+    router = APIRouter(tags=["playback"])
+    streamer = _Streamer(playback, activity, metrics)
+
+    @router.api_route(
+        "/single/{token}/{name}", methods=["GET", "HEAD"], summary="Stream media (Stream-Type new)"
+    )
+    async def single(request: Request, token: str, name: str, rate: RateQuery = None) -> Response:
+        return await streamer.answer(request, "single", token, rate)
+
+    @router.api_route("/continuous/{token}/{name}", methods=["GET", "HEAD"], summary="Stream media (extant)")
+    async def continuous(request: Request, token: str, name: str, rate: RateQuery = None) -> Response:
+        return await streamer.answer(request, "continuous", token, rate)
+
+    return router
 
 
-@router.api_route("/continuous/{token}/{name}", methods=["GET", "HEAD"], summary="Stream media (extant)")
-async def continuous(request: Request, token: str, name: str, rate: RateQuery = None) -> Response:
-    return await stream(request, "continuous", token, rate)
+class _Streamer:
+    """Answers stream URLs from the playback service, each body visible in the activity while it flows."""
 
+    def __init__(self, playback: Playback, activity: ActivityRegistry, metrics: Metrics) -> None:
+        self.playback = playback
+        self.activity = activity
+        self.metrics = metrics
 
-async def stream(request: Request, path: str, token: str, rate: int | None) -> Response:
-    """One body for both paths: looping ``extant`` media is FreeSWITCH's job (reference 2.5.4)."""
-    st = state_of(request)
-    opened = await st.playback.open(token, path, rate)
-    content = opened.content
-    headers = {
-        "accept-ranges": "bytes",
-        "etag": content.etag,
-        "cache-control": "private, max-age=3600",
-        "server": SERVER,
-    }
-    media_type = CONTENT_TYPES[content.format]
-    if content.format == "mp3" and request.headers.get("icy-metadata", "").strip() == "1":
-        # ICY is a listener's own framing: no length, no ranges.
-        headers.update({"icy-metaint": str(ICY_METAINT), "icy-name": opened.item.name, "icy-pub": "0"})
-        headers["content-length"] = str(framed_length(content.size, ICY_METAINT, opened.item.name))
-        del headers["accept-ranges"]
+    async def answer(self, request: Request, path: str, token: str, rate: int | None) -> Response:
+        """MP3 with ICY when asked, else the body or a range of it."""
+        opened = await self.playback.open(token, path, rate)
+        content = opened.content
+        headers = {
+            "accept-ranges": "bytes",
+            "etag": content.etag,
+            "cache-control": "private, max-age=3600",
+            "server": SERVER,
+        }
+        media_type = CONTENT_TYPES[content.format]
+        if content.format == "mp3" and request.headers.get("icy-metadata", "").strip() == "1":
+            # ICY is a listener's own framing: no length, no ranges.
+            headers.update({"icy-metaint": str(ICY_METAINT), "icy-name": opened.item.name, "icy-pub": "0"})
+            headers["content-length"] = str(framed_length(content.size, ICY_METAINT, opened.item.name))
+            del headers["accept-ranges"]
+            if request.method == "HEAD":
+                return Response(headers=headers, media_type=media_type)
+            body = interleave(self.playback.variants.read(content), ICY_METAINT, opened.item.name)
+            return StreamingResponse(self._counted(body, request, opened.item.id, "mp3"),
+                                     headers=headers, media_type=media_type)  # fmt: skip
+        try:
+            wanted = select_range(request.headers.get("range"), request.headers.get("if-range"), content.size,
+                                  content.etag)  # fmt: skip
+        except RangeNotSatisfiable as exc:
+            return error_response(exc, {**headers, "content-range": unsatisfied_content_range(content.size)})
+        start, end, status = 0, content.size, 200
+        if wanted is not None:
+            start, end, status = wanted.start, wanted.end + 1, 206
+            headers["content-range"] = wanted.content_range(content.size)
+        headers["content-length"] = str(end - start)
         if request.method == "HEAD":
-            return Response(headers=headers, media_type=media_type)
-        body = interleave(st.variants.read(content), ICY_METAINT, opened.item.name)
-        return StreamingResponse(_counted(body, st.activity, st.metrics, request, opened.item.id, "mp3"),
-                                 headers=headers, media_type=media_type)  # fmt: skip
-    try:
-        wanted = select_range(request.headers.get("range"), request.headers.get("if-range"), content.size,
-                              content.etag)  # fmt: skip
-    except RangeNotSatisfiable as exc:
-        headers["content-range"] = unsatisfied_content_range(content.size)
-        return JSONResponse(ErrorBody(exc.code, exc.detail).as_dict(), status_code=416, headers=headers)
-    start, end, status = 0, content.size, 200
-    if wanted is not None:
-        start, end, status = wanted.start, wanted.end + 1, 206
-        headers["content-range"] = wanted.content_range(content.size)
-    headers["content-length"] = str(end - start)
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type=media_type)
-    body = st.variants.read(content, start, end)
-    return StreamingResponse(_counted(body, st.activity, st.metrics, request, opened.item.id, content.format),
-                             status_code=status, headers=headers, media_type=media_type)  # fmt: skip
+            return Response(status_code=status, headers=headers, media_type=media_type)
+        body = self.playback.variants.read(content, start, end)
+        return StreamingResponse(self._counted(body, request, opened.item.id, content.format),
+                                 status_code=status, headers=headers, media_type=media_type)  # fmt: skip
 
-
-async def _counted(
-    body: AsyncIterator[bytes], activity: ActivityRegistry, metrics: Metrics, request: Request, media_id: str,
-    kind: str,
-) -> AsyncIterator[bytes]:  # fmt: skip
-    """Pass the body through, visible in /v1/streams and counted in /metrics while it flows."""
-    client = f"{request.client.host}:{request.client.port}" if request.client else ""
-    entry: Activity = activity.start("playback", media_id, client, format=kind, path=request.url.path)
-    try:
-        async for piece in body:
-            entry.bytes += len(piece)
-            yield piece
-    finally:
-        activity.end(entry)
-        metrics.served_bytes.labels(kind).inc(entry.bytes)
+    async def _counted(
+        self, body: AsyncIterator[bytes], request: Request, media_id: str, kind: str
+    ) -> AsyncIterator[bytes]:
+        """Pass the body through, visible in /v1/streams and counted in /metrics while it flows."""
+        client = f"{request.client.host}:{request.client.port}" if request.client else ""
+        entry: Activity = self.activity.start(
+            "playback", media_id, client, format=kind, path=request.url.path
+        )
+        try:
+            async for piece in body:
+                entry.bytes += len(piece)
+                yield piece
+        finally:
+            self.activity.end(entry)
+            self.metrics.served_bytes.labels(kind).inc(entry.bytes)

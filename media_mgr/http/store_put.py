@@ -14,72 +14,76 @@ password, which is what issued store URLs carry when no pair is configured.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 import mimetypes
-import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
 
 from fastapi import APIRouter, Request, Response
 
 from media_mgr.audio.probe import probe
-from media_mgr.credentials import basic_credentials
-from media_mgr.errors import InvalidRequest, NotFound, Unauthorized, UnsupportedMedia
-from media_mgr.http.recordings import RecordingsEdge, edge_of
-from media_mgr.media import urls
+from media_mgr.config import Settings
+from media_mgr.credentials import Network, basic_credentials, in_networks, same_secret
+from media_mgr.errors import InvalidRequest, Unauthorized, UnsupportedMedia
+from media_mgr.media.recording_urls import RecordingUrls
 from media_mgr.media.staging import read_file, stage
+from media_mgr.recording.recorder import Recorder
 from media_mgr.store.recordings import Audio
-
-router = APIRouter(tags=["store"])
 
 REALM = "Kazoo Media Storage Proxy"
 _TYPE_EXT = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/x-mpeg": "mp3", "audio/wav": "wav",
              "audio/x-wav": "wav", "audio/wave": "wav", "audio/vnd.wave": "wav"}  # fmt: skip
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_CHALLENGE = {"www-authenticate": f'Basic realm="{REALM}"'}
 
 
 @dataclass(frozen=True)
 class StorePutConfig:
+    """Kazoo's proxy_store_authenticate, proxy_username/_password and proxy_store_acls; our limits."""
+
+    scratch_dir: Path
+    limit_bytes: int
+    probe_timeout: float
     authenticate: bool = True
     username: str | None = None
     password: str | None = None
-    acls: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/24"),)
+    acls: tuple[Network, ...] = ()
 
-    @staticmethod
-    def parse_acls(text: str) -> tuple[Network, ...]:
-        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip())
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(
+            scratch_dir=settings.data_dir / "scratch",
+            limit_bytes=settings.limit_recording_bytes,
+            probe_timeout=settings.timeout_probe,
+            authenticate=settings.store_put_authenticate,
+            username=settings.store_put_username,
+            password=settings.store_put_password,
+            acls=settings.store_put_acls,
+        )
 
 
-class StoreUnauthorized(Unauthorized):
-    """401 with Kazoo's store realm."""
-
-
-def check_authn(config: StorePutConfig, request: Request, token: str) -> None:
+def check_authn(config: StorePutConfig, authorization: str, peer: str | None, token: str) -> None:
+    """Basic credentials (the configured pair, or the token as password), else a peer in the ACLs."""
     if not config.authenticate:
         return
-    authorization = request.headers.get("authorization", "")
     if authorization.strip().lower().startswith("basic"):
         creds = basic_credentials(authorization)
         if creds is not None:
             user, password = creds
             pair = config.username and config.password
-            if pair and _same(user, config.username or "") and _same(password, config.password or ""):
+            if (
+                pair
+                and same_secret(user, config.username or "")
+                and same_secret(password, config.password or "")
+            ):
                 return
-            if _same(password, token):
+            if same_secret(password, token):
                 return
-        raise StoreUnauthorized("wrong store credentials")
-    peer = request.client.host if request.client else ""
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        raise StoreUnauthorized("send Basic credentials") from None
-    if not any(address in net for net in config.acls):
-        raise StoreUnauthorized("send Basic credentials (this address is not in store_put_acls)")
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+        raise Unauthorized("wrong store credentials", headers=_CHALLENGE)
+    if not in_networks(peer, config.acls):
+        raise Unauthorized(
+            "send Basic credentials (this address is not in store_put_acls)", headers=_CHALLENGE
+        )
 
 
 def check_type(content_type: str, name: str) -> tuple[str, str]:
@@ -98,25 +102,28 @@ def check_type(content_type: str, name: str) -> tuple[str, str]:
     return guessed, name
 
 
-@router.api_route("/store/{token}/{name}", methods=["PUT", "POST"], summary="Store a finished recording")
-async def store(request: Request, token: str, name: str) -> Response:
-    edge: RecordingsEdge = edge_of(request)
-    config = edge.store_put
-    try:
-        check_authn(config, request, token)
-    except StoreUnauthorized as exc:
-        return Response(f"401 Unauthorized. {exc.detail}\n", status_code=401, media_type="text/html",
-                        headers={"www-authenticate": f'Basic realm="{REALM}"'})  # fmt: skip
-    claims = urls.verify(edge.urls.secret, token, time.time())
-    if claims.kind != "store":
-        raise NotFound("unknown store token")
-    mime, name = check_type(request.headers.get("content-type", ""), name)
-    staged = await stage(request.stream(), edge.scratch_dir, edge.limit_bytes)
-    try:
-        info = await probe(staged.path, edge.probe_timeout)
-        audio = Audio(info.duration_ms, info.sample_rate, info.channels, info.codec)
-        rec = await edge.recorder.store_file(claims.media_id, info.format, audio, read_file(staged.path))
-    finally:
-        staged.discard()
-    body = {**rec.public(), "ok": True, "attachment": name, "attachment_content_type": mime}
-    return Response(json.dumps(body) + "\n", media_type="application/json")
+def store_put_router(recorder: Recorder, urls: RecordingUrls, config: StorePutConfig) -> APIRouter:
+    """``PUT``/``POST /store/<token>/<name>``; authenticated by its own rules, not the admin guard."""
+    router = APIRouter(tags=["store"])
+
+    @router.api_route("/store/{token}/{name}", methods=["PUT", "POST"], summary="Store a finished recording")
+    async def store(request: Request, token: str, name: str) -> Response:
+        peer = request.client.host if request.client else None
+        try:
+            check_authn(config, request.headers.get("authorization", ""), peer, token)
+        except Unauthorized as exc:  # Kazoo's answer is a text page, not our JSON
+            page = f"401 Unauthorized. {exc.detail}\n"
+            return Response(page, status_code=exc.status, media_type="text/html", headers=exc.headers)
+        recording_id = urls.verify(token, "store")
+        mime, name = check_type(request.headers.get("content-type", ""), name)
+        staged = await stage(request.stream(), config.scratch_dir, config.limit_bytes)
+        try:
+            info = await probe(staged.path, config.probe_timeout)
+            audio = Audio(info.duration_ms, info.sample_rate, info.channels, info.codec)
+            rec = await recorder.store_file(recording_id, info.format, audio, read_file(staged.path))
+        finally:
+            staged.discard()
+        body = {**rec.public(), "ok": True, "attachment": name, "attachment_content_type": mime}
+        return Response(json.dumps(body) + "\n", media_type="application/json")
+
+    return router

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from typing import Any
 
+from media_mgr.isotime import iso_from_epoch
 from media_mgr.live.cursor import ListenerCursor, Sink
 
 
@@ -120,6 +121,6 @@ class Mount:
             "slow_listeners_dropped": self.slow_drops,
             "bytes_published": self.published,
             "queued_bytes": self._queued,
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            "started_at": iso_from_epoch(self.started),
             **{k: v for k, v in self.info.items() if v},
         }

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from media_mgr.errors import Forbidden, InvalidRequest
 from media_mgr.live.mount import Mount
 
+log = logging.getLogger("media_mgr.live")
 _MOUNT = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{1,255}")
 
 
@@ -27,12 +30,25 @@ class MountRegistry:
         self.queue_bytes = queue_bytes
         self.burst_bytes = burst_bytes
         self._mounts: dict[str, Mount] = {}
+        self._watchers: list[Callable[[Mount], None]] = []
+
+    def watch(self, claimed: Callable[[Mount], None]) -> None:
+        """Call ``claimed(mount)`` whenever a source claims a mount (relays attach to it then)."""
+        self._watchers.append(claimed)
+
+    def unwatch(self, claimed: Callable[[Mount], None]) -> None:
+        self._watchers.remove(claimed)
 
     def claim(self, name: str) -> Mount:
         if name in self._mounts:
             raise MountInUse(f"mount {name} already has a source")
         mount = Mount(check_mount(name), queue_bytes=self.queue_bytes, burst_bytes=self.burst_bytes)
         self._mounts[name] = mount
+        for claimed in list(self._watchers):
+            try:
+                claimed(mount)
+            except Exception:  # a watcher's fault must not cost the source its mount
+                log.exception("mount watcher failed", extra={"mount": name})
         return mount
 
     def release(self, mount: Mount) -> None:

@@ -1,18 +1,26 @@
-"""What is being served right now, for ``GET /v1/streams`` and the metrics."""
+"""What is live right now (playbacks, recordings ingested, audio_stream sessions), for ``GET /v1/activity``
+(``GET /v1/streams``) and the metrics.
+
+An entry's ``id`` is the id of the thing itself wherever it has one (an audio_stream session's id,
+which ``/v1/streams/{id}`` accepts), so a listed id can always be followed; other entries get a
+fresh 32-hex id.
+"""
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from media_mgr.ids import new_id
+from media_mgr.isotime import iso_from_epoch
+
 
 @dataclass
 class Activity:
-    id: int
-    kind: str  # "playback" (later: "recording", "audio_stream")
+    id: str
+    kind: str  # "playback", "recording", "audio_stream"
     media_id: str
     client: str
     detail: dict[str, Any]
@@ -26,7 +34,7 @@ class Activity:
             "kind": self.kind,
             "media_id": self.media_id,
             "client": self.client,
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            "started_at": iso_from_epoch(self.started),
             "bytes": self.bytes,
             **self.detail,
             **(self.live() if self.live is not None else {}),
@@ -34,22 +42,23 @@ class Activity:
 
 
 class ActivityRegistry:
-    """One entry per live stream; entries are removed when their stream ends, however it ends."""
+    """One entry per live thing; entries are removed when it ends, however it ends."""
 
     def __init__(self) -> None:
-        self._ids = itertools.count(1)
-        self._live: dict[int, Activity] = {}
+        self._live: dict[str, Activity] = {}
 
     def start(
-        self, kind: str, media_id: str, client: str, *, live: Callable[[], dict[str, Any]] | None = None,
-        **detail: Any,
+        self, kind: str, media_id: str, client: str, *, id: str | None = None,
+        live: Callable[[], dict[str, Any]] | None = None, **detail: Any,
     ) -> Activity:  # fmt: skip
-        entry = Activity(next(self._ids), kind, media_id, client, detail, live=live)
+        """Register a live thing; ``id`` is its own id when it has one (else a new one is made)."""
+        entry = Activity(id or new_id(), kind, media_id, client, detail, live=live)
         self._live[entry.id] = entry
         return entry
 
     def end(self, entry: Activity) -> None:
-        self._live.pop(entry.id, None)
+        if self._live.get(entry.id) is entry:
+            del self._live[entry.id]
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [a.public() for a in self._live.values()]

@@ -2,12 +2,14 @@
 
 One indexed query per name (reference 2.2): ids directly; ``prompt://`` through the language
 fallback (``xx-yy`` -> ``xx`` -> the default language), the account's prompt winning over the
-system prompt in the same language.
+system prompt in the same language; ``tts://`` through the TTS service, which finds or makes the
+stored speech, so every path that takes a Media-Name plays TTS like any other item.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 from media_mgr.errors import NotFound
 from media_mgr.media.models import MediaItem
@@ -20,22 +22,38 @@ from media_mgr.media.names import (
     language_keys,
     parse_media_name,
 )
-from media_mgr.store.media import MediaStore
+from media_mgr.store.media import MediaRow, MediaStore
+from media_mgr.tts.speech import TtsOptions
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
+class SpeechSource(Protocol):
+    """``tts://`` text (and the request's TTS keys) -> the stored media speaking it (``TtsService``)."""
+
+    async def media_for(self, name_text: str, options: TtsOptions | None = None) -> MediaItem: ...
+
+
 class Catalog:
-    def __init__(self, store: MediaStore, default_language: str) -> None:
+    def __init__(self, store: MediaStore, default_language: str, tts: SpeechSource | None = None) -> None:
         self.store = store
         self.default_language = default_language.lower()
+        self.tts = tts
 
-    async def resolve_name(self, media_name: str) -> MediaItem:
-        """Raises ``InvalidMediaName`` for a bad name and ``NotFound`` for a missing item."""
-        return await self.resolve(parse_media_name(media_name))
+    async def resolve_name(self, media_name: str, tts: TtsOptions | None = None) -> MediaItem:
+        """Raises ``InvalidMediaName`` for a bad name and ``NotFound`` for a missing item.
 
-    async def resolve(self, ref: MediaRef) -> MediaItem:
-        item: MediaItem | None
+        ``tts`` carries a request's ``Text``/``Voice``/``Language``/``Engine`` for a ``tts://`` name.
+        """
+        return await self.resolve(parse_media_name(media_name), tts)
+
+    async def get(self, media_id: str) -> MediaItem | None:
+        """The item with this id, whoever owns it (None if there is none)."""
+        row = await self.store.get(media_id)
+        return MediaItem.of(row) if row is not None else None
+
+    async def resolve(self, ref: MediaRef, tts: TtsOptions | None = None) -> MediaItem:
+        item: MediaRow | None
         match ref:
             case MediaIdRef(account_id=account_id, media_id=media_id):
                 item = await self.store.get(media_id) if _HEX32.fullmatch(media_id) else None
@@ -47,11 +65,13 @@ class Catalog:
                 item = await self.store.find_prompt(
                     account_id, prompt_id, self.languages(language), with_system=True
                 )
-            case TtsRef():
-                raise NotFound("tts:// media is not served here (no TTS engine is configured)")
+            case TtsRef(text=text):
+                if self.tts is None:
+                    raise NotFound("tts:// media is not served here (text to speech is off)")
+                return await self.tts.media_for(text, tts)
         if item is None:
             raise NotFound("no stored media matches that name")
-        return item
+        return MediaItem.of(item)
 
     def languages(self, language: str | None) -> list[str]:
         """Kazoo's fallback order: the language, its prefix, then the default language."""

@@ -101,7 +101,7 @@ class MediaLibrary:
             if not meta.name:
                 meta = NewMedia(meta.account_id, media_id, meta.prompt_id, meta.language, media_id)
             try:
-                return await self.store.create(media_id, meta, info, read_file(staged.path))
+                return MediaItem.of(await self.store.create(media_id, meta, info, read_file(staged.path)))
             except DuplicatePrompt:
                 owner = meta.account_id or "system media"
                 raise Conflict(
@@ -121,7 +121,7 @@ class MediaLibrary:
             staged.discard()
         if item is None:
             raise NotFound(f"no media {media_id}")
-        return item
+        return MediaItem.of(item)
 
     async def _probe(self, staged: StagedFile) -> AudioInfo:
         # A WAV written by a streaming tool declares no sizes; sox would play it as silence.
@@ -132,10 +132,11 @@ class MediaLibrary:
         item = await self.store.get(check_media_id(media_id))
         if item is None:
             raise NotFound(f"no media {media_id}")
-        return item
+        return MediaItem.of(item)
 
     async def list(self, f: MediaFilter) -> tuple[list[MediaItem], int]:
-        return await self.store.list(f)
+        rows, total = await self.store.list(f)
+        return [MediaItem.of(r) for r in rows], total
 
     async def delete(self, media_id: str) -> None:
         if not await self.store.delete(check_media_id(media_id)):

@@ -1,53 +1,30 @@
-"""What a media item is: plain frozen values shared by the store, the domain and the edges."""
+"""What a media item is to the domain and the edges: the store's row plus what it means.
+
+The store hands back plain ``MediaRow`` values; the library and the catalog turn each into a
+``MediaItem``, which adds what only the domain knows: its Kazoo Media-Name, its format and its
+JSON. The plain values the store takes (``NewMedia``, ``MediaFilter``, ``BlobInfo``) are defined
+with the store and named here too, so callers find every media value in one place.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from media_mgr.audio.info import CONTENT_TYPES, AudioFormat, AudioInfo
 from media_mgr.media.names import media_name_for
+from media_mgr.store.blobs import BlobInfo
+from media_mgr.store.media import MediaFilter, MediaRow, NewMedia
 
 __all__ = ["CONTENT_TYPES", "AudioFormat", "AudioInfo", "BlobInfo", "MediaFilter", "MediaItem", "NewMedia"]
 
 
-@dataclass(frozen=True)
-class BlobInfo:
-    id: int
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class NewMedia:
-    """The caller-chosen part of a media record (the rest comes from the content)."""
-
-    account_id: str | None
-    name: str
-    prompt_id: str | None = None
-    language: str | None = None
-    media_id: str | None = None
-
-
-@dataclass(frozen=True)
-class MediaItem:
-    id: str
-    account_id: str | None
-    prompt_id: str | None
-    language: str | None
-    name: str
-    content_type: str
-    codec: str
-    size: int
-    duration_ms: int
-    sample_rate: int
-    channels: int
-    sha256: str
-    revision: int
-    blob_id: int
-    created_at: datetime
-    updated_at: datetime
+@dataclass(frozen=True, eq=False)  # equal to its row (store.rows.Row)
+class MediaItem(MediaRow):
+    @classmethod
+    def of(cls, row: MediaRow) -> Self:
+        return cls(**{f.name: getattr(row, f.name) for f in dataclasses.fields(MediaRow)})
 
     @property
     def media_name(self) -> str:
@@ -79,14 +56,3 @@ class MediaItem:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
-
-
-@dataclass(frozen=True)
-class MediaFilter:
-    account_id: str | None = None
-    system: bool | None = None
-    prompt_id: str | None = None
-    language: str | None = None
-    name: str | None = None
-    limit: int = 100
-    offset: int = 0

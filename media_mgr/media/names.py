@@ -6,7 +6,7 @@ question, so media ids are kept permissive (non-empty, no ``/``, no control char
 Forms accepted (segments split on ``/``, empty ones dropped, each percent-decoded like Kazoo's
 ``kz_http_util:urldecode``, where ``+`` also means a space):
 
-- ``tts://<id>``                                   -> ``TtsRef``
+- ``tts://<text>``                                 -> ``TtsRef`` (raw: see ``_parse_tts``)
 - ``prompt://<account_id|system_media>/<prompt_id>[/<lang>]`` -> ``PromptRef``
 - ``<media_id>``, ``/system_media/<media_id>``     -> ``MediaIdRef(None, media_id)``
 - ``/system_media/<lang>/<prompt_id>``             -> ``SystemPromptRef``
@@ -69,7 +69,9 @@ class PromptRef:
 
 @dataclass(frozen=True)
 class TtsRef:
-    tts_id: str
+    """``tts://<text>``: the text as ecallmgr put it there (4.x puts a hash there and sends ``Text``)."""
+
+    text: str
 
 
 MediaRef: TypeAlias = MediaIdRef | SystemPromptRef | PromptRef | TtsRef
@@ -144,10 +146,13 @@ def _segments(text: str) -> list[str]:
     return out
 
 
-def _parse_tts(tts_id: str) -> TtsRef:
-    if not tts_id or "/" in tts_id or _CONTROL.search(tts_id):
-        raise InvalidMediaName(f"bad tts id {tts_id!r}")
-    return TtsRef(tts_id)
+def _parse_tts(text: str) -> TtsRef:
+    """Kept as sent: ecallmgr writes ``tts://`` + the text unencoded, so ``/``, ``%`` and ``+`` are text.
+
+    An empty remainder is allowed here (the request's ``Text`` may carry the words); the TTS service
+    refuses empty text and control characters with reasons of its own.
+    """
+    return TtsRef(text)
 
 
 def _parse_prompt(path: str) -> PromptRef:

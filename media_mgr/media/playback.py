@@ -19,6 +19,7 @@ from media_mgr.media.catalog import Catalog
 from media_mgr.media.models import MediaItem
 from media_mgr.media.variants import Content, VariantCache
 from media_mgr.store.revocations import Revocations
+from media_mgr.tts.speech import TtsOptions
 
 RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 STREAM_PATHS: dict[str, urls.StreamType] = {"new": "single", "extant": "continuous"}
@@ -78,9 +79,10 @@ class Playback:
         protocol: str | None,
         fmt: str | None,
         rate: int | None = None,
+        tts: TtsOptions | None = None,
     ) -> str:
-        """The URL answering a media_req (or its REST twin)."""
-        item = await self.catalog.resolve_name(media_name)
+        """The URL answering a media_req (or its REST twin); ``tts``: its Text/Voice/Language/Engine."""
+        item = await self.catalog.resolve_name(media_name, tts)
         return self.url_for(item, stream_type, protocol, fmt, rate)
 
     def url_for(
@@ -118,11 +120,12 @@ class Playback:
         claims = urls.verify(self.config.secret, token, self.clock())
         if claims.kind != "play" or claims.stream_type != path:
             raise NotFound("unknown stream token")
-        item, revoked = await self.catalog.store.get_for_playback(claims.media_id, claims.nonce)
+        row, revoked = await self.catalog.store.get_for_playback(claims.media_id, claims.nonce)
         if revoked:
             raise Gone("this stream URL was revoked")
-        if item is None:
+        if row is None:
             raise Gone("the media of this stream URL was deleted")
+        item = MediaItem.of(row)
         if item.revision != claims.revision:
             raise Gone(f"the media was replaced (revision {item.revision}); ask for a new stream URL")
         if rate is not None:

@@ -3,17 +3,17 @@
 The API, shared by the SHOUT server (MP3 bytes as a source sends them) and the mod_audio_stream
 endpoint (PCM, stored as a WAV whose header sizes are fixed at the end)::
 
-    # media_mgr.recording.recorder.Recorder, one per process, built in app.py:
-    recorder = Recorder(RecordingStore(pool, blobs), RecordingLimits(), publish=amqp.publish_event)
-    await recorder.start()        # owner lock, closes recordings a crashed instance left open
-    rec = await recorder.create(NewRecording(account_id=None, name="call.mp3"))   # state "pending"
-    ingest = await recorder.begin(rec.id, origin="shout", peer="10.0.0.5:41000")  # -> "recording"
-    # WAV:  await recorder.begin_new(NewRecording(None, "call.wav", fmt="wav"), origin="audio_stream",
-    #                               peer=..., pcm=PcmFormat(rate=16000, channels=1))
-    more = await ingest.write(data)   # False: a limit was reached (what fit is kept); call finish()
-    rec = await ingest.finish()       # -> "complete" (or "interrupted" for a reason that is a fault)
-    rec = await ingest.abort("reset") # -> "interrupted", the audio kept
-    await recorder.stop()             # recordings still open -> "interrupted" ("shutdown")
+    # media_mgr.recording.recorder.Recorder, one per process, entered in app.py:
+    async with Recorder(RecordingStore(pool, blobs), RecorderConfig.from_settings(settings),
+                        publish=amqp.publish_event) as recorder:   # owner lock, crash recovery
+        rec = await recorder.create(NewRecording(account_id=None, name="call.mp3"))   # "pending"
+        ingest = await recorder.begin(rec.id, origin="shout", peer="10.0.0.5:41000")  # "recording"
+        # WAV: await recorder.begin_new(NewRecording(None, "call.wav", fmt="wav"), origin="audio_stream",
+        #                               peer=..., pcm=PcmFormat(rate=16000, channels=1))
+        more = await ingest.write(data)   # False: a limit was reached (what fit is kept); call finish()
+        rec = await ingest.finish()       # -> "complete" (or "interrupted" for a reason that is a fault)
+        rec = await ingest.abort("reset") # -> "interrupted", the audio kept
+    # leaving the block: recordings still open -> "interrupted" ("shutdown"), tasks stopped
 
 ``write`` only appends to a bounded buffer; the recorder's ticker commits each ingest's buffer once
 its oldest byte is ``flush_seconds / 2`` old, so a crash loses at most about a second. ``write``
@@ -21,40 +21,33 @@ awaits (the caller stops reading its peer) only when the buffer is full because 
 slow or away, and raises ``StorageFailed`` when it stayed away for ``store_timeout``. Both end
 calls return the closed ``Recording`` (a media record with the same id exists when it holds audio)
 and publish ``recording.complete`` / ``recording.interrupted`` through ``publish`` when given.
+
+An ingest knows its recorder only as an :class:`IngestHost`, so this module does not import the
+recorder (which imports it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from media_mgr.errors import Conflict, Unavailable
+from media_mgr.recording.config import RecorderConfig
 from media_mgr.recording.meter import Meter, PcmFormat, meter_for, summarize_stored
-from media_mgr.store.recordings import STORE_ERRORS, LostOwnership, Recording, Summary
-
-if TYPE_CHECKING:
-    from media_mgr.recording.recorder import Recorder
+from media_mgr.recording.models import Recording
+from media_mgr.store.errors import StoreUnavailable
+from media_mgr.store.recordings import LostOwnership, RecordingStore, Summary
 
 log = logging.getLogger("media_mgr.recording")
 
 EventPublisher = Callable[[str, Mapping[str, Any]], Awaitable[object]]
 COMPLETE_REASONS = frozenset({"eof", "limit_duration", "limit_size"})
-
-
-@dataclass(frozen=True)
-class RecordingLimits:
-    max_seconds: float = 10800.0  # Kazoo's max_recording_time_limit
-    max_bytes: int = 512 * 1024 * 1024
-    buffer_bytes: int = 1024 * 1024  # held in memory while the database is slow or away
-    flush_bytes: int = 64 * 1024  # a write this far ahead commits at once, not on the next tick
-    flush_seconds: float = 1.0  # audio is in the database at most this long after it arrived
-    store_timeout: float = 60.0  # the database may fail this long before a recording gives up
-    recovery_grace: float = 5.0  # a silent owner this long without its lock is presumed dead
 
 
 @dataclass(frozen=True)
@@ -73,15 +66,40 @@ class StorageFailed(Unavailable):
     """The database did not take the audio for ``store_timeout``; the recording is interrupted."""
 
 
+class IngestHost(Protocol):
+    """What an ingest needs from the recorder that owns it."""
+
+    @property
+    def config(self) -> RecorderConfig: ...
+
+    @property
+    def store(self) -> RecordingStore: ...
+
+    @property
+    def owner(self) -> int:
+        """This instance's key in the ``owner`` column."""
+
+    def clock(self) -> float: ...
+
+    def forget(self, ingest: Ingest) -> None:
+        """The ingest is closed (or was closed by another instance): stop tracking it."""
+
+    def unsettled(self, ingest: Ingest) -> None:
+        """The database would not take the end of it: keep trying in the background."""
+
+    async def announce(self, rec: Recording) -> None:
+        """Log and publish the closed recording's event."""
+
+
 class Ingest:
     """One recording being written. Use from one task; the recorder's ticker flushes beside it."""
 
-    def __init__(self, recorder: Recorder, recording: Recording, pcm: PcmFormat | None) -> None:
+    def __init__(self, host: IngestHost, recording: Recording, pcm: PcmFormat | None) -> None:
         assert recording.blob_id is not None
-        self.recorder = recorder
+        self.host = host
         self.recording = recording
         self.pcm = pcm
-        limits = recorder.limits
+        limits = host.config
         self.meter: Meter = meter_for(recording, pcm, int(limits.max_seconds * 1000))
         self.size = recording.size  # bytes accepted (a WAV header is already stored)
         self.stored = recording.size  # bytes committed
@@ -114,7 +132,7 @@ class Ingest:
         """Accept audio; False once a limit is reached (the part that fits is kept)."""
         if self.closed or self.limit_reason is not None:
             raise RecordingEnded(f"recording {self.id} is closed")
-        limits = self.recorder.limits
+        limits = self.host.config
         view = memoryview(data)
         take = self.meter.take(view)
         if self.meter.full:
@@ -127,7 +145,7 @@ class Ingest:
             if self.recording.format == "mp3":
                 self._digest.update(piece)
             if not self._pending:
-                self._pending_since = self.recorder.clock()
+                self._pending_since = self.host.clock()
             self._pending += piece
             self.size += take
         if len(self._pending) >= limits.flush_bytes:
@@ -142,7 +160,7 @@ class Ingest:
         """Whether the ticker should commit now: the oldest buffered byte is half the budget old
         (and, while the database fails, the last try was ``retry_seconds`` ago)."""
         since = self._pending_since
-        if since is None or now - since < self.recorder.limits.flush_seconds / 2:
+        if since is None or now - since < self.host.config.flush_seconds / 2:
             return False
         return self._failing_since is None or now - self._last_attempt >= retry_seconds
 
@@ -152,24 +170,24 @@ class Ingest:
             if not self._pending:
                 return True
             data = bytes(self._pending)
-            self._last_attempt = self.recorder.clock()
+            self._last_attempt = self.host.clock()
             try:
-                await self.recorder.store.append(
-                    self.id, self.recorder.owner, self.recording.blob_id or 0, self.stored, data
+                await self.host.store.append(
+                    self.id, self.host.owner, self.recording.blob_id or 0, self.stored, data
                 )
             except LostOwnership:
                 self.closed = True
-                self.recorder.forget(self)
+                self.host.forget(self)
                 raise RecordingEnded(f"recording {self.id} was closed by another instance") from None
-            except STORE_ERRORS as exc:
+            except StoreUnavailable as exc:
                 if self._failing_since is None:
-                    self._failing_since = self.recorder.clock()
+                    self._failing_since = self.host.clock()
                     log.warning("recording flush failed; keeping the audio and retrying",
                                 extra={"recording_id": self.id, "error": repr(exc)})  # fmt: skip
                 return False
             del self._pending[: len(data)]
             self.stored += len(data)
-            self._pending_since = self.recorder.clock() if self._pending else None
+            self._pending_since = self.host.clock() if self._pending else None
             if self._failing_since is not None:
                 log.info("recording flush works again", extra={"recording_id": self.id})
                 self._failing_since = None
@@ -177,9 +195,9 @@ class Ingest:
 
     def _check_failing(self) -> None:
         since = self._failing_since
-        if since is not None and self.recorder.clock() - since > self.recorder.limits.store_timeout:
+        if since is not None and self.host.clock() - since > self.host.config.store_timeout:
             raise StorageFailed(
-                f"the database has not taken recording {self.id} for {self.recorder.limits.store_timeout:g} s"
+                f"the database has not taken recording {self.id} for {self.host.config.store_timeout:g} s"
             )
 
     async def finish(self, reason: str = "eof") -> Recording:
@@ -204,34 +222,36 @@ class Ingest:
         """Commit the rest and close the row; raises ``StorageFailed`` (the recorder retries later)."""
         if self._result is not None:
             return self._result
-        limits = self.recorder.limits
-        deadline = self.recorder.clock() + limits.store_timeout
+        limits = self.host.config
+        deadline = self.host.clock() + limits.store_timeout
         while not await self.flush():
-            if self.recorder.clock() > deadline:
-                self.recorder.unsettled(self)
+            if self.host.clock() > deadline:
+                self.host.unsettled(self)
                 raise StorageFailed(f"could not store the end of recording {self.id}")
             await asyncio.sleep(min(0.5, limits.flush_seconds))
         state: Literal["complete", "interrupted"] = (
             "complete" if self.end_reason in COMPLETE_REASONS else "interrupted"
         )
-        current = Recording(**{**self.recording.__dict__, "size": self.size})
+        current = dataclasses.replace(self.recording, size=self.size)
         try:
             if self.recording.format == "wav":
-                summary = await summarize_stored(self.recorder.store, current)
+                summary = await summarize_stored(self.host.store, current)
             else:
                 m = self.meter
                 digest = self._digest.hexdigest()
                 summary = Summary(self.size, digest, m.duration_ms, m.sample_rate, m.channels, m.codec)
-            result = await self.recorder.store.finalize(
-                current, state, self.end_reason, summary, owner=self.recorder.owner
+            result = Recording.of(
+                await self.host.store.finalize(
+                    current, state, self.end_reason, summary, owner=self.host.owner
+                )
             )
         except LostOwnership:
-            self.recorder.forget(self)
+            self.host.forget(self)
             raise
-        except STORE_ERRORS as exc:
-            self.recorder.unsettled(self)
+        except StoreUnavailable as exc:
+            self.host.unsettled(self)
             raise StorageFailed(f"could not close recording {self.id}: {exc!r}") from exc
         self._result = result
-        self.recorder.forget(self)
-        await self.recorder.announce(result)
+        self.host.forget(self)
+        await self.host.announce(result)
         return result

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from media_mgr.audio.mpeg import MpegFramer
 from media_mgr.audio.wav import WavFormat, wav_header
-from media_mgr.store.recordings import Recording, RecordingStore, Summary
+from media_mgr.store.recordings import RecordingRow, RecordingStore, Summary
 
 CODECS = {WavFormat.PCM: "pcm_s16le", WavFormat.ALAW: "pcm_alaw", WavFormat.MULAW: "pcm_mulaw"}
 
@@ -110,7 +110,7 @@ class WavMeter:
 Meter = Mp3Meter | WavMeter
 
 
-def meter_for(recording: Recording, pcm: PcmFormat | None, max_ms: int | None) -> Meter:
+def meter_for(recording: RecordingRow, pcm: PcmFormat | None, max_ms: int | None) -> Meter:
     if recording.format == "mp3":
         return Mp3Meter(max_ms)
     if pcm is None:
@@ -118,14 +118,14 @@ def meter_for(recording: Recording, pcm: PcmFormat | None, max_ms: int | None) -
     return WavMeter(pcm, max_ms)
 
 
-def pcm_of(recording: Recording) -> PcmFormat:
+def pcm_of(recording: RecordingRow) -> PcmFormat:
     """The PCM format a WAV recording was started with (kept in its row)."""
     if recording.sample_rate is None or recording.channels is None:
         raise ValueError(f"recording {recording.id} has no PCM format")
     return PcmFormat(recording.sample_rate, recording.channels)
 
 
-async def summarize_stored(store: RecordingStore, recording: Recording) -> Summary:
+async def summarize_stored(store: RecordingStore, recording: RecordingRow) -> Summary:
     """Measure what is stored (after a crash, or a WAV whose header was just fixed): one pass."""
     assert recording.blob_id is not None
     digest = hashlib.sha256()

@@ -1,8 +1,10 @@
 """The process's recordings: create, begin, flush on time, recover what a crash left open.
 
-One ``Recorder`` per process (built in ``app.py``) owns every open ``Ingest`` (see ingest.py for
-the API), one ticker that commits each ingest's buffer on time and keeps this instance's owner lock
-and heartbeat, and the recovery that closes recordings whose writer died as ``interrupted``.
+One ``Recorder`` per process (entered in ``app.py``: ``async with Recorder(...)``) owns every open
+``Ingest`` (see ingest.py for the API), one ticker that commits each ingest's buffer on time and
+keeps this instance's owner lock and heartbeat, and the recovery that closes recordings whose writer
+died as ``interrupted``. Every task it starts runs in a ``TaskSet``: a failure is logged, never
+silent, and the ticker itself survives any error of one tick.
 """
 
 from __future__ import annotations
@@ -13,103 +15,88 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterable, Callable, Coroutine
-from typing import Any, Literal
+from types import TracebackType
+from typing import Any, Literal, Self
 
 from media_mgr.errors import Conflict, InvalidRequest, NotFound
-from media_mgr.recording.ingest import (
-    EventPublisher,
-    Ingest,
-    NewRecording,
-    RecordingEnded,
-    RecordingLimits,
-    StorageFailed,
-)
+from media_mgr.recording.config import RecorderConfig
+from media_mgr.recording.ingest import EventPublisher, Ingest, NewRecording, RecordingEnded, StorageFailed
 from media_mgr.recording.meter import PcmFormat, summarize_stored
-from media_mgr.store.recordings import (
-    STORE_ERRORS,
-    Audio,
-    DuplicateRecording,
-    NotPending,
-    Recording,
-    RecordingStore,
-)
+from media_mgr.recording.models import Recording
+from media_mgr.store.errors import StoreUnavailable
+from media_mgr.store.recordings import Audio, DuplicateRecording, NotPending, RecordingStore
+from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.recording")
 
 HEARTBEAT_SECONDS = 1.0
 FAILED_FLUSH_RETRY_SECONDS = 1.0
 EVENT_TIMEOUT = 5.0
-
-
-def event_body(rec: Recording) -> dict[str, Any]:
-    """``recording.complete`` / ``recording.interrupted``, in the Kazoo envelope style."""
-    return {
-        "Event-Category": "recording",
-        "Event-Name": rec.state,
-        "Recording-ID": rec.id,
-        "Account-ID": rec.account_id,
-        "Name": rec.name,
-        "Media-ID": rec.id if rec.has_media else None,
-        "Media-Name": rec.media_name,
-        "Content-Type": rec.content_type,
-        "Duration-MS": rec.duration_ms,
-        "Size": rec.size,
-        "SHA256": rec.sha256,
-        "End-Reason": rec.end_reason,
-        "Origin": rec.origin,
-    }
+_HEARTBEAT = "~heartbeat"  # busy key of the heartbeat task (recording ids are hex)
 
 
 class Recorder:
+    """The recording component: ``async with Recorder(store, config) as recorder`` starts it
+    (owner lock, recovery, ticker); leaving the block stops it within ``config.stop_timeout``."""
+
     def __init__(
         self,
         store: RecordingStore,
-        limits: RecordingLimits,
+        config: RecorderConfig,
         *,
         publish: EventPublisher | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self.limits = limits
+        self.config = config
         self.publish = publish
         self.clock = clock
         self._lock = store.owner_lock()
         self._live: dict[str, Ingest] = {}
         self._unsettled: dict[str, Ingest] = {}
-        self._busy: set[str] = set()  # ingests with a ticker-started flush or settle in flight
+        self._busy: set[str] = set()  # ingests (and the heartbeat) with a ticker-started task in flight
         self._recovering = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._ticker: asyncio.Task[None] | None = None
+        self._work = TaskSet("recorder", log)  # the ticker and what it starts
+        self._events = TaskSet("recorder.events", log)
+        self._publishing: set[asyncio.Task[None]] = set()  # awaited (to a deadline) on stop
 
     @property
     def owner(self) -> int:
         """This instance's key in the ``owner`` column (and its advisory lock)."""
         return self._lock.key
 
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
     async def start(self) -> None:
         await self._lock.ensure()
         try:
             await self.recover()
-        except STORE_ERRORS as exc:
+        except StoreUnavailable as exc:
             log.warning("recording recovery failed; will retry", extra={"error": repr(exc)})
-        self._ticker = asyncio.create_task(self._tick(), name="recorder-ticker")
+        self._work.spawn(self._tick(), name="recorder.ticker")
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Close every open recording as ``interrupted`` (audio committed first), then let go."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            await asyncio.gather(self._ticker, return_exceptions=True)
-            self._ticker = None
+    async def stop(self, timeout: float | None = None) -> None:
+        """Close every open recording as ``interrupted`` (audio committed first), send the events,
+        then let go of the owner lock; all within ``timeout`` (``config.stop_timeout``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.config.stop_timeout if timeout is None else timeout)
+        await self._work.stop(timeout=max(deadline - loop.time(), 0.0))
         closing = [i.abort("shutdown") for i in list(self._live.values())]
         closing += [i.settle() for i in list(self._unsettled.values())]
         if closing:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout_at(deadline):
                     await asyncio.gather(*closing, return_exceptions=True)
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=EVENT_TIMEOUT)
-        for task in list(self._tasks):
-            task.cancel()
+        if self._publishing:
+            await asyncio.wait(list(self._publishing), timeout=max(deadline - loop.time(), 0.0))
+        await self._events.stop(timeout=max(deadline - loop.time(), 0.0))
         await self._lock.release()
 
     # -- the API the edges use ------------------------------------------------------------------
@@ -118,9 +105,10 @@ class Recorder:
         if new.fmt not in ("mp3", "wav"):
             raise InvalidRequest(f"format {new.fmt!r} is neither mp3 nor wav")
         try:
-            return await self.store.create(
+            row = await self.store.create(
                 new.recording_id or secrets.token_hex(16), new.account_id, new.name, new.fmt
             )
+            return Recording.of(row)
         except DuplicateRecording:
             raise Conflict(f"recording {new.recording_id} already exists") from None
 
@@ -128,12 +116,13 @@ class Recorder:
         got = await self.store.get(recording_id)
         if got is None:
             raise NotFound(f"no recording {recording_id}")
-        return got
+        return Recording.of(got)
 
     async def find(
         self, account_id: str | None, state: str | None, limit: int, offset: int
     ) -> tuple[list[Recording], int]:
-        return await self.store.find(account_id, state, limit, offset)
+        rows, total = await self.store.find(account_id, state, limit, offset)
+        return [Recording.of(r) for r in rows], total
 
     async def begin(
         self, recording_id: str, *, origin: str, peer: str = "", pcm: PcmFormat | None = None
@@ -159,7 +148,7 @@ class Recorder:
             raise RecordingEnded(f"recording {recording_id} is {exc.state}") from None
         if claimed is None:
             raise NotFound(f"no recording {recording_id}")
-        ingest = Ingest(self, claimed, pcm if rec.format == "wav" else None)
+        ingest = Ingest(self, Recording.of(claimed), pcm if rec.format == "wav" else None)
         self._live[recording_id] = ingest
         log.info("recording started", extra={"recording_id": recording_id, "origin": origin, "peer": peer})
         return ingest
@@ -180,8 +169,9 @@ class Recorder:
             raise RecordingEnded(f"recording {recording_id} is being recorded right now") from exc
         if done is None:
             raise NotFound(f"no recording {recording_id}")
-        await self.announce(done)
-        return done
+        stored = Recording.of(done)
+        await self.announce(stored)
+        return stored
 
     async def cancel(self, ingest: Ingest) -> None:
         """Give a recording back (``pending``) when its source left before any audio: the same
@@ -211,8 +201,17 @@ class Recorder:
     async def announce(self, rec: Recording) -> None:
         extra = {"recording_id": rec.id, "end_reason": rec.end_reason, "size": rec.size}
         log.info(f"recording {rec.state}", extra={**extra, "duration_ms": rec.duration_ms})
-        if self.publish is not None:
-            self._spawn(self._publish(f"recording.{rec.state}", event_body(rec)))
+        if self.publish is None:
+            return
+        try:
+            task = self._events.spawn(
+                self._publish(f"recording.{rec.state}", rec.event_body()), name="recorder.event"
+            )
+        except RuntimeError:  # closed after the recorder stopped: the recording itself is stored
+            log.warning("recording event not published: the recorder has stopped", extra=extra)
+            return
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
 
     async def _publish(self, routing_key: str, body: dict[str, Any]) -> None:
         assert self.publish is not None
@@ -230,13 +229,15 @@ class Recorder:
         """Close as ``interrupted`` the recordings whose writer is gone (its lock is free)."""
         closed: list[Recording] = []
         async with self._recovering:
-            for owner in await self.store.stale_owners(self.owner, self.limits.recovery_grace):
+            for owner in await self.store.stale_owners(self.owner, self.config.recovery_grace):
                 if not await self._lock.holder_is_gone(owner):
                     continue
                 try:
                     for rec in await self.store.live_of(owner):
                         summary = await summarize_stored(self.store, rec)
-                        done = await self.store.finalize(rec, "interrupted", "crash", summary, owner=None)
+                        done = Recording.of(
+                            await self.store.finalize(rec, "interrupted", "crash", summary, owner=None)
+                        )
                         log.warning("recording cut off by a crash closed as interrupted",
                                     extra={"recording_id": rec.id, "size": done.size})  # fmt: skip
                         closed.append(done)
@@ -248,31 +249,47 @@ class Recorder:
     # -- the ticker -------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
-        period = self.limits.flush_seconds / 4
+        """Every quarter of ``flush_seconds``: start what is due. It awaits no database call itself,
+        and an error in one tick is logged (once, until a tick works again) and ticking goes on:
+        a dead ticker would leave slow recordings flushed only every ``flush_bytes``."""
+        period = self.config.flush_seconds / 4
+        failing = False
         next_heartbeat = 0.0
-        next_recovery = self.clock() + self.limits.recovery_grace
+        next_recovery = self.clock() + self.config.recovery_grace
         while True:
             await asyncio.sleep(period)
             now = self.clock()
-            for ingest in list(self._live.values()):
-                if ingest.id not in self._busy and ingest.flush_due(now, FAILED_FLUSH_RETRY_SECONDS):
-                    self._busy_spawn(ingest.id, self._flush(ingest))
-            for ingest in list(self._unsettled.values()):
-                if ingest.id not in self._busy:
-                    self._busy_spawn(ingest.id, self._settle(ingest))
-            if now >= next_heartbeat:
-                next_heartbeat = now + HEARTBEAT_SECONDS
-                await self._heartbeat()
-            if now >= next_recovery and not self._recovering.locked():
-                next_recovery = now + max(self.limits.recovery_grace, 1.0)
-                self._spawn(self._recover_quietly())
+            try:
+                self._start_due_flushes(now)
+                if now >= next_heartbeat:
+                    next_heartbeat = now + HEARTBEAT_SECONDS
+                    self._busy_spawn(_HEARTBEAT, self._heartbeat())
+                if now >= next_recovery and not self._recovering.locked():
+                    next_recovery = now + max(self.config.recovery_grace, 1.0)
+                    self._work.spawn(self._recover_quietly(), name="recorder.recovery")
+            except Exception:
+                if not failing:
+                    log.exception("recorder tick failed; ticking on")
+                failing = True
+            else:
+                if failing:
+                    log.info("recorder tick works again")
+                failing = False
+
+    def _start_due_flushes(self, now: float) -> None:
+        for ingest in list(self._live.values()):
+            if ingest.id not in self._busy and ingest.flush_due(now, FAILED_FLUSH_RETRY_SECONDS):
+                self._busy_spawn(ingest.id, self._flush(ingest))
+        for ingest in list(self._unsettled.values()):
+            if ingest.id not in self._busy:
+                self._busy_spawn(ingest.id, self._settle(ingest))
 
     async def _flush(self, ingest: Ingest) -> None:
         with contextlib.suppress(RecordingEnded):
             await ingest.flush()
 
     async def _settle(self, ingest: Ingest) -> None:
-        with contextlib.suppress(StorageFailed, RecordingEnded, *STORE_ERRORS):
+        with contextlib.suppress(StorageFailed, RecordingEnded, StoreUnavailable):
             await ingest.settle()
 
     async def _heartbeat(self) -> None:
@@ -280,22 +297,17 @@ class Recorder:
             await self._lock.ensure()
             if self._live:
                 await self.store.heartbeat(self.owner)
-        except STORE_ERRORS as exc:
+        except StoreUnavailable as exc:
             log.debug("heartbeat failed", extra={"error": repr(exc)})
 
     async def _recover_quietly(self) -> None:
         try:
             await self.recover()
-        except STORE_ERRORS as exc:
+        except StoreUnavailable as exc:
             log.warning("recording recovery failed; will retry", extra={"error": repr(exc)})
 
     def _busy_spawn(self, key: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` unless a task for ``key`` is still in flight (a failure is logged by the set)."""
+        task = self._work.spawn(coro, name=f"recorder.{key}")
         self._busy.add(key)
-        task = self._spawn(coro)
         task.add_done_callback(lambda _t: self._busy.discard(key))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task

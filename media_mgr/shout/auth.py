@@ -12,17 +12,18 @@ URL's, python-shout ``source``):
 
 from __future__ import annotations
 
-import hmac
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from media_mgr.credentials import same_secret
 from media_mgr.errors import Gone, NotFound, Unauthorized
 from media_mgr.media import urls
 
 _RECORDING_MOUNT = re.compile(r"/([0-9a-f]{32})(?:\.[A-Za-z0-9]{1,8})?")
 REALM = "media-mgr"
+CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}  # libshout then retries with credentials
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,9 @@ class SourceAuth:
         self.clock = clock
 
     def check(self, mount: str, credentials: tuple[str, str] | None) -> SourceGrant:
-        """The grant, or ``Unauthorized`` (401: answered with a Basic challenge)."""
+        """The grant, or ``Unauthorized`` (401, carrying the Basic challenge to answer with)."""
         if credentials is None:
-            raise Unauthorized("authentication required")
+            raise Unauthorized("authentication required", headers=CHALLENGE)
         _user, password = credentials
         recording_id = recording_of_mount(mount)
         if recording_id is not None and len(password) == urls.TOKEN_CHARS:
@@ -59,6 +60,6 @@ class SourceAuth:
             else:
                 if claims.kind == "record" and claims.media_id == recording_id:
                     return SourceGrant(mount, recording_id, adhoc=False)
-        if self.source_password and hmac.compare_digest(password.encode(), self.source_password.encode()):
+        if self.source_password and same_secret(password, self.source_password):
             return SourceGrant(mount, recording_id, adhoc=True)
-        raise Unauthorized("wrong or expired source credentials for this mount")
+        raise Unauthorized("wrong or expired source credentials for this mount", headers=CHALLENGE)

@@ -15,23 +15,19 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
-from media_mgr.errors import Forbidden, MediaMgrError, Unauthorized, UnsupportedMedia
+from media_mgr.errors import Forbidden, MediaMgrError, Unavailable, UnsupportedMedia
 from media_mgr.live.cursor import ListenerCursor
 from media_mgr.live.mount import Mount
 from media_mgr.live.registry import check_mount
-from media_mgr.recording.ingest import NewRecording, RecordingEnded
-from media_mgr.shout.auth import REALM, SourceGrant
+from media_mgr.recording.ingest import Ingest, RecordingEnded
+from media_mgr.shout.auth import SourceGrant
+from media_mgr.shout.host import ShoutHost
 from media_mgr.shout.parser import HeadError, HeadParser, ShoutRequest
-from media_mgr.shout.source import SourceSession
-from media_mgr.store.recordings import STORE_ERRORS
-
-if TYPE_CHECKING:
-    from media_mgr.shout.server import ServerState
+from media_mgr.shout.source import REFUSALS, SourceSession
 
 log = logging.getLogger("media_mgr.shout")
-REFUSALS: tuple[type[BaseException], ...] = (MediaMgrError, *STORE_ERRORS)
 
 ALLOW = "GET, PUT, OPTIONS, SOURCE"
 MP3_TYPES = frozenset({"", "audio/mpeg", "audio/mp3", "audio/x-mpeg", "application/octet-stream"})
@@ -64,12 +60,12 @@ def _clean(value: str) -> str:
 
 
 class ShoutProtocol(asyncio.Protocol):
-    def __init__(self, server: ServerState) -> None:
-        self.server = server
+    def __init__(self, host: ShoutHost) -> None:
+        self.host = host
         self.state = State.READ_HEAD
         self.transport: asyncio.Transport | None = None
         self.peer = ""
-        self._parser = HeadParser(server.config.max_head_bytes)
+        self._parser = HeadParser(host.config.max_head_bytes)
         self._timer: asyncio.TimerHandle | None = None
         self._early = bytearray()  # body bytes that came with the head, before the source is accepted
         self._early_eof = False
@@ -90,11 +86,10 @@ class ShoutProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
         peer = self.transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else ""
-        if len(self.server.connections) >= self.server.config.max_connections:
+        if not self.host.opened(self):
             self._reply(503, "1.0", body=b"too many connections\r\n")
             return
-        self.server.connections.add(self)
-        self._arm(self.server.config.head_timeout, self._head_timeout)
+        self._arm(self.host.config.head_timeout, self._head_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.state is State.READ_HEAD:
@@ -113,7 +108,7 @@ class ShoutProtocol(asyncio.Protocol):
             self._source.feed(data)
         elif self.state is State.AUTH:
             self._early += data
-            if len(self._early) >= self.server.config.source_buffer_bytes and self.transport:
+            if len(self._early) >= self.host.config.source_buffer_bytes and self.transport:
                 self.transport.pause_reading()
         elif self.state is State.LISTENING:
             self._ignored += len(data)
@@ -133,7 +128,7 @@ class ShoutProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self.server.connections.discard(self)
+        self.host.closed(self)
         self._disarm()
         if self._source is not None:
             self._source.connection_lost(exc)
@@ -145,7 +140,7 @@ class ShoutProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         self._writing_paused = True
         if self.state is State.LISTENING:
-            self._arm(self.server.config.listener_timeout, self._listener_stalled)
+            self._arm(self.host.config.listener_timeout, self._listener_stalled)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
@@ -164,7 +159,7 @@ class ShoutProtocol(asyncio.Protocol):
 
     def close(self, reason: str) -> None:
         if reason != "end":
-            self.server.stats["listeners_dropped"] += 1
+            self.host.stats["listeners_dropped"] += 1
             log.info("listener dropped", extra={"peer": self.peer, "reason": reason})
             if self.transport is not None:
                 self.transport.abort()  # what it has not read is of no use any more
@@ -194,7 +189,7 @@ class ShoutProtocol(asyncio.Protocol):
             self._reply(400, request.version, body=b"400 - Unrecognised command\r\n")
 
     def _listen(self, request: ShoutRequest) -> None:
-        mount = self.server.registry.get(request.path)
+        mount = self.host.registry.get(request.path)
         if mount is None:
             self._reply(404, request.version, body=b"no source on this mount\r\n")
             return
@@ -212,12 +207,12 @@ class ShoutProtocol(asyncio.Protocol):
         self._to(State.LISTENING)
         self._mount = mount
         self._cursor = mount.attach(self)
-        self.server.stats["listeners_total"] += 1
+        self.host.stats["listeners_total"] += 1
 
     def _source_request(self, request: ShoutRequest, rest: bytes) -> None:
         try:
             check_mount(request.path)
-            grant = self.server.auth.check(request.path, request.basic_auth)
+            grant = self.host.auth.check(request.path, request.basic_auth)
             content_type = request.header("content-type").split(";")[0].strip().lower()
             if content_type not in MP3_TYPES:
                 raise UnsupportedMedia(f"only MP3 sources are taken (audio/mpeg), not {content_type}")
@@ -226,34 +221,39 @@ class ShoutProtocol(asyncio.Protocol):
             return
         self._to(State.AUTH)
         self._early += rest
-        self._arm(self.server.config.head_timeout, self._auth_timeout)
-        self.server.spawn(self._start_source(request, grant))
+        self._arm(self.host.config.head_timeout, self._auth_timeout)
+        self.host.spawn(self._start_source(request, grant), name=f"shout source {grant.mount}")
 
     async def _start_source(self, request: ShoutRequest, grant: SourceGrant) -> None:
-        srv = self.server
+        """Claim the mount, begin the recording, then stream; on any failure the mount is let go."""
         try:
-            mount = srv.registry.claim(grant.mount)
+            mount = self.host.registry.claim(grant.mount)
         except MediaMgrError as exc:
             self._refuse(exc, request.version)
             return
+        ingest: Ingest | None = None
         try:
-            if grant.recording_id is not None:
-                ingest = await srv.recorder.begin(grant.recording_id, origin="shout", peer=self.peer)
-            else:
-                new = NewRecording(None, grant.mount.rsplit("/", 1)[-1])
-                ingest = await srv.recorder.begin_new(new, origin="shout", peer=self.peer)
+            ingest = await self.host.begin(grant, self.peer)
+            if self.state is State.AUTH and self.transport is not None and not self.transport.is_closing():
+                self._stream(request, mount, ingest)
         except REFUSALS as exc:
-            srv.registry.release(mount)
             self._refuse(exc, request.version)
-            return
-        if self.state is not State.AUTH or self.transport is None or self.transport.is_closing():
-            srv.registry.release(mount)  # the client went away while we were checking
-            try:
-                await srv.recorder.cancel(ingest)
-            except REFUSALS as exc:
-                log.warning("could not give the recording back", extra={"recording_id": ingest.id,
-                                                                        "error": repr(exc)})  # fmt: skip
-            return
+        except Exception:
+            if self._source is not None and self._source.task is not None:
+                self._source.stop("error")  # already streaming: its session closes the recording
+            else:
+                self._refuse(MediaMgrError("internal error"), request.version, status=500)
+            raise  # logged, with its traceback, by the server's task set
+        finally:
+            if self._source is None or self._source.task is None:  # no session took them over
+                self._source = None
+                self.host.registry.release(mount)
+                if ingest is not None:
+                    await self.host.give_back(ingest)  # the client left while we checked, or we failed
+
+    def _stream(self, request: ShoutRequest, mount: Mount, ingest: Ingest) -> None:
+        """Accepted: answer, then hand the mount and the recording to a ``SourceSession``."""
+        assert self.transport is not None
         self._disarm()
         mount.info = {k: v for k, v in request.headers.items() if k.startswith("ice-")}
         mount.content_type = "audio/mpeg"
@@ -263,20 +263,14 @@ class ShoutProtocol(asyncio.Protocol):
             final = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         else:
             self.transport.write(f"HTTP/{request.version} 200 OK\r\n\r\n".encode())
+        config = self.host.config
         self._source = SourceSession(
-            self.transport, mount, srv.registry, ingest,
-            buffer_bytes=srv.config.source_buffer_bytes, silence_timeout=srv.config.source_timeout,
-            final_reply=final, on_done=srv.source_done,
+            self.transport, mount, self.host.registry, ingest,
+            buffer_bytes=config.source_buffer_bytes, silence_timeout=config.source_timeout,
+            final_reply=final,
         )  # fmt: skip
-        srv.sources.add(self._source)
-        if srv.activity is not None:
-            session = self._source
-            session.activity = srv.activity.start(
-                "recording", ingest.id, self.peer, mount=mount.name, origin="shout",
-                live=lambda: {"bytes": session.received, "listeners": mount.listeners,
-                              "duration_ms": ingest.duration_ms},
-            )  # fmt: skip
         self._to(State.STREAMING)
+        self.host.source_started(self._source, self.peer)
         log.info("source connected", extra={"mount": mount.name, "recording_id": ingest.id, "peer": self.peer,
                                             "method": request.method})  # fmt: skip
         self.transport.resume_reading()
@@ -286,19 +280,16 @@ class ShoutProtocol(asyncio.Protocol):
         if self._early_eof:
             self._source.end_of_stream()
 
-    def _refuse(self, exc: BaseException, version: str) -> None:
+    def _refuse(self, exc: BaseException, version: str, status: int = 0) -> None:
+        """Answer from the error's own status and headers (the one error table), then close."""
         if isinstance(exc, RecordingEnded):
             exc = Forbidden(exc.detail)  # a second source on a recording: Icecast's "mount in use"
-        if isinstance(exc, MediaMgrError):
-            status, detail = exc.status, exc.detail
-        else:
-            status, detail = 503, "the database is not reachable; try again"
-        headers = {"Allow": ALLOW}
-        if isinstance(exc, Unauthorized):
-            headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
+        if not isinstance(exc, MediaMgrError):
+            exc = Unavailable("the database is not reachable; try again")
+        status = status or exc.status
         if status in (400, 403, 404, 415):
-            log.info("source refused", extra={"peer": self.peer, "status": status, "detail": detail})
-        self._reply(status, version, headers, f"{detail}\r\n".encode())
+            log.info("source refused", extra={"peer": self.peer, "status": status, "detail": exc.detail})
+        self._reply(status, version, {"Allow": ALLOW, **exc.headers}, f"{exc.detail}\r\n".encode())
 
     # -- replies, timers -----------------------------------------------------------------------------
 
@@ -336,6 +327,10 @@ class ShoutProtocol(asyncio.Protocol):
             self._source.stop("shutdown")
         else:
             self._close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
     def _arm(self, delay: float, callback: object) -> None:
         self._disarm()

@@ -1,11 +1,13 @@
-"""Relays: our audio pushed as a source to an external Icecast mount, through libshout (python-shout).
+"""One relay: our audio pushed as a source to an external Icecast mount, through libshout (python-shout).
 
-Fan-out to many listeners belongs to Icecast. A relay takes either a live mount of ours (it is one
-more listener cursor on the mount: dropped if Icecast cannot keep up, then re-attached at the live
-edge) or a stored item played in a loop (music on hold, transcoded to MP3 once by the variant cache),
-and feeds libshout in a thread of its own through a small bounded queue. libshout runs non-blocking,
-so the thread never hangs on a dead server; it paces to real time with ``shout_delay`` and, when
-Icecast goes away, reconnects with exponential back-off (1 s doubling to ``backoff_max``).
+Each relay runs libshout in a thread of its own (bounded by the manager's relay limit), fed from the
+event loop through a ``Handoff``: a small bounded queue the loop side never blocks on. The loop
+waits for room on an asyncio event the thread sets when it takes a chunk, so no relay ever holds a
+thread of the default executor (file reads, probing and transcoding run there). libshout runs
+non-blocking, so the thread never hangs on a dead server; it paces to real time with ``shout_delay``
+and, when Icecast goes away, reconnects with exponential back-off (1 s doubling to ``backoff_max``).
+The thread waits on a condition for audio and on the stop event for pacing and back-off; the one
+timed check left is libshout's non-blocking connect, which has no descriptor to wait on.
 """
 
 from __future__ import annotations
@@ -14,57 +16,98 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import queue
-import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-from media_mgr.errors import NotFound, Unavailable
+from media_mgr.isotime import iso_from_epoch
 from media_mgr.live.cursor import ListenerCursor
-from media_mgr.live.registry import MountRegistry, check_mount
-from media_mgr.media.library import MediaLibrary
-from media_mgr.media.variants import VariantCache
 
 log = logging.getLogger("media_mgr.shout.relay")
 
 QUEUE_CHUNKS = 32  # the thread's backlog: at most this many chunks of a few KiB
 CONNECT_TIMEOUT = 10.0
+CONNECT_CHECK = 0.05  # libshout's non-blocking connect is checked this often (it has no fd to wait on)
 IDLE_CLOSE = 5.0  # no audio this long (the live source left): let go of Icecast until it is back
 SHOUTERR_CONNECTED, SHOUTERR_BUSY, SHOUTERR_RETRY = -7, -10, -13
 
-MediaReader = Callable[[str], AsyncIterator[bytes]]
 
+class Handoff:
+    """Chunks from the event loop to one relay thread, at most ``limit`` waiting."""
 
-def media_reader(library: MediaLibrary, variants: VariantCache) -> MediaReader:
-    """A stored item's bytes as MP3 (transcoded once by the variant cache if it is a WAV)."""
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int = QUEUE_CHUNKS) -> None:
+        self._loop = loop
+        self._limit = limit
+        self._items: deque[bytes] = deque()
+        self._cond = threading.Condition()
+        self._room = asyncio.Event()
+        self._closed = False
 
-    async def read(media_id: str) -> AsyncIterator[bytes]:
-        item = await library.get(media_id)
-        content = await variants.content(item, "mp3", None)
-        async for piece in variants.read(content):
-            yield piece
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
 
-    return read
+    def full(self) -> bool:
+        with self._cond:
+            return len(self._items) >= self._limit
+
+    def offer(self, data: bytes) -> bool:
+        """Loop side, never blocks: False when there is no room (or the relay stopped)."""
+        with self._cond:
+            if self._closed or len(self._items) >= self._limit:
+                return False
+            self._items.append(data)
+            self._cond.notify()
+            return True
+
+    async def put(self, data: bytes) -> bool:
+        """Loop side: wait (on the loop, not in a thread) for room; False if the relay stopped."""
+        while not self.offer(data):
+            if self._closed:
+                return False
+            self._room.clear()
+            if self.offer(data):
+                break
+            await self._room.wait()
+        return True
+
+    def take(self, timeout: float | None) -> bytes | None:
+        """Thread side: the next chunk; None once closed or after ``timeout`` seconds without one."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items or self._closed, timeout) or self._closed:
+                return None
+            data = self._items.popleft()
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting for room
+            self._loop.call_soon_threadsafe(self._room.set)
+        return data
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._items.clear()
+            self._cond.notify_all()
+        self._room.set()
 
 
 class RelaySink:
-    """The relay as a listener of a live mount; ``send`` never blocks (the queue has room)."""
+    """The relay as a listener of a live mount; ``send`` never blocks (``ready`` said there is room)."""
 
-    def __init__(self, q: queue.Queue[bytes]) -> None:
-        self.q = q
+    def __init__(self, handoff: Handoff, on_close: Callable[[str], None]) -> None:
+        self.handoff = handoff
         self.closed = False
+        self._on_close = on_close
 
     def ready(self) -> bool:
-        return not self.closed and not self.q.full()
+        return not self.closed and not self.handoff.full()
 
     def send(self, data: bytes | memoryview) -> None:
-        with contextlib.suppress(queue.Full):
-            self.q.put_nowait(bytes(data))
+        self.handoff.offer(bytes(data))
 
     def close(self, reason: str) -> None:
         self.closed = True
+        self._on_close(reason)
 
 
 class Relay:
@@ -82,8 +125,10 @@ class Relay:
         self.connects = 0
         self.last_error: str | None = None
         self.started = time.time()
-        self.q: queue.Queue[bytes] = queue.Queue(QUEUE_CHUNKS)
+        loop = asyncio.get_running_loop()
+        self.handoff = Handoff(loop)
         self.stopping = threading.Event()
+        self.finished: asyncio.Future[None] = loop.create_future()
         self.thread = threading.Thread(target=self._run, name=f"relay {relay_id}", daemon=True)
         self.sink: RelaySink | None = None
         self.cursor: ListenerCursor | None = None
@@ -96,18 +141,39 @@ class Relay:
             "target": {"host": self.host, "port": self.port, "mount": self.target_mount, "user": self.user},
             "state": self.state,
             "bytes_sent": self.bytes_sent,
+            "queued_chunks": len(self.handoff),
             "connects": self.connects,
             "last_error": self.last_error,
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            "started_at": iso_from_epoch(self.started),
         }
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Tell the thread to end; ``finished`` resolves once it has closed its Icecast connection."""
+        self.stopping.set()
+        self.handoff.close()
 
     # -- the libshout thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self.state = "stopped"
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                self.finished.get_loop().call_soon_threadsafe(self._done)
+
+    def _done(self) -> None:
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def _serve(self) -> None:
         shout: Any = importlib.import_module("shout")  # python-shout: the optional "relay" extra
         backoff = 1.0
         while not self.stopping.is_set():
-            first = self._next(None)
+            first = self.handoff.take(None)
             if first is None:
                 continue
             conn: Any = None
@@ -130,7 +196,6 @@ class Relay:
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         conn.close()
-        self.state = "stopped"
 
     def _open(self, shout: Any) -> Any:
         conn = shout.Shout()
@@ -141,7 +206,7 @@ class Relay:
         conn.open()
         deadline = time.monotonic() + CONNECT_TIMEOUT
         while (status := conn.get_connected()) in (SHOUTERR_BUSY, SHOUTERR_RETRY):
-            if time.monotonic() > deadline or self.stopping.wait(0.05):
+            if time.monotonic() > deadline or self.stopping.wait(CONNECT_CHECK):
                 raise TimeoutError(f"no answer from {self.host}:{self.port} in {CONNECT_TIMEOUT:g} s")
         if status != SHOUTERR_CONNECTED:
             raise shout.ShoutException(f"could not connect (libshout error {status})")
@@ -154,142 +219,4 @@ class Relay:
             delay = conn.delay() / 1000  # libshout's real-time pacing, from the MP3 frames sent
             if delay > 0 and self.stopping.wait(min(delay, 1.0)):
                 return
-            data = self._next(IDLE_CLOSE)
-
-    def _next(self, idle: float | None) -> bytes | None:
-        """The next chunk; None when stopping, or after ``idle`` seconds without audio."""
-        waited = 0.0
-        while not self.stopping.is_set():
-            try:
-                return self.q.get(timeout=0.25)
-            except queue.Empty:
-                waited += 0.25
-                if idle is not None and waited >= idle:
-                    return None
-        return None
-
-
-class RelayManager:
-    """``POST/GET/DELETE /v1/relays`` (the ``RelayControl`` of http/recordings.py)."""
-
-    def __init__(
-        self, registry: MountRegistry, read_media: MediaReader, *, backoff_max: float = 30.0, limit: int = 64
-    ) -> None:
-        self.registry = registry
-        self.read_media = read_media
-        self.backoff_max = backoff_max
-        self.limit = limit
-        self._relays: dict[str, Relay] = {}
-        self._watch: asyncio.Task[None] | None = None
-
-    async def add(
-        self, *, mount: str | None, media_id: str | None, host: str, port: int, target_mount: str, user: str,
-        password: str,
-    ) -> dict[str, Any]:  # fmt: skip
-        try:
-            importlib.import_module("shout")
-        except ImportError:
-            raise Unavailable("relays need python-shout: pip install 'media-mgr[relay]'") from None
-        if len(self._relays) >= self.limit:
-            raise Unavailable(f"at most {self.limit} relays run at once")
-        if mount is not None:
-            check_mount(mount)
-        relay = Relay(
-            secrets.token_hex(8), mount=mount, media_id=media_id, host=host, port=port,
-            target_mount=target_mount, user=user, password=password, backoff_max=self.backoff_max,
-        )  # fmt: skip
-        if media_id is not None:
-            first = self.read_media(media_id)
-            try:
-                head = await anext(first)  # 404 now rather than a relay that never plays
-            except StopAsyncIteration:
-                raise NotFound(f"media {media_id} has no content") from None
-            relay.feeder = asyncio.create_task(self._loop_media(relay, head, first))
-        self._relays[relay.id] = relay
-        relay.thread.start()
-        if self._watch is None:
-            self._watch = asyncio.create_task(self._watch_mounts())
-        log.info("relay added", extra=relay.public())
-        return relay.public()
-
-    def list(self) -> list[dict[str, Any]]:
-        return [r.public() for r in self._relays.values()]
-
-    def get(self, relay_id: str) -> dict[str, Any]:
-        return self._get(relay_id).public()
-
-    async def remove(self, relay_id: str) -> None:
-        relay = self._get(relay_id)
-        del self._relays[relay_id]
-        await self._stop(relay)
-
-    async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            await asyncio.gather(self._watch, return_exceptions=True)
-            self._watch = None
-        relays, self._relays = list(self._relays.values()), {}
-        await asyncio.gather(*(self._stop(r) for r in relays), return_exceptions=True)
-
-    def _get(self, relay_id: str) -> Relay:
-        relay = self._relays.get(relay_id)
-        if relay is None:
-            raise NotFound(f"no relay {relay_id}")
-        return relay
-
-    async def _stop(self, relay: Relay) -> None:
-        relay.stopping.set()
-        if relay.feeder is not None:
-            relay.feeder.cancel()
-            await asyncio.gather(relay.feeder, return_exceptions=True)
-        self._detach(relay)
-        await asyncio.to_thread(relay.thread.join, 5.0)
-
-    def _detach(self, relay: Relay) -> None:
-        if relay.cursor is not None:
-            mount = self.registry.get(relay.mount or "")
-            if mount is not None:
-                mount.detach(relay.cursor)
-        relay.cursor = relay.sink = None
-
-    async def _watch_mounts(self) -> None:
-        """Attach live relays to their mount whenever it has a source (again)."""
-        while True:
-            for relay in list(self._relays.values()):
-                if relay.mount is None or (relay.sink is not None and not relay.sink.closed):
-                    continue
-                mount = self.registry.get(relay.mount)
-                if mount is not None:
-                    relay.sink = RelaySink(relay.q)
-                    relay.cursor = mount.attach(relay.sink)
-            await asyncio.sleep(0.5)
-
-    async def _loop_media(self, relay: Relay, head: bytes, rest: AsyncIterator[bytes]) -> None:
-        """Feed a stored item to the thread, over and over, as fast as the queue takes it."""
-        pieces: AsyncIterator[bytes] = rest
-        chunk: bytes | None = head
-        while True:
-            if chunk is not None:
-                for i in range(0, len(chunk), 4096):
-                    await _put(relay.q, chunk[i : i + 4096])
-            try:
-                chunk = await anext(pieces)
-            except StopAsyncIteration:
-                pieces, chunk = self.read_media(relay.media_id or ""), None
-            except Exception as exc:  # deleted meanwhile, database away: say so, try again later
-                relay.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning(
-                    "relay cannot read its media", extra={"relay": relay.id, "error": relay.last_error}
-                )
-                await asyncio.sleep(5)
-                pieces, chunk = self.read_media(relay.media_id or ""), None
-
-
-async def _put(q: queue.Queue[bytes], piece: bytes) -> None:
-    """Wait (off the loop) until the libshout thread has room; cancellable between tries."""
-    while True:
-        try:
-            await asyncio.to_thread(q.put, piece, True, 1.0)
-            return
-        except queue.Full:
-            continue
+            data = self.handoff.take(IDLE_CLOSE)

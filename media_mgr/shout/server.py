@@ -1,9 +1,11 @@
-"""The SHOUT listener's lifecycle: serve a bound socket, count, stop in order.
+"""The SHOUT listener's lifecycle: ``async with ShoutServer(...)`` serves a bound socket until exit.
 
-Shared state sits in one ``ServerState`` handed to every connection (uvicorn's ``ServerState``):
-the config, the recorder, the mount registry, source auth, the live connections and sources. Stop
-closes the listening socket, ends every source (its recording ``interrupted``, audio committed)
-and closes listeners, waits up to a deadline, then aborts what is left.
+Shared state sits in one ``ServerState`` handed to every connection (uvicorn's ``ServerState``); a
+connection sees it only as the ``ShoutHost`` protocol. Every task (a source being admitted, a
+source streaming) runs in one of the server's ``TaskSet``s, so a failure is logged and none
+outlives the server. Exit closes the listening socket, ends every source (its recording
+``interrupted``, audio committed) and closes listeners, waits up to ``stop_timeout``, then cancels
+and aborts what is left. The server's /metrics collector is registered for as long as it runs.
 """
 
 from __future__ import annotations
@@ -14,48 +16,80 @@ import socket
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
 
 from media_mgr.live.registry import MountRegistry
 from media_mgr.media.activity import ActivityRegistry
+from media_mgr.recording.ingest import Ingest, NewRecording
 from media_mgr.recording.recorder import Recorder
-from media_mgr.shout.auth import SourceAuth
+from media_mgr.shout.auth import SourceAuth, SourceGrant
+from media_mgr.shout.collector import ShoutCollector
+from media_mgr.shout.config import ShoutConfig
+from media_mgr.shout.host import Connection
 from media_mgr.shout.protocol import ShoutProtocol
-from media_mgr.shout.source import SourceSession
+from media_mgr.shout.source import REFUSALS, SourceSession
+from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.shout")
 
 
-@dataclass(frozen=True)
-class ShoutConfig:
-    head_timeout: float = 15.0  # Icecast header-timeout
-    source_timeout: float = 10.0  # Icecast source-timeout
-    listener_timeout: float = 30.0  # Icecast client-timeout: a listener that stopped reading
-    max_head_bytes: int = 8192
-    max_connections: int = 4096
-    source_buffer_bytes: int = 64 * 1024  # body bytes waiting before reading pauses
-
-
 @dataclass
 class ServerState:
+    """What every connection shares; implements ``ShoutHost``."""
+
     config: ShoutConfig
     recorder: Recorder
     registry: MountRegistry
     auth: SourceAuth
     activity: ActivityRegistry | None = None
-    connections: set[ShoutProtocol] = field(default_factory=set)
+    connections: set[Connection] = field(default_factory=set)
     sources: set[SourceSession] = field(default_factory=set)
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     stats: Counter[str] = field(default_factory=Counter)
+    admitting: TaskSet = field(default_factory=lambda: TaskSet("shout.admit", log))
+    streaming: TaskSet = field(default_factory=lambda: TaskSet("shout.sources", log))
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    async def begin(self, grant: SourceGrant, peer: str) -> Ingest:
+        if grant.recording_id is not None:
+            return await self.recorder.begin(grant.recording_id, origin="shout", peer=peer)
+        new = NewRecording(None, grant.mount.rsplit("/", 1)[-1])
+        return await self.recorder.begin_new(new, origin="shout", peer=peer)
 
-    def source_done(self, session: SourceSession) -> None:
+    async def give_back(self, ingest: Ingest) -> None:
+        try:
+            await self.recorder.cancel(ingest)
+        except REFUSALS as exc:
+            log.warning("could not give the recording back", extra={"recording_id": ingest.id,
+                                                                    "error": repr(exc)})  # fmt: skip
+
+    def opened(self, conn: Connection) -> bool:
+        if len(self.connections) >= self.config.max_connections:
+            return False
+        self.connections.add(conn)
+        return True
+
+    def closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self.admitting.spawn(coro, name=name)
+
+    def source_started(self, session: SourceSession, peer: str) -> None:
+        mount, ingest = session.mount, session.ingest
+        session.task = self.streaming.spawn(
+            session.run(), name=f"shout source {mount.name}", on_done=lambda _: self._source_done(session)
+        )
+        self.sources.add(session)
+        if self.activity is not None:
+            session.activity = self.activity.start(
+                "recording", ingest.id, peer, mount=mount.name, origin="shout",
+                live=lambda: {"bytes": session.received, "listeners": mount.listeners,
+                              "duration_ms": ingest.duration_ms},
+            )  # fmt: skip
+
+    def _source_done(self, session: SourceSession) -> None:
         self.sources.discard(session)
         if self.activity is not None and session.activity is not None:
             self.activity.end(session.activity)
@@ -63,75 +97,64 @@ class ServerState:
 
 
 class ShoutServer:
+    """``async with ShoutServer(config, sock, ...)``: serves ``sock`` (bound by the caller) until exit."""
+
     def __init__(
-        self, config: ShoutConfig, recorder: Recorder, registry: MountRegistry, auth: SourceAuth,
+        self,
+        config: ShoutConfig,
+        sock: socket.socket,
+        *,
+        recorder: Recorder,
+        registry: MountRegistry,
+        auth: SourceAuth,
         activity: ActivityRegistry | None = None,
-    ) -> None:  # fmt: skip
+        metrics: CollectorRegistry | None = None,
+    ) -> None:
         self.state = ServerState(config, recorder, registry, auth, activity)
+        self.sock = sock
+        self._metrics = metrics
+        self._collector = ShoutCollector(self.state)
         self._server: asyncio.Server | None = None
 
-    async def start(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: ShoutProtocol(self.state), sock=sock, backlog=1024)
+    async def __aenter__(self) -> Self:
+        if self._metrics is not None:
+            self._metrics.register(self._collector)
+        try:
+            self._server = await asyncio.get_running_loop().create_server(
+                lambda: ShoutProtocol(self.state), sock=self.sock, backlog=1024
+            )
+        except BaseException:
+            if self._metrics is not None:
+                self._metrics.unregister(self._collector)
+            raise
+        return self
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._stop(self.state.config.stop_timeout)
+        finally:
+            if self._metrics is not None:
+                self._metrics.unregister(self._collector)
+
+    async def _stop(self, timeout: float) -> None:
+        """Stop accepting, end sources and listeners, wait up to ``timeout``, then cancel and abort."""
         st = self.state
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         if self._server is not None:
             self._server.close()
         for conn in list(st.connections):
             conn.shutdown()
-        waiting = [s.task for s in st.sources] + list(st.tasks)
-        if waiting:
-            _done, pending = await asyncio.wait(waiting, timeout=timeout)
-            for task in pending:
-                task.cancel()
+        ending = [s.task for s in st.sources if s.task is not None]
+        if ending:
+            await asyncio.wait(ending, timeout=timeout)
+        await st.admitting.stop(max(0.1, deadline - loop.time()))
+        await st.streaming.stop(max(0.1, deadline - loop.time()))
         for conn in list(st.connections):
-            if conn.transport is not None:
-                conn.transport.abort()
+            conn.abort()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
         log.info("shout server stopped")
-
-    def snapshot(self) -> dict[str, Any]:
-        st = self.state
-        return {
-            "connections": len(st.connections),
-            "sources": len(st.sources),
-            "mounts": st.registry.snapshot(),
-            **dict(st.stats),
-        }
-
-
-class ShoutCollector:
-    """The SHOUT side's gauges and counters for /metrics, read from the live objects when scraped."""
-
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
-
-    def collect(self) -> list[Metric]:
-        st = self.state
-        mounts = st.registry.mounts()
-        gauges = {
-            "media_mgr_shout_connections": ("open SHOUT-port connections", len(st.connections)),
-            "media_mgr_shout_sources": ("sources streaming now", len(st.sources)),
-            "media_mgr_shout_listeners": ("live-mount listeners now", sum(m.listeners for m in mounts)),
-            "media_mgr_shout_queue_bytes": (
-                "audio queued in live mounts",
-                sum(m.queued_bytes for m in mounts),
-            ),
-            "media_mgr_recording_buffer_bytes": (
-                "recorded audio accepted, not yet committed to PostgreSQL",
-                sum(i.buffered for i in st.recorder.live()),
-            ),
-        }
-        found: list[Metric] = [GaugeMetricFamily(name, doc, value=v) for name, (doc, v) in gauges.items()]
-        found.append(CounterMetricFamily("media_mgr_shout_listeners_dropped",
-                                         "listeners dropped: too slow for the queue, or not reading",
-                                         value=st.stats["listeners_dropped"]))  # fmt: skip
-        found.append(CounterMetricFamily("media_mgr_shout_sources_ended", "sources that ended",
-                                         value=st.stats["sources_total"]))  # fmt: skip
-        return found
-
-    def describe(self) -> list[Metric]:
-        return []

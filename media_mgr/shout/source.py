@@ -6,13 +6,13 @@ later start on a frame). Reading pauses while more than ``buffer_bytes`` wait, s
 slows the source (TCP backpressure) instead of growing memory. The session ends on EOF (the
 recording is ``complete``), on a limit (``complete``, the connection is closed), on a reset, a
 source silent for ``silence_timeout`` or a server shutdown (``interrupted``, the audio kept).
+The server runs ``run()`` in its task set; whatever way it ends, the mount is released.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from media_mgr.audio.mpeg import MpegFramer
 from media_mgr.errors import MediaMgrError
@@ -20,9 +20,11 @@ from media_mgr.live.mount import Mount
 from media_mgr.live.registry import MountRegistry
 from media_mgr.media.activity import Activity
 from media_mgr.recording.ingest import Ingest
-from media_mgr.store.recordings import STORE_ERRORS, Recording
+from media_mgr.recording.models import Recording
+from media_mgr.store.recordings import STORE_ERRORS
 
 log = logging.getLogger("media_mgr.shout")
+# What a source is refused (or a recording not closed) for: ours, or the database away.
 REFUSALS: tuple[type[BaseException], ...] = (MediaMgrError, *STORE_ERRORS)
 
 
@@ -37,7 +39,6 @@ class SourceSession:
         buffer_bytes: int,
         silence_timeout: float,
         final_reply: bytes = b"",
-        on_done: Callable[[SourceSession], None] | None = None,
     ) -> None:
         self.transport = transport
         self.mount = mount
@@ -46,19 +47,17 @@ class SourceSession:
         self.buffer_bytes = buffer_bytes
         self.silence_timeout = silence_timeout
         self.final_reply = final_reply
-        self.on_done = on_done
         self.received = 0
         self.result: Recording | None = None
         self.activity: Activity | None = None  # its entry in GET /v1/streams
+        self.task: asyncio.Task[None] | None = None  # run() in the server's task set
         self._buf = bytearray()
         self._paused = False
         self._ending: str | None = None  # why the stream ends, once known
         self._wake = asyncio.Event()
         self._framer = MpegFramer()
-        loop = asyncio.get_running_loop()
-        self._last_data = loop.time()
-        self._silence = loop.call_later(silence_timeout, self._check_silence)
-        self.task = loop.create_task(self._run(), name=f"source {mount.name}")
+        self._last_data = asyncio.get_running_loop().time()
+        self._silence: asyncio.TimerHandle | None = None
 
     # -- called by the protocol (synchronously, from the event loop) -------------------------------
 
@@ -98,8 +97,10 @@ class SourceSession:
         else:
             self._silence = loop.call_later(self.silence_timeout - quiet, self._check_silence)
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         reason = "eof"
+        loop = asyncio.get_running_loop()
+        self._silence = loop.call_later(self.silence_timeout, self._check_silence)
         try:
             reason = await self._pump()
         except MediaMgrError as exc:  # the database gave up on it, or it was closed elsewhere
@@ -113,8 +114,6 @@ class SourceSession:
                 if self.final_reply and reason in ("eof", "limit_duration", "limit_size"):
                     self.transport.write(self.final_reply)
                 self.transport.close()
-            if self.on_done is not None:
-                self.on_done(self)
 
     async def _pump(self) -> str:
         """Move bytes on until the stream ends; returns why it ended."""

@@ -3,17 +3,69 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from media_mgr.media.models import AudioInfo, MediaFilter, MediaItem, NewMedia
-from media_mgr.store.blobs import BlobStore, Connection
+from media_mgr.audio.info import AudioInfo
+from media_mgr.store import blobs as blob_rows
+from media_mgr.store import variants
+from media_mgr.store.blobs import BlobInfo, BlobStore
+from media_mgr.store.pool import Connection, Database
+from media_mgr.store.rows import Row
 
 _COLUMNS = (
     "id, account_id, prompt_id, language, name, content_type, codec, size, duration_ms,"
     " sample_rate, channels, sha256, revision, blob_id, created_at, updated_at"
 )
+
+
+@dataclass(frozen=True, eq=False)
+class MediaRow(Row):
+    """One ``media`` row; what it means (its Media-Name, its JSON) is ``media.models.MediaItem``."""
+
+    id: str
+    account_id: str | None
+    prompt_id: str | None
+    language: str | None
+    name: str
+    content_type: str
+    codec: str
+    size: int
+    duration_ms: int
+    sample_rate: int
+    channels: int
+    sha256: str
+    revision: int
+    blob_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewMedia:
+    """The caller-chosen part of a media record (the rest comes from the content)."""
+
+    account_id: str | None
+    name: str
+    prompt_id: str | None = None
+    language: str | None = None
+    media_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaFilter:
+    """Which records a listing returns, and which page of them."""
+
+    account_id: str | None = None
+    system: bool | None = None
+    prompt_id: str | None = None
+    language: str | None = None
+    name: str | None = None
+    limit: int = 100
+    offset: int = 0
 
 
 class DuplicatePrompt(Exception):
@@ -24,37 +76,20 @@ class DuplicateId(Exception):
     """The media id is already taken."""
 
 
-def _item(row: asyncpg.Record) -> MediaItem:
-    return MediaItem(
-        id=row["id"],
-        account_id=row["account_id"],
-        prompt_id=row["prompt_id"],
-        language=row["language"],
-        name=row["name"],
-        content_type=row["content_type"],
-        codec=row["codec"],
-        size=row["size"],
-        duration_ms=row["duration_ms"],
-        sample_rate=row["sample_rate"],
-        channels=row["channels"],
-        sha256=row["sha256"],
-        revision=row["revision"],
-        blob_id=row["blob_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+def _row(row: asyncpg.Record) -> MediaRow:
+    return MediaRow(**{k: row[k] for k in MediaRow.__dataclass_fields__})
 
 
 class MediaStore:
     def __init__(self, pool: asyncpg.Pool, blobs: BlobStore) -> None:
-        self._pool = pool
+        self._pool = Database(pool)
         self.blobs = blobs
 
     async def create(
         self, media_id: str, meta: NewMedia, info: AudioInfo, content: AsyncIterable[bytes]
-    ) -> MediaItem:
+    ) -> MediaRow:
         """Write the content and the record in one transaction: both exist, or neither."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.transaction() as conn:
             blob = await self.blobs.write(conn, content)
             try:
                 row = await conn.fetchrow(
@@ -67,27 +102,20 @@ class MediaStore:
                     meta.prompt_id,
                     meta.language,
                     meta.name,
-                    info.content_type,
-                    info.codec,
-                    blob.size,
-                    info.duration_ms,
-                    info.sample_rate,
-                    info.channels,
-                    blob.sha256,
-                    blob.id,
+                    *_content(info, blob),
                 )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name == "media_prompt_key":
                     raise DuplicatePrompt(str(exc)) from exc
                 raise DuplicateId(str(exc)) from exc
         assert row is not None
-        return _item(row)
+        return _row(row)
 
     async def replace_content(
         self, media_id: str, info: AudioInfo, content: AsyncIterable[bytes]
-    ) -> MediaItem | None:
+    ) -> MediaRow | None:
         """New content, new revision; the old blob is orphaned, not deleted (downloads in flight)."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.transaction() as conn:
             old = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", media_id)
             if old is None:
                 return None
@@ -98,24 +126,17 @@ class MediaStore:
                            revision = revision + 1, updated_at = now()
                      WHERE id = $1 RETURNING {_COLUMNS}""",
                 media_id,
-                info.content_type,
-                info.codec,
-                blob.size,
-                info.duration_ms,
-                info.sample_rate,
-                info.channels,
-                blob.sha256,
-                blob.id,
+                *_content(info, blob),
             )
             await _orphan(conn, media_id, old)
         assert row is not None
-        return _item(row)
+        return _row(row)
 
-    async def get(self, media_id: str) -> MediaItem | None:
+    async def get(self, media_id: str) -> MediaRow | None:
         row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM media WHERE id = $1", media_id)
-        return _item(row) if row else None
+        return _row(row) if row else None
 
-    async def get_for_playback(self, media_id: str, token_nonce: bytes) -> tuple[MediaItem | None, bool]:
+    async def get_for_playback(self, media_id: str, token_nonce: bytes) -> tuple[MediaRow | None, bool]:
         """The item and whether the token was revoked, in one round trip (the hot path of playback)."""
         row = await self._pool.fetchrow(
             f"""SELECT m.*, EXISTS (SELECT 1 FROM revoked_tokens WHERE nonce = $2) AS revoked
@@ -125,10 +146,10 @@ class MediaStore:
             token_nonce,
         )
         assert row is not None
-        return (_item(row) if row["id"] is not None else None), bool(row["revoked"])
+        return (_row(row) if row["id"] is not None else None), bool(row["revoked"])
 
     async def delete(self, media_id: str) -> bool:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.transaction() as conn:
             blob_id = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", media_id)
             if blob_id is None:
                 return False
@@ -136,7 +157,7 @@ class MediaStore:
             await conn.execute("DELETE FROM media WHERE id = $1", media_id)
         return True
 
-    async def list(self, f: MediaFilter) -> tuple[list[MediaItem], int]:
+    async def list(self, f: MediaFilter) -> tuple[list[MediaRow], int]:
         """One page of items, oldest first, and the total count matching the filter."""
         where: list[str] = []
         args: list[Any] = []
@@ -165,11 +186,11 @@ class MediaStore:
                 f" LIMIT {arg(f.limit)} OFFSET {arg(f.offset)}",
                 *args,
             )
-        return [_item(r) for r in rows], total
+        return [_row(r) for r in rows], total
 
     async def find_prompt(
         self, account_id: str | None, prompt_id: str, languages: Sequence[str], *, with_system: bool = False
-    ) -> MediaItem | None:
+    ) -> MediaRow | None:
         """The prompt in the first of ``languages`` that has it (one indexed query).
 
         The owner's prompt wins over the system one in the same language; with ``with_system``
@@ -189,18 +210,45 @@ class MediaStore:
             prompt_id,
             list(languages),
         )
-        return _item(row) if row else None
+        return _row(row) if row else None
+
+
+async def put_for_recording(
+    conn: Connection, media_id: str, account_id: str | None, name: str, info: AudioInfo, blob: BlobInfo
+) -> None:
+    """A recording's media record (same id), inside the recording's transaction: made on the
+    first close, refreshed on a later one; new content is a new revision, as ``replace_content``."""
+    old = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", media_id)
+    await conn.execute(
+        """INSERT INTO media (id, account_id, name, content_type, codec, size, duration_ms, sample_rate,
+                              channels, sha256, blob_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT (id) DO UPDATE SET content_type = EXCLUDED.content_type, codec = EXCLUDED.codec,
+                  size = EXCLUDED.size, duration_ms = EXCLUDED.duration_ms,
+                  sample_rate = EXCLUDED.sample_rate, channels = EXCLUDED.channels,
+                  sha256 = EXCLUDED.sha256, blob_id = EXCLUDED.blob_id, updated_at = now(),
+                  revision = media.revision + 1""",
+        media_id,
+        account_id,
+        name,
+        *_content(info, blob),
+    )
+    if old is not None and old != blob.id:
+        await variants.drop_all(conn, media_id)  # made from the old content
 
 
 async def _orphan(conn: Connection, media_id: str, blob_id: int) -> None:
     """Mark an old content blob and every variant made from it for the sweeper."""
-    await conn.execute(
-        """UPDATE blobs SET orphaned_at = now()
-            WHERE id = $2 OR id IN (SELECT blob_id FROM media_variants WHERE media_id = $1)""",
-        media_id,
-        blob_id,
-    )
-    await conn.execute("DELETE FROM media_variants WHERE media_id = $1", media_id)
+    await blob_rows.orphan(conn, [blob_id])
+    await variants.drop_all(conn, media_id)
+
+
+def _content(info: AudioInfo, blob: BlobInfo) -> tuple[str, str, int, int, int, int, str, int]:
+    """The content columns, in the order every statement here lists them."""
+    return (
+        info.content_type, info.codec, blob.size, info.duration_ms, info.sample_rate, info.channels,
+        blob.sha256, blob.id,
+    )  # fmt: skip
 
 
 def _like(text: str) -> str:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
+from media_mgr.store.pool import driver_errors_as_unavailable
+
 log = logging.getLogger("media_mgr.store")
 
 LOCK_KEY = 0x6D6D_6772  # "mmgr"
@@ -80,3 +82,13 @@ async def apply(conn: asyncpg.Connection, directory: Path) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
     return applied_now
+
+
+async def migrate_database(dsn: str, directory: Path, *, connect_timeout: float) -> list[str]:
+    """Connect, apply what is missing, disconnect; ``StoreUnavailable`` if the database is away."""
+    with driver_errors_as_unavailable():
+        conn = await asyncpg.connect(dsn, timeout=connect_timeout)
+        try:
+            return await apply(conn, directory)
+        finally:
+            await conn.close()

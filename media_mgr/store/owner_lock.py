@@ -14,6 +14,8 @@ from typing import Any
 
 import asyncpg
 
+from media_mgr.store.pool import driver_errors_as_unavailable
+
 LOCK_NAMESPACE = 0x72656331  # "rec1": two-key advisory locks (namespace, owner)
 
 
@@ -28,20 +30,21 @@ class OwnerLock:
         self.key = secrets.randbelow(2**31 - 2) + 1
 
     async def ensure(self) -> None:
-        """Hold the lock (again); raises the database's error when it cannot be reached."""
+        """Hold the lock (again); ``StoreUnavailable`` when the database cannot be reached."""
         async with self._lock:
             if self._conn is not None and not self._conn.is_closed():
                 return
             await self._drop()
-            conn = await self._pool.acquire()
-            try:
-                while not await conn.fetchval(
-                    "SELECT pg_try_advisory_lock($1, $2)", LOCK_NAMESPACE, self.key
-                ):
-                    self.key = secrets.randbelow(2**31 - 2) + 1  # taken by a live instance: pick another
-            except BaseException:
-                await self._pool.release(conn)
-                raise
+            with driver_errors_as_unavailable():
+                conn = await self._pool.acquire()
+                try:
+                    while not await conn.fetchval(
+                        "SELECT pg_try_advisory_lock($1, $2)", LOCK_NAMESPACE, self.key
+                    ):
+                        self.key = secrets.randbelow(2**31 - 2) + 1  # taken by a live instance: pick another
+                except BaseException:
+                    await self._pool.release(conn)
+                    raise
             self._conn = conn
 
     async def holder_is_gone(self, owner: int) -> bool:
@@ -49,9 +52,10 @@ class OwnerLock:
         async with self._lock:
             if self._conn is None:
                 return False
-            got: bool = await self._conn.fetchval(
-                "SELECT pg_try_advisory_lock($1, $2)", LOCK_NAMESPACE, owner
-            )
+            with driver_errors_as_unavailable():
+                got: bool = await self._conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1, $2)", LOCK_NAMESPACE, owner
+                )
             return got
 
     async def forget(self, owner: int) -> None:

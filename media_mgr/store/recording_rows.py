@@ -1,26 +1,19 @@
-"""A recording as its row says, and what the store tells its callers: plain values and exceptions."""
+"""A recording as its row says, and what the store tells its callers: plain values and exceptions.
+
+What a recording means (its Media-Name, content type, JSON) is the domain's ``recording.models``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import asyncpg
 
+from media_mgr.store.rows import Row
+
 RecordingState = Literal["pending", "recording", "complete", "interrupted"]
 RecordingFormat = Literal["mp3", "wav"]
-
-STORE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,  # the connection is gone (ConnectionDoesNotExistError ...)
-    asyncpg.PostgresConnectionError,  # SQLSTATE 08: cannot connect, connection failure
-    asyncpg.exceptions.OperatorInterventionError,  # 57: shutting down, starting up, restarted
-    asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
-)
-"""What a store call raises when the database is slow, away or restarting: worth a retry.
-Anything else (a constraint, a bad statement) is a bug or a conflict and is not retried."""
 
 COLUMNS = (
     "r.id, r.account_id, r.name, r.format, r.state, r.origin, r.end_reason, r.blob_id, r.size,"
@@ -30,8 +23,10 @@ COLUMNS = (
 FROM = "recordings r LEFT JOIN media m ON m.id = r.id"
 
 
-@dataclass(frozen=True)
-class Recording:
+@dataclass(frozen=True, eq=False)
+class RecordingRow(Row):
+    """One ``recordings`` row (and whether a media record was made from it)."""
+
     id: str
     account_id: str | None
     name: str
@@ -51,40 +46,6 @@ class Recording:
     started_at: datetime | None
     ended_at: datetime | None
     has_media: bool
-
-    @property
-    def content_type(self) -> str:
-        return "audio/mpeg" if self.format == "mp3" else "audio/wav"
-
-    @property
-    def media_name(self) -> str | None:
-        """The Kazoo Media-Name of the media record made from it, once there is one."""
-        if not self.has_media:
-            return None
-        return f"/{self.account_id}/{self.id}" if self.account_id else f"/system_media/{self.id}"
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "account_id": self.account_id,
-            "name": self.name,
-            "format": self.format,
-            "content_type": self.content_type,
-            "state": self.state,
-            "origin": self.origin,
-            "end_reason": self.end_reason,
-            "size": self.size,
-            "duration_ms": self.duration_ms,
-            "sample_rate": self.sample_rate,
-            "channels": self.channels,
-            "sha256": self.sha256,
-            "media_id": self.id if self.has_media else None,
-            "media_name": self.media_name,
-            "peer": self.peer,
-            "created_at": self.created_at.isoformat(),
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-        }
 
 
 @dataclass(frozen=True)
@@ -125,5 +86,5 @@ class LostOwnership(Exception):
     """The row no longer names this instance as its writer (it was closed by recovery)."""
 
 
-def recording_of(row: asyncpg.Record) -> Recording:
-    return Recording(**{k: row[k] for k in Recording.__dataclass_fields__})
+def recording_of(row: asyncpg.Record) -> RecordingRow:
+    return RecordingRow(**{k: row[k] for k in RecordingRow.__dataclass_fields__})

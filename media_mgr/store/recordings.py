@@ -2,8 +2,9 @@
 
 Every statement here is short and commits on its own: an append is one transaction (chunk row plus
 the new size), so whatever was appended survives a crash of the process or a restart of PostgreSQL.
-Appends are idempotent per byte offset, so retrying after an ambiguous commit (the connection died
-before the answer came back) never duplicates nor loses bytes.
+Appends are idempotent per byte offset (``blobs.append_at``), so retrying after an ambiguous commit
+never duplicates nor loses bytes. Blob chunks and media rows are written by their own modules
+(``blobs``, ``media``), inside this module's transactions.
 """
 
 from __future__ import annotations
@@ -13,22 +14,29 @@ from typing import Literal
 
 import asyncpg
 
-from media_mgr.store.blobs import BlobStore, Connection
+from media_mgr.audio.info import AudioInfo
+from media_mgr.store import blobs as blob_rows
+from media_mgr.store import media
+from media_mgr.store.blobs import BlobInfo, BlobStore
+from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.owner_lock import OwnerLock
+from media_mgr.store.pool import Database
 from media_mgr.store.recording_rows import (
     COLUMNS,
     FROM,
-    STORE_ERRORS,
     Audio,
     DuplicateRecording,
     LostOwnership,
     NotPending,
-    Recording,
     RecordingFormat,
+    RecordingRow,
     RecordingState,
     Summary,
     recording_of,
 )
+
+STORE_ERRORS: tuple[type[BaseException], ...] = (StoreUnavailable,)
+"""Deprecated: catch ``StoreUnavailable`` (kept until every caller is switched over at merge)."""
 
 __all__ = [
     "STORE_ERRORS",
@@ -36,8 +44,8 @@ __all__ = [
     "DuplicateRecording",
     "LostOwnership",
     "NotPending",
-    "Recording",
     "RecordingFormat",
+    "RecordingRow",
     "RecordingState",
     "RecordingStore",
     "Summary",
@@ -46,12 +54,13 @@ __all__ = [
 
 class RecordingStore:
     def __init__(self, pool: asyncpg.Pool, blobs: BlobStore) -> None:
-        self._pool = pool
+        self._raw_pool = pool
+        self._pool = Database(pool)
         self.blobs = blobs
 
     async def create(
         self, recording_id: str, account_id: str | None, name: str, fmt: RecordingFormat
-    ) -> Recording:
+    ) -> RecordingRow:
         """A new recording in state ``pending``; ``DuplicateRecording`` if the id is taken."""
         try:
             await self._pool.execute(
@@ -67,13 +76,13 @@ class RecordingStore:
         assert got is not None
         return got
 
-    async def get(self, recording_id: str) -> Recording | None:
+    async def get(self, recording_id: str) -> RecordingRow | None:
         row = await self._pool.fetchrow(f"SELECT {COLUMNS} FROM {FROM} WHERE r.id = $1", recording_id)
         return recording_of(row) if row else None
 
     async def find(
         self, account_id: str | None, state: str | None, limit: int, offset: int
-    ) -> tuple[list[Recording], int]:
+    ) -> tuple[list[RecordingRow], int]:
         where, args = [], []
         if account_id is not None:
             args.append(account_id)
@@ -103,22 +112,18 @@ class RecordingStore:
         sample_rate: int | None = None,
         channels: int | None = None,
         header: bytes = b"",
-    ) -> Recording | None:
+    ) -> RecordingRow | None:
         """``pending`` -> ``recording`` for ``owner``, with an empty blob (``header`` as its start).
 
         None if there is no such recording; ``NotPending`` if it already started or ended.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.transaction() as conn:
             state = await conn.fetchval("SELECT state FROM recordings WHERE id = $1 FOR UPDATE", recording_id)
             if state is None:
                 return None
             if state != "pending":
                 raise NotPending(state)
-            blob_id: int = await conn.fetchval("INSERT INTO blobs DEFAULT VALUES RETURNING id")
-            if header:
-                await conn.execute(
-                    "INSERT INTO blob_chunks (blob_id, pos, data) VALUES ($1, 0, $2)", blob_id, header
-                )
+            blob_id = await blob_rows.open_blob(conn, header)
             await conn.execute(
                 """UPDATE recordings SET state = 'recording', owner = $2, origin = $3, peer = $4,
                           sample_rate = $5, channels = $6, blob_id = $7, size = $8,
@@ -137,25 +142,8 @@ class RecordingStore:
 
     async def append(self, recording_id: str, owner: int, blob_id: int, pos: int, data: bytes) -> None:
         """Commit ``data`` at byte ``pos`` of the recording's blob; safe to retry with more data."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            done = await conn.fetchval(
-                """INSERT INTO blob_chunks (blob_id, pos, data) VALUES ($1, $2, $3)
-                   ON CONFLICT (blob_id, pos) DO NOTHING RETURNING length(data)""",
-                blob_id,
-                pos,
-                data,
-            )
-            if done is None:  # an earlier try committed without us hearing back: add only the rest
-                have: int = await conn.fetchval(
-                    "SELECT length(data) FROM blob_chunks WHERE blob_id = $1 AND pos = $2", blob_id, pos
-                )
-                if have < len(data):
-                    await conn.execute(
-                        "INSERT INTO blob_chunks (blob_id, pos, data) VALUES ($1, $2, $3)",
-                        blob_id,
-                        pos + have,
-                        data[have:],
-                    )
+        async with self._pool.transaction() as conn:
+            await blob_rows.append_at(conn, blob_id, pos, data)
             result = await conn.execute(
                 """UPDATE recordings SET size = $3, heartbeat_at = now(), state = 'recording'
                     WHERE id = $1 AND owner = $2 AND state IN ('recording', 'interrupted')""",
@@ -168,7 +156,7 @@ class RecordingStore:
 
     async def unclaim(self, recording_id: str, owner: int) -> None:
         """``recording`` -> ``pending`` again, for a source that left before sending anything."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.transaction() as conn:
             blob_id = await conn.fetchval(
                 """SELECT blob_id FROM recordings WHERE id = $1 AND owner = $2 AND state = 'recording'
                    FOR UPDATE""",
@@ -184,7 +172,7 @@ class RecordingStore:
                 owner,
             )
             if blob_id is not None:
-                await conn.execute("UPDATE blobs SET orphaned_at = now() WHERE id = $1", blob_id)
+                await blob_rows.orphan(conn, [blob_id])
 
     async def heartbeat(self, owner: int) -> None:
         await self._pool.execute(
@@ -193,34 +181,29 @@ class RecordingStore:
 
     async def rewrite_start(self, blob_id: int, header: bytes) -> None:
         """Overwrite the first bytes of a blob (a WAV header whose sizes are now known)."""
-        await self._pool.execute(
-            """UPDATE blob_chunks SET data = overlay(data PLACING $2::bytea FROM 1 FOR length($2::bytea))
-                WHERE blob_id = $1 AND pos = 0""",
-            blob_id,
-            header,
-        )
+        await self.blobs.rewrite_start(blob_id, header)
 
     def owner_lock(self) -> OwnerLock:
-        return OwnerLock(self._pool)
+        return OwnerLock(self._raw_pool)
 
     def read(self, blob_id: int) -> AsyncIterator[bytes]:
         return self.blobs.read(blob_id)
 
     async def finalize(
         self,
-        recording: Recording,
+        recording: RecordingRow,
         state: Literal["complete", "interrupted"],
         end_reason: str,
         summary: Summary,
         *,
         owner: int | None,
-    ) -> Recording:
+    ) -> RecordingRow:
         """Close the recording and, when it holds audio, make (or refresh) its media record.
 
         ``owner`` None closes it whoever wrote it (recovery); else only if ``owner`` still does.
         """
         assert recording.blob_id is not None
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.transaction() as conn:
             result = await conn.execute(
                 """UPDATE recordings SET state = $2, end_reason = $3, size = $4, sha256 = $5,
                           duration_ms = $6, sample_rate = coalesce($7, sample_rate),
@@ -238,26 +221,26 @@ class RecordingStore:
             )
             if result.split()[-1] == "0":
                 raise LostOwnership(recording.id)
-            await conn.execute(
-                "UPDATE blobs SET size = $2, sha256 = $3, complete = true WHERE id = $1",
-                recording.blob_id,
-                summary.size,
-                summary.sha256,
-            )
+            blob = BlobInfo(recording.blob_id, summary.size, summary.sha256)
+            await blob_rows.mark_complete(conn, blob.id, blob.size, blob.sha256)
             if summary.duration_ms > 0 and summary.sample_rate and summary.channels:
-                await _upsert_media(conn, recording, summary)
+                info = AudioInfo(recording.format, summary.codec, summary.sample_rate, summary.channels,
+                                 summary.duration_ms)  # fmt: skip
+                await media.put_for_recording(
+                    conn, recording.id, recording.account_id, recording.name, info, blob
+                )
         got = await self.get(recording.id)
         assert got is not None
         return got
 
     async def store_content(
         self, recording_id: str, fmt: RecordingFormat, audio: Audio, content: AsyncIterable[bytes]
-    ) -> Recording | None:
+    ) -> RecordingRow | None:
         """A whole file for the recording (a /store/ PUT): blob, row and media record in one transaction.
 
         A repeated PUT (FreeSWITCH retries ``http_put``) replaces the content with a new revision.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.transaction() as conn:
             row = await conn.fetchrow(
                 f"SELECT {COLUMNS} FROM {FROM} WHERE r.id = $1 FOR UPDATE OF r", recording_id
             )
@@ -267,9 +250,6 @@ class RecordingStore:
             if recording.state == "recording":
                 raise NotPending(recording.state)
             blob = await self.blobs.write(conn, content)
-            summary = Summary(
-                blob.size, blob.sha256, audio.duration_ms, audio.sample_rate, audio.channels, audio.codec
-            )
             await conn.execute(
                 """UPDATE recordings SET state = 'complete', end_reason = 'eof', origin = 'store',
                           format = $2,
@@ -279,16 +259,18 @@ class RecordingStore:
                 recording_id,
                 fmt,
                 blob.id,
-                summary.size,
-                summary.sha256,
-                summary.duration_ms,
-                summary.sample_rate,
-                summary.channels,
+                blob.size,
+                blob.sha256,
+                audio.duration_ms,
+                audio.sample_rate,
+                audio.channels,
             )
-            stored = Recording(**{**recording.__dict__, "format": fmt})
-            await _upsert_media(conn, stored, summary, blob_id=blob.id)
+            info = AudioInfo(fmt, audio.codec, audio.sample_rate, audio.channels, audio.duration_ms)
+            await media.put_for_recording(
+                conn, recording_id, recording.account_id, recording.name, info, blob
+            )
             if recording.blob_id is not None and recording.blob_id != blob.id:
-                await conn.execute("UPDATE blobs SET orphaned_at = now() WHERE id = $1", recording.blob_id)
+                await blob_rows.orphan(conn, [recording.blob_id])
         return await self.get(recording_id)
 
     async def stale_owners(self, me: int, grace_seconds: float) -> list[int]:
@@ -302,45 +284,8 @@ class RecordingStore:
         )
         return [r["owner"] for r in rows]
 
-    async def live_of(self, owner: int) -> list[Recording]:
+    async def live_of(self, owner: int) -> list[RecordingRow]:
         rows = await self._pool.fetch(
             f"SELECT {COLUMNS} FROM {FROM} WHERE r.state = 'recording' AND r.owner = $1", owner
         )
         return [recording_of(r) for r in rows]
-
-
-async def _upsert_media(
-    conn: Connection, recording: Recording, summary: Summary, *, blob_id: int | None = None
-) -> None:
-    """The recording's media record: same id, same blob; a new blob makes a new revision."""
-    blob = blob_id if blob_id is not None else recording.blob_id
-    old = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", recording.id)
-    await conn.execute(
-        """INSERT INTO media (id, account_id, name, content_type, codec, size, duration_ms, sample_rate,
-                              channels, sha256, blob_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-           ON CONFLICT (id) DO UPDATE SET content_type = EXCLUDED.content_type, codec = EXCLUDED.codec,
-                  size = EXCLUDED.size, duration_ms = EXCLUDED.duration_ms,
-                  sample_rate = EXCLUDED.sample_rate, channels = EXCLUDED.channels,
-                  sha256 = EXCLUDED.sha256, blob_id = EXCLUDED.blob_id, updated_at = now(),
-                  revision = media.revision + 1""",
-        recording.id,
-        recording.account_id,
-        recording.name,
-        recording.content_type,
-        summary.codec,
-        summary.size,
-        summary.duration_ms,
-        summary.sample_rate,
-        summary.channels,
-        summary.sha256,
-        blob,
-    )
-    if old is not None and old != blob:
-        # As store.media does on a new revision: variants made from the old content go too.
-        await conn.execute(
-            """UPDATE blobs SET orphaned_at = now()
-                WHERE id IN (SELECT blob_id FROM media_variants WHERE media_id = $1)""",
-            recording.id,
-        )
-        await conn.execute("DELETE FROM media_variants WHERE media_id = $1", recording.id)

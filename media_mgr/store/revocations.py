@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from media_mgr.store.pool import Database
+
 
 class Revocations:
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+        self._pool = Database(pool)
 
     async def revoke(self, nonce: bytes, expires: int) -> None:
         await self._pool.execute(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncpg
 
+from media_mgr.store.pool import Database
+
 
 class SharedSettings:
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+        self._pool = Database(pool)
 
     async def get(self, key: str) -> str | None:
         value: str | None = await self._pool.fetchval(

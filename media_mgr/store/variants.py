@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from media_mgr.store.blobs import BlobStore, Connection
+from media_mgr.store import blobs as blob_rows
+from media_mgr.store.blobs import BlobStore
+from media_mgr.store.pool import Connection, Database
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Variant:
 
 class VariantStore:
     def __init__(self, pool: asyncpg.Pool, blobs: BlobStore) -> None:
-        self._pool = pool
+        self._pool = Database(pool)
         self.blobs = blobs
 
     async def get(self, key: VariantKey) -> Variant | None:
@@ -67,7 +69,6 @@ class VariantWriter:
 
     async def write(self, content: AsyncIterable[bytes]) -> Variant:
         conn = self._conn
-        assert isinstance(conn, asyncpg.Connection | asyncpg.pool.PoolConnectionProxy)
         async with conn.transaction():
             current = await conn.fetchval(
                 "SELECT revision FROM media WHERE id = $1 FOR SHARE", self.key.media_id
@@ -75,7 +76,7 @@ class VariantWriter:
             blob = await self._blobs.write(conn, content)
             if current != self.key.revision:
                 # Replaced or deleted while we transcoded: keep nothing for a revision nobody has.
-                await conn.execute("UPDATE blobs SET orphaned_at = now() WHERE id = $1", blob.id)
+                await blob_rows.orphan(conn, [blob.id])
                 return Variant(blob.id, blob.size)
             await conn.execute(
                 """INSERT INTO media_variants (media_id, revision, format, rate, blob_id, size)
@@ -88,3 +89,9 @@ class VariantWriter:
                 blob.size,
             )
         return Variant(blob.id, blob.size)
+
+
+async def drop_all(conn: Connection, media_id: str) -> None:
+    """Forget every variant of a media item (its content changed or it went); their blobs are orphaned."""
+    rows = await conn.fetch("DELETE FROM media_variants WHERE media_id = $1 RETURNING blob_id", media_id)
+    await blob_rows.orphan(conn, [r["blob_id"] for r in rows])

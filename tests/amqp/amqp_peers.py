@@ -1,4 +1,5 @@
-"""The far ends of the AMQP tests: a requester shaped like Erlang ecallmgr, the broker's ctl, a TCP forwarder."""
+"""The far ends of the AMQP tests: a requester shaped like Erlang ecallmgr, a resolver standing in for the
+domain, the broker's ctl, a TCP forwarder."""
 
 from __future__ import annotations
 
@@ -9,13 +10,74 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, ExchangeType
 
+from media_mgr.amqp.consumer import AmqpConsumer
+from media_mgr.amqp.wire import StreamType
+from media_mgr.errors import NoData, NotFound
+from media_mgr.media.names import TtsRef, parse_media_name
+
 AMQP_URL = os.environ.get("MEDIA_MGR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+Start = Callable[..., Awaitable[AmqpConsumer]]
+"""The ``start_consumer`` fixture: a consumer on the test's config (fields overridable), started."""
+
+ACCOUNT = "3a63acb1cc1fbd5fb5fa6b3d39b48b7e"
+GREETING = f"/{ACCOUNT}/0123456789abcdef0123456789abcdef"
+EMPTY = f"/{ACCOUNT}/00000000000000000000000000000000"
+GREETING_URL = "http://apps1.example.com:24517/single/tok3n/greeting.mp3"
+
+
+class DictResolver:
+    """The resolver Protocol over a dict: name -> URL, or None for a record without content."""
+
+    def __init__(self, media: dict[str, str | None]) -> None:
+        self.media = media
+
+    async def stream_url(
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **_: object
+    ) -> str:
+        if isinstance(parse_media_name(media_name), TtsRef):
+            raise NotFound("tts is not built yet")
+        if media_name not in self.media:
+            raise NotFound(f"no media {media_name}")
+        url = self.media[media_name]
+        if url is None:
+            raise NoData(f"{media_name} has no content")
+        return url.replace("/single/", "/continuous/") if stream_type == "extant" else url
+
+
+RESOLVER = DictResolver({GREETING: GREETING_URL, EMPTY: None})
+
+
+def assert_media_resp(reply: dict[str, Any], request: dict[str, Any], node: str, url: str) -> None:
+    assert reply == {
+        "App-Name": "media_srv",
+        "App-Version": "4.0.0",
+        "Event-Category": "media",
+        "Event-Name": "media_resp",
+        "Media-Name": request["Media-Name"],
+        "Msg-ID": request["Msg-ID"],
+        "Node": node,
+        "Stream-URL": url,
+    }
+
+
+def assert_media_error(reply: dict[str, Any], request: dict[str, Any], node: str, error_msg: str) -> None:
+    assert reply == {
+        "App-Name": "media_srv",
+        "App-Version": "4.0.0",
+        "Error-Code": "other",
+        "Error-Msg": error_msg,
+        "Event-Category": "media",
+        "Event-Name": "media_error",
+        "Media-Name": request["Media-Name"],
+        "Msg-ID": request["Msg-ID"],
+        "Node": node,
+    }
 
 
 class Ecallmgr:

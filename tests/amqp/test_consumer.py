@@ -9,16 +9,12 @@ The restart test runs ``rabbitmqctl stop_app``/``start_app``; ``MEDIA_MGR_TEST_N
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import json
 import logging
 import os
-import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,131 +22,29 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, ExchangeType
 
-from media_mgr.amqp.consumer import AmqpConfig, AmqpConsumer
-from media_mgr.amqp.media_req import StreamUrlResolver
+from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.wire import StreamType
-from media_mgr.errors import NoData, NotFound
-from media_mgr.media.names import TtsRef, parse_media_name
+from media_mgr.events import EventPublisher
 
-from amqp_peers import AMQP_URL, Ecallmgr, broker_queue, closed_port, rabbitmqctl, tcp_forwarder, wait_until
-
-ACCOUNT = "3a63acb1cc1fbd5fb5fa6b3d39b48b7e"
-GREETING = f"/{ACCOUNT}/0123456789abcdef0123456789abcdef"
-EMPTY = f"/{ACCOUNT}/00000000000000000000000000000000"
-GREETING_URL = "http://apps1.example.com:24517/single/tok3n/greeting.mp3"
-
-
-class DictResolver:
-    """The resolver Protocol over a dict: name -> URL, or None for a record without content."""
-
-    def __init__(self, media: dict[str, str | None]) -> None:
-        self.media = media
-
-    async def stream_url(
-        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
-    ) -> str:
-        if isinstance(parse_media_name(media_name), TtsRef):
-            raise NotFound("tts is not built yet")
-        if media_name not in self.media:
-            raise NotFound(f"no media {media_name}")
-        url = self.media[media_name]
-        if url is None:
-            raise NoData(f"{media_name} has no content")
-        return url.replace("/single/", "/continuous/") if stream_type == "extant" else url
-
-
-RESOLVER = DictResolver({GREETING: GREETING_URL, EMPTY: None})
-
-
-def assert_media_resp(reply: dict[str, Any], request: dict[str, Any], node: str, url: str) -> None:
-    assert reply == {
-        "App-Name": "media_srv",
-        "App-Version": "4.0.0",
-        "Event-Category": "media",
-        "Event-Name": "media_resp",
-        "Media-Name": request["Media-Name"],
-        "Msg-ID": request["Msg-ID"],
-        "Node": node,
-        "Stream-URL": url,
-    }
-
-
-def assert_media_error(reply: dict[str, Any], request: dict[str, Any], node: str, error_msg: str) -> None:
-    assert reply == {
-        "App-Name": "media_srv",
-        "App-Version": "4.0.0",
-        "Error-Code": "other",
-        "Error-Msg": error_msg,
-        "Event-Category": "media",
-        "Event-Name": "media_error",
-        "Media-Name": request["Media-Name"],
-        "Msg-ID": request["Msg-ID"],
-        "Node": node,
-    }
-
+from amqp_peers import (
+    ACCOUNT,
+    EMPTY,
+    GREETING,
+    GREETING_URL,
+    Ecallmgr,
+    Start,
+    assert_media_error,
+    assert_media_resp,
+    broker_queue,
+    closed_port,
+    rabbitmqctl,
+    tcp_forwarder,
+    wait_until,
+)
 
 needs_rabbitmqctl = pytest.mark.skipif(
     shutil.which("rabbitmqctl") is None, reason="rabbitmqctl not installed"
 )
-
-
-@pytest.fixture(scope="session")
-async def broker() -> str:
-    try:
-        connection = await aio_pika.connect(AMQP_URL, timeout=3)
-    except Exception as exc:
-        # scripts/test starts RabbitMQ; a broker that is not there is a failure, not a skip.
-        pytest.fail(f"RabbitMQ not reachable at {AMQP_URL}: {exc!r}")
-    await connection.close()
-    return AMQP_URL
-
-
-@pytest.fixture
-async def config(broker: str) -> AsyncIterator[AmqpConfig]:
-    """A config with per-test request exchange, queue and events exchange, deleted afterwards."""
-    run = secrets.token_hex(4)
-    cfg = AmqpConfig(
-        url=broker,
-        exchange=f"media_mgr.test.{run}.kapps",
-        queue_name=f"media_mgr.test.{run}.media_req",
-        events_exchange=f"media_mgr.test.{run}.events",
-        node=f"media_mgr@test-{run}",
-        reconnect_interval=0.5,
-        backoff_initial=0.1,
-        backoff_max=1.0,
-        timeout_stop=2.0,
-    )
-    yield cfg
-    with contextlib.suppress(Exception):
-        connection = await aio_pika.connect(broker, timeout=3)
-        async with connection:
-            channel = await connection.channel()
-            await channel.queue_delete(cfg.queue_name)
-            await channel.exchange_delete(cfg.exchange)
-            await channel.exchange_delete(cfg.events_exchange)
-
-
-Start = Callable[..., Awaitable[AmqpConsumer]]
-
-
-@pytest.fixture
-async def start_consumer(config: AmqpConfig) -> AsyncIterator[Start]:
-    """Start consumers (``config`` fields overridable) and wait until ready; all stopped at teardown."""
-    consumers: list[AmqpConsumer] = []
-
-    async def start(
-        wait: bool = True, resolver: StreamUrlResolver = RESOLVER, **changes: Any
-    ) -> AmqpConsumer:
-        consumer = AmqpConsumer(replace(config, **changes), resolver)
-        consumers.append(consumer)
-        await consumer.start()
-        if wait:
-            await wait_until(lambda: consumer.ready, 10, "ready")
-        return consumer
-
-    yield start
-    for consumer in consumers:
-        await consumer.stop()
 
 
 @pytest.mark.parametrize(
@@ -302,7 +196,7 @@ class StuckResolver:
         self.called = asyncio.Event()
 
     async def stream_url(
-        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **_: object
     ) -> str:
         self.called.set()
         await asyncio.Event().wait()
@@ -378,7 +272,7 @@ async def test_start_with_the_broker_down_returns_at_once_and_connects_later(
     assert time.monotonic() - started < 0.5
     await asyncio.sleep(1.5)  # several failed attempts, with back-off
     assert not consumer.ready
-    assert await consumer.publish_event("test.event", {"Event-Category": "test", "Event-Name": "x"}) is False
+    assert await consumer.publish("test.event", {"Event-Category": "test", "Event-Name": "x"}) is False
     broker = urlsplit(config.url)
     async with tcp_forwarder(port, (broker.hostname or "127.0.0.1", broker.port or 5672)):
         await wait_until(lambda: consumer.ready, 10, "ready once the broker is reachable")
@@ -443,7 +337,8 @@ async def test_publish_event_goes_to_the_events_exchange(start_consumer: Start, 
             "Recording-ID": "r1",
             "Call-ID": None,
         }
-        assert await consumer.publish_event("recording.complete", body)
+        publisher: EventPublisher = consumer  # the service's one publisher while AMQP is on
+        assert await publisher.publish("recording.complete", body)
         message = await queue.get(no_ack=True, timeout=5)
     event = json.loads(message.body)
     assert message.routing_key == "recording.complete"

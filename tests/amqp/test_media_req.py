@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
@@ -12,6 +13,7 @@ from media_mgr.amqp.media_req import MediaReqHandler
 from media_mgr.amqp.wire import MediaReq, StreamType
 from media_mgr.errors import Gone, InvalidRequest, NoData, NotFound, Unavailable
 from media_mgr.media.names import InvalidMediaName, TtsRef, parse_media_name
+from media_mgr.tts.speech import TtsOptions
 
 NODE = "media_mgr@apps1.example.com"
 URL = "http://apps1.example.com:24517/single/tok/greeting.wav"
@@ -37,13 +39,21 @@ class RaisingResolver:
 
     def __init__(self, outcome: str | BaseException, delay: float = 0.0) -> None:
         self.outcome = outcome
+        self.tts: TtsOptions | None = None
         self.delay = delay
         self.calls: list[tuple[str, StreamType, str | None, str | None]] = []
 
     async def stream_url(
-        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+        self,
+        media_name: str,
+        stream_type: StreamType,
+        protocol: str | None,
+        fmt: str | None,
+        *,
+        tts: TtsOptions | None = None,
     ) -> str:
         self.calls.append((media_name, stream_type, protocol, fmt))
+        self.tts = tts
         await asyncio.sleep(self.delay)
         if isinstance(self.outcome, BaseException):
             raise self.outcome
@@ -54,7 +64,7 @@ class ParsingResolver:
     """Like the real one will: parse first (InvalidMediaName), TTS not built yet (not_found)."""
 
     async def stream_url(
-        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **_: object
     ) -> str:
         if isinstance(parse_media_name(media_name), TtsRef):
             raise NotFound("tts is not available")
@@ -66,6 +76,14 @@ async def test_resolved_name_gets_media_resp_with_the_url() -> None:
     reply = await MediaReqHandler(resolver, node=NODE).handle(request())
     assert reply == wire.media_resp(request(), URL, NODE)
     assert resolver.calls == [(request().media_name, "extant", "shout", "mp3")]
+
+
+async def test_tts_keys_reach_the_resolver() -> None:
+    resolver = RaisingResolver(URL)
+    req = dataclasses.replace(request("tts://9e107d9d372bb6826bd81d3542a419d6"), text="Hello world",
+                              voice="female", language="fr", engine="espeak")  # fmt: skip
+    await MediaReqHandler(resolver, node=NODE).handle(req)
+    assert resolver.tts == TtsOptions("Hello world", "female", "fr", "espeak")
 
 
 @pytest.mark.parametrize(

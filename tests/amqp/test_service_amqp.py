@@ -43,7 +43,9 @@ def wait_ready(srv: RunningServer, timeout: float = 20) -> None:
 
 
 @pytest.fixture(scope="module")
-def pair(database_url: str, tmp_path_factory: pytest.TempPathFactory, queue_name: str) -> Iterator[list[RunningServer]]:
+def pair(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, queue_name: str
+) -> Iterator[list[RunningServer]]:
     """Two instances on one database and one broker queue (competing consumers)."""
     data = tmp_path_factory.mktemp("amqp")
     servers = [amqp_server(database_url, data / n, queue_name, n) for n in ("one", "two")]
@@ -111,7 +113,7 @@ def test_prompt_name_resolves_with_language_fallback(pair: list[RunningServer], 
     ("/0123456789abcdef0123456789abcdef/0123456789abcdef0123456789abcdef", {}, "not_found"),
     ("prompt://system_media/no-such-prompt/en-us", {}, "not_found"),
     ("prompt://", {}, "invalid_media_name"),
-    ("tts://9e107d9d372bb6826bd81d3542a419d6", {"Text": "Hello", "Voice": "female"}, "not_found"),
+    ("tts://9e107d9d372bb6826bd81d3542a419d6", {"Text": "Hello", "Engine": "ispeech"}, "not_found"),
 ])  # fmt: skip
 def test_errors_are_media_error_as_kazoo_4_sends_them(pair: list[RunningServer], media_name: str,
                                                       extra: dict[str, str], message: str) -> None:  # fmt: skip

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from audio_stream_linksim import CALM, JITTERY, Link, simulate
 
-from media_mgr.audio_stream.buffering import BufferPolicy, LeadRange, Preset
+from media_mgr.audio_stream.playout.buffering import BufferPolicy, Lead, LeadRange, Preset
+from media_mgr.config import Settings
 
 PRESETS = [(8000, False, "low_latency"), (16000, False, "balanced"), (16000, True, "high_quality")]
 SEEDS = (1, 2, 3)
@@ -25,15 +26,24 @@ def test_the_seed_rules_pick_the_base_preset() -> None:
 def test_jitter_moves_the_lead_up_through_the_presets_and_no_further() -> None:
     policy = BufferPolicy()
     assert policy.lead(8000, False, 0.5).ms == 20  # calm: the preset's floor
-    assert policy.lead(8000, False, 8.0) == policy.lead(8000, False, 8.0)
+    assert policy.lead(8000, False, 8.0) == Lead(37, Preset.LOW_LATENCY, Preset.LOW_LATENCY)  # 4 * 8 + 5
+    assert policy.lead(8000, False, 0.5, slip_ms=20).ms == 27  # an underrun at the module adds its size
     mid = policy.lead(8000, False, 12.0)
     assert mid.preset is Preset.BALANCED and mid.ms == 58
     top = policy.lead(8000, False, 500.0)
     assert top.preset is Preset.HIGH_QUALITY and top.ms == 160
     assert BufferPolicy(adaptive=False, fixed_lead_ms=70).lead(8000, False, 50.0).ms == 70
-    assert LeadRange.parse("160,320,5") == LeadRange(160, 320, 5)
     with pytest.raises(ValueError):
-        LeadRange.parse("40,20,5")
+        LeadRange(40, 20, 5)
+
+
+def test_presets_are_parsed_once_by_the_settings() -> None:
+    settings = Settings.model_validate({"playout_balanced": "30,90,7", "playout_preset": "balanced"})
+    policy = BufferPolicy.from_settings(settings)
+    assert policy.presets[Preset.BALANCED] == LeadRange(30, 90, 7)
+    assert policy.lead(8000, False, 0.0) == Lead(30, Preset.BALANCED, Preset.BALANCED)
+    with pytest.raises(ValueError, match="min,max,headroom"):
+        Settings.model_validate({"playout_low_latency": "20,40"})
 
 
 @pytest.mark.parametrize(("rate", "two_way", "preset"), PRESETS)

@@ -58,7 +58,9 @@ async def test_a_prompt_goes_out_as_the_module_json_and_clear_as_kill_audio(
             )
             assert r.status_code == 202, r.text
             assert r.json()["sample_rate"] == 16000  # the binary dialect takes the stream's rate
-            await asyncio.sleep(2.0)
+            async with asyncio.timeout(10):  # the prompt's three 1 s segments, paced, then barge in
+                while len([m for _, m in got if m.get("type") == kind]) < 3:
+                    await asyncio.sleep(0.05)
             r = await http.post(f"/v1/streams/{call}/clear")
             assert r.status_code == 200
         await talking

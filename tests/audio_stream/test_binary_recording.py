@@ -4,8 +4,10 @@ after the first audio, compression offered or not."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import httpx
 import numpy as np
 import pytest
 from audio_stream_checks import assert_same_audio, issue_url, recorded_pcm, recording
@@ -77,3 +79,52 @@ async def test_no_rate_anywhere_falls_back_to_8_khz(server: RunningServer) -> No
     got, rate = await recorded_pcm(server, recording_id)
     assert rate == 8000
     assert_same_audio(got[:, 0], module.expected("inbound"), "defaulted mono 8 kHz")
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+async def test_frames_cut_inside_a_sample_lose_and_shift_nothing(
+    server: RunningServer, channels: int
+) -> None:
+    """A resampler may send a byte count that ends inside a sample frame: the split bytes wait for
+    the next message, so every sample lands where it was sent."""
+    url, recording_id = await issue_url(server)
+    rng = np.random.default_rng(channels)
+    audio = (rng.standard_normal((8000, channels)) * 4000).astype("<i2")
+    data = audio.tobytes()
+    sizes = [321, 319, 322, 318, 325, 315]  # odd, and not whole stereo frames; 1920 bytes a cycle
+    async with connect(f"{url}&rate=8000&channels={channels}", compression=None, open_timeout=5,
+                       ping_interval=None) as ws:  # fmt: skip
+        loop = asyncio.get_running_loop()
+        t0, at, i = loop.time(), 0, 0
+        while at < len(data):  # paced on the clock: the media time sent so far, no drift
+            size = sizes[i % len(sizes)] * channels
+            await ws.send(data[at : at + size])
+            at, i = at + size, i + 1
+            await asyncio.sleep(max(0.0, t0 + at / (2 * channels * 8000) - loop.time()))
+    got, rate = await recorded_pcm(server, recording_id)
+    assert (rate, got.shape[1]) == (8000, channels)
+    for ch in range(channels):
+        assert_same_audio(got[:, ch], audio[:, ch], f"channel {ch}")
+
+
+async def test_an_issued_url_carries_the_rate_and_channels_the_caller_gave(server: RunningServer) -> None:
+    """amigniter's module waits for metadata unless its URL says the rate: with one issued that
+    way, a stream that sends no metadata at all is recorded at once in the right format."""
+    url, recording_id = await issue_url(server, rate=16000, channels=2)
+    assert url.endswith("&rate=16000&channels=2")
+    assert len(url.split(":", 2)[2].split("/", 1)[1]) < 127  # the module's path buffer
+    module = BinaryModule(url, {"inbound": tone(1, 16000), "outbound": tone(1, 16000, 300)}, rate=16000)
+    await module.run(1.0)
+    got, rate = await recorded_pcm(server, recording_id)
+    assert (rate, got.shape[1]) == (16000, 2)
+    assert_same_audio(got[:, 0], module.expected("inbound"), "left")
+    assert_same_audio(got[:, 1], module.expected("outbound"), "right")
+
+
+@pytest.mark.parametrize("body", [{"rate": 11025}, {"rate": 96000}, {"channels": 3}])
+async def test_an_impossible_rate_or_channel_count_is_refused(
+    server: RunningServer, body: dict[str, int]
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        r = await http.post("/v1/audio-stream-urls", json=body)
+    assert r.status_code == 422, r.text

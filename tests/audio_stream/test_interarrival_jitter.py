@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from media_mgr.audio_stream.jitter import InterarrivalJitter
+from media_mgr.audio_stream.capture.jitter import InterarrivalJitter
 
 
 def test_a_constant_transit_has_no_jitter() -> None:

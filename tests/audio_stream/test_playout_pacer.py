@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from media_mgr.audio_stream.playout import SYNC_PREFIX, MarkKind, Pacer
+from media_mgr.audio_stream.playout.pacer import SYNC_PREFIX, MarkKind, Pacer
 
 F = 0.02
 

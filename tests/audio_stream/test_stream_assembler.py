@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from media_mgr.audio_stream.assembler import Assembler, interleave
+from media_mgr.audio_stream.capture.assembler import Assembler, interleave
 
 
 def test_two_mono_tracks_interleave_inbound_left() -> None:

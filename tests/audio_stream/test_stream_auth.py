@@ -4,16 +4,16 @@ per session in /metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import json
 import re
+import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from audio_stream_checks import recording
+from audio_stream_checks import LOOP_LAG_TOLERATED, assert_same_audio, recorded_pcm, recording, streams
 from audio_stream_client import Talk, VoipbitModule
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -28,7 +28,7 @@ ADMIN = "s3cret-admin-token"
 def guarded(new_database: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data = tmp_path_factory.mktemp("guarded")
     srv = start_server({"MEDIA_MGR_DATABASE_URL": new_database(), "MEDIA_MGR_DATA_DIR": str(data),  # type: ignore[operator]
-                        "MEDIA_MGR_ADMIN_TOKEN": ADMIN}, data / "server.log")  # fmt: skip
+                        "MEDIA_MGR_ADMIN_TOKEN": ADMIN, **LOOP_LAG_TOLERATED}, data / "server.log")  # fmt: skip
     yield srv
     srv.stop()
 
@@ -72,7 +72,8 @@ async def test_an_issued_token_records_into_the_recording_it_names(guarded: Runn
     assert rec["name"] == "issued.wav"
     assert rec["state"] == "complete"
     assert re.search(r'media_mgr_audio_stream_jitter_ms\{session="[0-9a-f]{32}"\} ', metrics)
-    assert re.search(r'media_mgr_audio_stream_lead_ms\{session="[0-9a-f]{32}"\} 20.0', metrics)
+    lead = re.search(r'media_mgr_audio_stream_lead_ms\{session="[0-9a-f]{32}"\} ([0-9.]+)', metrics)
+    assert lead and 20 <= float(lead[1]) <= 160  # within the presets (jitter on a busy machine moves it)
     assert "media_mgr_audio_stream_sessions 1.0" in metrics
 
 
@@ -87,7 +88,16 @@ async def test_the_subprotocol_is_echoed_when_offered(server: RunningServer, off
         assert ws.subprotocol == chosen
 
 
-async def test_loopback_needs_no_token_without_an_admin_token(server: RunningServer, tmp_path: Path) -> None:
-    async with connect(f"ws://127.0.0.1:{server.port}/audio_stream", open_timeout=5) as ws:
-        await ws.send("metadata only")
-        await asyncio.sleep(0.1)
+async def test_loopback_needs_no_token_without_an_admin_token(server: RunningServer) -> None:
+    call = f"loopback-{secrets.token_hex(4)}"
+    audio = (np.random.default_rng(9).standard_normal(4000) * 3000).astype("<i2")
+    async with connect(f"ws://127.0.0.1:{server.port}/audio_stream?rate=8000", open_timeout=5,
+                       compression=None, ping_interval=None) as ws:  # fmt: skip
+        await ws.send(json.dumps({"callId": call}))
+        for i in range(0, len(audio), 160):
+            await ws.send(audio[i : i + 160].tobytes())
+        found = [s for s in await streams(server) if s["call_id"] == call]
+        assert len(found) == 1, found  # accepted, and recording
+    got, rate = await recorded_pcm(server, found[0]["recording_id"])
+    assert rate == 8000
+    assert_same_audio(got[:, 0], audio, "a loopback stream without a token")

@@ -76,19 +76,34 @@ async def test_an_oversize_message_is_closed_with_1009(server: RunningServer) ->
     assert ws.close_code == 1009
 
 
-async def test_a_flood_faster_than_real_time_is_closed_with_1008(server: RunningServer) -> None:
+def flood_messages(dialect: str) -> list[str | bytes]:
+    """10 s of audio as one dialect's module would send it, to be sent as fast as the socket takes it."""
+    pcm = noise(0.02, 4).tobytes()
+    if dialect == "binary":
+        return [pcm] * 500
+    start = {"event": "start", "start": {"callId": "c", "stream_id": "flood", "tracks": ["inbound"],
+                                         "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 8000}}}  # fmt: skip
+    payload = base64.b64encode(pcm).decode()
+    media = [
+        json.dumps({"sequenceNumber": chunk, "stream_id": "flood", "event": "media",
+                    "media": {"track": "inbound", "timestamp": str(chunk * 20), "chunk": chunk, "payload": payload}})
+        for chunk in range(1, 500)
+    ]  # fmt: skip
+    return [json.dumps(start), *media]
+
+
+@pytest.mark.parametrize("dialect", ["voipbit", "binary"])
+async def test_a_flood_faster_than_real_time_is_closed_with_1008(server: RunningServer, dialect: str) -> None:
     url, recording_id = await issue_url(server)
-    module = VoipbitModule(url, {"inbound": noise(10, 3)}, stream_id="flood")
-    await module.start()
-    payload = base64.b64encode(noise(0.02, 4).tobytes()).decode()
-    try:
-        for chunk in range(1, 500):  # 10 s of audio, as fast as the socket takes it
-            await module._send(json.dumps({"sequenceNumber": chunk, "stream_id": "flood", "event": "media",
-                                           "media": {"track": "inbound", "timestamp": str(chunk * 20),
-                                                     "chunk": chunk, "payload": payload}}))  # fmt: skip
-    except ConnectionClosed:
-        pass
-    assert await closed_with(module) == 1008
+    async with connect(f"{url}&rate=8000", open_timeout=5, ping_interval=None, compression=None) as ws:
+        try:
+            for message in flood_messages(dialect):
+                await ws.send(message)
+        except ConnectionClosed:
+            pass
+        async with asyncio.timeout(5):
+            await ws.wait_closed()
+    assert ws.close_code == 1008
     assert "ahead of real time" in server.log()
     rec = await recording(server, recording_id)
     assert rec["state"] == "interrupted"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_stream_checks import assert_same_audio, issue_url, recorded_pcm, recording
+from audio_stream_checks import LOOP_LAG_TOLERATED, assert_same_audio, issue_url, recorded_pcm, recording
 from audio_stream_client import Talk, VoipbitModule
 
 from servers import start_server
@@ -20,7 +20,11 @@ pytestmark = pytest.mark.timeout(120)
 async def test_a_crash_mid_call_loses_at_most_a_second(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:
-    env = {"MEDIA_MGR_DATABASE_URL": new_database(), "MEDIA_MGR_DATA_DIR": str(tmp_path)}
+    env = {
+        "MEDIA_MGR_DATABASE_URL": new_database(),
+        "MEDIA_MGR_DATA_DIR": str(tmp_path),
+        **LOOP_LAG_TOLERATED,
+    }
     first = start_server(env, tmp_path / "first.log")
     try:
         url, recording_id = await issue_url(first)

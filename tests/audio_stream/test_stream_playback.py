@@ -5,6 +5,8 @@ sample, checkpoints come back in order, and clear empties the queue at once."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 import wave
 from pathlib import Path
@@ -15,11 +17,12 @@ import pytest
 from audio_stream_checks import session_of, ws_base
 from audio_stream_client import Talk, VoipbitModule
 
+from media_mgr.audio_stream.playout.pacer import SYNC_PREFIX
+
 from servers import RunningServer
 from sounds import tone
 
 pytestmark = pytest.mark.timeout(120)
-SYNC = "media_mgr.sync."
 
 
 def upload(server: RunningServer, path: Path, account_id: str) -> tuple[str, bytes]:
@@ -38,7 +41,7 @@ async def post(server: RunningServer, path: str, body: dict[str, object] | None 
 
 
 def heard(module: VoipbitModule) -> list[str]:
-    return [name for _, name in module.acks if not name.startswith(SYNC)]
+    return [name for _, name in module.acks if not name.startswith(SYNC_PREFIX)]
 
 
 async def bidirectional(server: RunningServer, stream_id: str) -> VoipbitModule:
@@ -63,6 +66,8 @@ async def test_a_prompt_arrives_paced_and_is_heard_whole(server: RunningServer, 
     await module.hangup()
 
     assert heard(module) == ["greet"]
+    syncs = [name for _, name in module.acks if name != "greet"]  # FreeSWITCH fires an event for each
+    assert syncs and all(re.fullmatch(r"media_mgr\.internal\.sync\.\d+", name) for name in syncs)
     assert bytes(module.played[: len(pcm)]) == pcm  # every sample, in order
     assert not any(module.played[len(pcm) :])  # then only the padding to a whole frame
     ack_after = module.acks[-1][0] - asked
@@ -117,7 +122,8 @@ async def test_clear_empties_the_queue_and_cancels_its_checkpoints(server: Runni
     ]
     assert not late_plays
     assert live["playout"]["queued"] == 0
-    assert "audio_stream cleared" in server.log()
+    logged = [json.loads(line) for line in server.log().splitlines() if '"audio_stream cleared"' in line]
+    assert [sorted(e["cancelled"]) for e in logged if e["stream_id"] == "barge-call"] == [["later", "long"]]
 
 
 async def test_playing_into_a_stream_that_cannot_hear_it_is_refused(server: RunningServer, audio_dir: Path,
@@ -131,6 +137,10 @@ async def test_playing_into_a_stream_that_cannot_hear_it_is_refused(server: Runn
     r = await post(server, "/v1/streams/both-call/play", {"media_id": media_id})
     assert r.status_code == 409
     assert "inbound" in r.json()["detail"]
+    r = await post(
+        server, "/v1/streams/both-call/play", {"media_id": media_id, "checkpoint": f"{SYNC_PREFIX}1"}
+    )
+    assert r.status_code == 400  # the sync marks' names are reserved, so an application can filter them
     r = await post(server, "/v1/streams/no-such-stream/play", {"media_id": media_id})
     assert r.status_code == 404
     r = await post(server, "/v1/streams/both-call/play", {"media_id": media_id, "media_name": "x"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from media_mgr.audio_stream.clock import Chunk, ClockState, TrackClock
+from media_mgr.audio_stream.capture.clock import Chunk, ClockState, TrackClock
 
 RATE, FRAME = 8000, 160  # 20 ms
 PCM = bytes(2 * FRAME)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from media_mgr.audio_stream import voipbit
+from media_mgr.audio_stream.dialects import voipbit
 from media_mgr.audio_stream.events import (
     BadInput,
     Cleared,

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from media_mgr.app import Service
 from media_mgr.config import Settings
@@ -41,16 +40,18 @@ def test_the_token_opens_the_admin_api_and_probes_stay_open(token_server: Runnin
         assert httpx.get(f"{token_server.url}{path}").status_code == 200
 
 
-def test_without_a_token_only_loopback_clients_are_admins(database_url: str, tmp_path: Path) -> None:
-    settings = Settings(database_url=database_url, data_dir=tmp_path)
-    app = Service(settings).build_app()
-    with TestClient(app, client=("192.0.2.10", 40000)) as remote:
-        r = remote.get("/v1/media")
-        assert r.status_code == 403
-        assert "MEDIA_MGR_ADMIN_TOKEN" in r.json()["detail"]
-        assert remote.get("/healthz").status_code == 200
-    with TestClient(app, client=("127.0.0.1", 40000)) as local:
-        assert local.get("/v1/media").status_code == 200
+async def test_without_a_token_only_loopback_clients_are_admins(database_url: str, tmp_path: Path) -> None:
+    settings = Settings(database_url=database_url, data_dir=tmp_path, http_port=0, shout_port=0)
+    async with Service(settings).open() as app:
+        remote = httpx.ASGITransport(app, client=("192.0.2.10", 40000))
+        async with httpx.AsyncClient(transport=remote, base_url="http://media-mgr") as client:
+            r = await client.get("/v1/media")
+            assert r.status_code == 403
+            assert "MEDIA_MGR_ADMIN_TOKEN" in r.json()["detail"]
+            assert (await client.get("/healthz")).status_code == 200
+        local = httpx.ASGITransport(app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=local, base_url="http://media-mgr") as client:
+            assert (await client.get("/v1/media")).status_code == 200
 
 
 @pytest.mark.parametrize(("host", "expected"), [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),

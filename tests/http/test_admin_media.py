@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -64,7 +67,9 @@ def test_download_is_byte_identical_and_streamed_with_length(server: RunningServ
     assert head.headers["content-length"] == str(wav.stat().st_size)
 
 
-@pytest.mark.parametrize(("encoding", "bits", "codec"), [("mu-law", 8, "pcm_mulaw"), ("a-law", 8, "pcm_alaw")])
+@pytest.mark.parametrize(
+    ("encoding", "bits", "codec"), [("mu-law", 8, "pcm_mulaw"), ("a-law", 8, "pcm_alaw")]
+)
 def test_companded_wav_is_accepted(server: RunningServer, audio_dir: Path, account_id: str, encoding: str,
                                    bits: int, codec: str) -> None:  # fmt: skip
     wav = tone(audio_dir / f"{codec}.wav", encoding=encoding, bits=bits, seconds=1)
@@ -73,7 +78,9 @@ def test_companded_wav_is_accepted(server: RunningServer, audio_dir: Path, accou
     assert (r.json()["codec"], r.json()["duration_ms"]) == (codec, 1000)
 
 
-def test_replace_content_makes_a_new_revision(server: RunningServer, audio_dir: Path, account_id: str) -> None:
+def test_replace_content_makes_a_new_revision(
+    server: RunningServer, audio_dir: Path, account_id: str
+) -> None:
     first = tone(audio_dir / "a.wav", freq=440)
     second = tone(audio_dir / "b.wav", freq=880, rate=16000, seconds=1)
     item = upload(server, first, account_id=account_id, name="menu").json()
@@ -110,7 +117,7 @@ def test_list_filters_and_paginates(server: RunningServer, audio_dir: Path, acco
     assert all(r.status_code == 201 for r in made), [r.text for r in made]
     assert made[0].json()["language"] == "en-us"  # lower-cased
 
-    def listing(**params: object) -> dict[str, object]:
+    def listing(**params: str | int) -> dict[str, Any]:
         r = httpx.get(f"{server.url}/v1/media", params={"account_id": account_id, **params})
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]
@@ -121,7 +128,7 @@ def test_list_filters_and_paginates(server: RunningServer, audio_dir: Path, acco
     assert [i["prompt_id"] for i in listing(name="prompt 3")["items"]] == ["vm-3"]
     assert listing(name="%")["total"] == 0  # wildcards are literal
     page = listing(limit=2)
-    assert (len(page["items"]), page["total"], page["next_offset"]) == (2, 3, 2)  # type: ignore[arg-type]
+    assert (len(page["items"]), page["total"], page["next_offset"]) == (2, 3, 2)
     assert listing(limit=2, offset=2)["next_offset"] is None
 
 
@@ -159,7 +166,7 @@ def test_oversized_upload_is_413_declared_or_streamed(server: RunningServer, aud
     r = httpx.post(f"{server.url}/v1/media", content=big.read_bytes())
     assert r.status_code == 413 and r.json()["error"] == "too_large"
 
-    def chunks():  # no Content-Length: the limit must bite while streaming
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit must bite while streaming
         with big.open("rb") as f:
             while piece := f.read(65536):
                 yield piece
@@ -197,11 +204,20 @@ def test_bad_input_gets_a_json_error_never_a_500(server: RunningServer, method: 
 
 
 def test_request_id_is_echoed_and_logged_as_json(server: RunningServer) -> None:
-    r = httpx.get(f"{server.url}/v1/media/0123456789abcdef0123456789abcdef", headers={"x-request-id": "abc123"})
+    r = httpx.get(
+        f"{server.url}/v1/media/0123456789abcdef0123456789abcdef", headers={"x-request-id": "abc123"}
+    )
     assert r.headers["x-request-id"] == "abc123"
-    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-    mine = [e for e in lines if e.get("request_id") == "abc123"]
+    # The access line is written once the response has gone out, so it may follow the client's read.
+    deadline = time.monotonic() + 10
+    while not (mine := logged_with_request_id(server, "abc123")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert mine and mine[-1]["status"] == 404 and mine[-1]["path"].startswith("/v1/media/")
+
+
+def logged_with_request_id(server: RunningServer, rid: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    return [e for e in lines if e.get("request_id") == rid]
 
 
 def test_health_ready_metrics_and_openapi(server: RunningServer) -> None:
@@ -223,7 +239,9 @@ def test_content_can_be_converted_on_download(server: RunningServer, audio_dir: 
     assert r.headers["content-type"] == "audio/mpeg"
     assert r.content[:2] == b"\xff\xe3"  # MPEG-2.5 at 8 kHz
     assert httpx.get(f"{server.url}/v1/media/{item['id']}/content", params={"rate": 9999}).status_code == 400
-    assert httpx.get(f"{server.url}/v1/media/{item['id']}/content", params={"format": "ogg"}).status_code == 422
+    assert (
+        httpx.get(f"{server.url}/v1/media/{item['id']}/content", params={"format": "ogg"}).status_code == 422
+    )
 
 
 def test_wav_round_trip_decodes_to_the_same_samples(server: RunningServer, audio_dir: Path) -> None:

@@ -19,7 +19,9 @@ SIZE_MB = 100
 @pytest.fixture(scope="module")
 def big_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data = tmp_path_factory.mktemp("big")
-    srv = start_server({"MEDIA_MGR_DATABASE_URL": database_url, "MEDIA_MGR_DATA_DIR": str(data)}, data / "log")
+    srv = start_server(
+        {"MEDIA_MGR_DATABASE_URL": database_url, "MEDIA_MGR_DATA_DIR": str(data)}, data / "log"
+    )
     yield srv
     srv.stop()
 
@@ -53,7 +55,8 @@ def test_large_upload_and_download_stay_in_bounded_memory(big_server: RunningSer
     assert received == size
     assert digest.hexdigest() == hashlib.sha256(big.read_bytes()).hexdigest() == item["sha256"]
     # The same file through a per-request stream URL, as mod_http_cache fetches it, read slowly.
-    url = httpx.post(f"{big_server.url}/v1/stream-urls", json={"media_name": item["media_name"]}).json()["stream_url"]
+    issued = httpx.post(f"{big_server.url}/v1/stream-urls", json={"media_name": item["media_name"]})
+    url = issued.json()["stream_url"]
     received = 0
     with httpx.stream("GET", url, timeout=300) as resp:
         assert resp.headers["content-length"] == str(size)

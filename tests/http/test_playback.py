@@ -36,7 +36,9 @@ def stream_url(srv: RunningServer, media_name: str, **extra: object) -> str:
 
 def shell_stream(url: str, rate: int) -> np.ndarray:
     """Run the fetch script as mod_shell_stream does: through /bin/sh, raw s16le on stdout."""
-    done = subprocess.run(["/bin/sh", "-c", f"{FETCH} '{url}' -r {rate} -c 1"], capture_output=True, timeout=60)
+    done = subprocess.run(
+        ["/bin/sh", "-c", f"{FETCH} '{url}' -r {rate} -c 1"], capture_output=True, timeout=60
+    )
     return np.frombuffer(done.stdout, dtype="<i2")
 
 
@@ -117,7 +119,13 @@ def test_mod_shout_request_gets_plain_mp3_over_http_1_1(server: RunningServer, a
         while b"\r\n\r\n" not in raw:
             raw += s.recv(65536)
         head, _, body = raw.partition(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        length = int(
+            next(
+                line.split(b":")[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+        )
         while len(body) < length:
             body += s.recv(65536)
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -130,12 +138,18 @@ def test_mpg123_and_ffmpeg_decode_the_mp3_url(server: RunningServer, audio_dir: 
     song = mp3(audio_dir / "d.mp3", rate=8000, seconds=2)
     item = upload(server, song)
     url = stream_url(server, str(item["media_name"]), protocol="shout").replace("shout://", "http://", 1)
-    out = subprocess.run(["mpg123", "-q", "-s", "-r", "8000", "-e", "s16", url], capture_output=True, timeout=60)
+    out = subprocess.run(
+        ["mpg123", "-q", "-s", "-r", "8000", "-e", "s16", url], capture_output=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     via_mpg123 = np.frombuffer(out.stdout, dtype="<i2")
-    local = subprocess.run(["mpg123", "-q", "-s", "-r", "8000", "-e", "s16", str(song)], capture_output=True).stdout
+    local = subprocess.run(
+        ["mpg123", "-q", "-s", "-r", "8000", "-e", "s16", str(song)], capture_output=True
+    ).stdout
     assert np.array_equal(via_mpg123, np.frombuffer(local, dtype="<i2"))
-    via_ffmpeg = subprocess.run(["ffmpeg", "-v", "error", "-i", url, "-f", "s16le", "-"], capture_output=True).stdout
+    via_ffmpeg = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", url, "-f", "s16le", "-"], capture_output=True
+    ).stdout
     decoded, expected = np.frombuffer(via_ffmpeg, dtype="<i2"), pcm(song)
     # Over HTTP ffmpeg does not trim the encoder's end padding (it cannot seek to learn the length).
     assert np.array_equal(decoded[: len(expected)], expected)
@@ -168,7 +182,9 @@ def test_icy_metadata_only_when_asked_and_correctly_placed(server: RunningServer
     assert out == local
 
 
-def test_wav_stored_media_asked_as_mp3_is_encoded_once_and_cached(server: RunningServer, audio_dir: Path) -> None:
+def test_wav_stored_media_asked_as_mp3_is_encoded_once_and_cached(
+    server: RunningServer, audio_dir: Path
+) -> None:
     wav = tone(audio_dir / "w.wav", rate=8000, seconds=2)
     item = upload(server, wav)
     urls = [stream_url(server, str(item["media_name"]), format="mp3") for _ in range(6)]
@@ -183,7 +199,11 @@ def test_wav_stored_media_asked_as_mp3_is_encoded_once_and_cached(server: Runnin
     decoded = audio_dir / "back.mp3"
     decoded.write_bytes(bodies[0])
     assert best_lag_correlation(pcm(wav), pcm(decoded)) > 0.98
-    transcodes = [line for line in server.log().splitlines() if '"variant transcoded"' in line and item["id"] in line]
+    transcodes = [
+        line
+        for line in server.log().splitlines()
+        if '"variant transcoded"' in line and str(item["id"]) in line
+    ]
     assert len(transcodes) == 1
 
 
@@ -211,7 +231,9 @@ def test_a_replaced_revision_serves_nothing_stale(server: RunningServer, audio_d
     assert httpx.get(stream_url(server, str(item["media_name"]))).content == new.read_bytes()
 
 
-@pytest.mark.parametrize("mangle", [lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), lambda t: t[:10], lambda t: "x" * 72])
+@pytest.mark.parametrize(
+    "mangle", [lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), lambda t: t[:10], lambda t: "x" * 72]
+)
 def test_forged_tokens_are_404(server: RunningServer, audio_dir: Path, mangle: object) -> None:
     item = upload(server, tone(audio_dir / "f.wav", seconds=0.5))
     url = stream_url(server, str(item["media_name"]))
@@ -308,4 +330,7 @@ def test_prompt_language_fallback_and_account_override(server: RunningServer, au
     assert resolves(f"prompt://{account_id}/{pid}/en-us") == mine_en["id"]  # the account's own wins
     assert resolves(f"prompt://{account_id}/{pid}/fr-ca") == system_fr["id"]  # system fr beats account en
     assert resolves(f"/system_media/en-us/{pid}") == system_en["id"]
-    assert resolves(f"/account%2F{account_id[:2]}%2F{account_id[2:4]}%2F{account_id[4:]}/{mine_en['id']}") == mine_en["id"]
+    assert (
+        resolves(f"/account%2F{account_id[:2]}%2F{account_id[2:4]}%2F{account_id[4:]}/{mine_en['id']}")
+        == mine_en["id"]
+    )

@@ -58,8 +58,10 @@ ACCOUNT_DB = "account/3a/63/acb1cc1fbd5fb5fa6b3d39b48b7e"
         (f"prompt://{ACCOUNT.upper()}/vm-enter_pass", PromptRef(ACCOUNT, "vm-enter_pass", None)),
         (f"prompt://{ACCOUNT_DB_ENCODED}/vm-enter_pass/en", PromptRef(ACCOUNT, "vm-enter_pass", "en")),
         ("prompt://system_media/vm-enter_pass/en-us/", PromptRef(None, "vm-enter_pass", "en-us")),
-        # tts://<id>, as ecallmgr_call_command:tts/3 builds it.
+        # tts://<id> as 4.x ecallmgr builds it (the words in Text); tts://<text>, raw, as older ones did.
         ("tts://9e107d9d372bb6826bd81d3542a419d6", TtsRef("9e107d9d372bb6826bd81d3542a419d6")),
+        ("tts://24/7 support, 50% off", TtsRef("24/7 support, 50% off")),
+        ("tts://", TtsRef("")),
     ],
 )
 def test_media_name_forms_parse_to_their_reference(name: str, expected: MediaRef) -> None:
@@ -72,8 +74,6 @@ def test_media_name_forms_parse_to_their_reference(name: str, expected: MediaRef
         "",
         "/",
         "///",
-        "tts://",
-        "tts://a/b",
         "prompt://",
         "prompt://system_media",
         "prompt://system_media/a/en-us/extra",

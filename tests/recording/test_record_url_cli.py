@@ -23,7 +23,8 @@ def test_record_url_issues_a_shout_url_any_instance_accepts(server: RunningServe
     assert done.returncode == 0, done.stderr
     rec = json.loads(done.stdout)
     assert rec["state"] == "pending" and rec["account_id"] == account_id
-    assert rec["shout_url"].startswith(f"shout://{rec['id']}:") and rec["shout_url"].endswith(f":8123/{rec['id']}.mp3")
+    assert rec["shout_url"].startswith(f"shout://{rec['id']}:")
+    assert rec["shout_url"].endswith(f":8123/{rec['id']}.mp3")
     assert ":24999/store/" in rec["store_url"]
     # The running server shares the database and so the signing secret: the CLI's URL works there.
     audio = mp3(tmp_path / "cli.mp3", seconds=1.0)

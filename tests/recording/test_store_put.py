@@ -57,7 +57,9 @@ def test_http_put_of_a_finished_recording_is_stored_and_plays(server: RunningSer
     assert (media["revision"], media["content_type"], media["duration_ms"]) == (2, "audio/wav", 1000)
 
 
-def test_loopback_peer_needs_no_credentials_but_wrong_ones_get_401(server: RunningServer, tmp_path: Path) -> None:
+def test_loopback_peer_needs_no_credentials_but_wrong_ones_get_401(
+    server: RunningServer, tmp_path: Path
+) -> None:
     rec = new_recording(server)
     parts = urlsplit(rec["store_url"])
     bare = f"http://{parts.hostname}:{parts.port}{parts.path}"
@@ -75,13 +77,18 @@ def test_bad_tokens_types_and_names(server: RunningServer, tmp_path: Path) -> No
     token = urlsplit(rec["store_url"]).path.split("/")[2]
     audio = mp3(tmp_path / "b.mp3", seconds=1.0)
     base = server.url
-    put = lambda path, ctype=None: httpx.put(f"{base}{path}", content=audio.read_bytes(),  # noqa: E731
-                                             headers={"content-type": ctype} if ctype else {}, timeout=30)  # fmt: skip
+
+    def put(path: str, ctype: str) -> httpx.Response:
+        return httpx.put(
+            f"{base}{path}", content=audio.read_bytes(), headers={"content-type": ctype}, timeout=30
+        )
+
     assert put(f"/store/{'A' * len(token)}/x.mp3", "audio/mpeg").status_code == 404  # not one of ours
     assert put(f"/store/{token}/notes.txt", "text/plain").status_code == 415  # neither type nor name is audio
     assert put(f"/store/{token}/noext", "video/x-nothing-known").status_code == 400  # no extension to give it
     play_token = urlsplit(rec["shout_url"].replace("shout://", "http://")).password
-    assert put(f"/store/{play_token}/x.mp3", "audio/mpeg").status_code == 404  # a record token is no store token
+    # a record token is no store token
+    assert put(f"/store/{play_token}/x.mp3", "audio/mpeg").status_code == 404
     r = put(f"/store/{token}/recording", "audio/mpeg")  # a name without extension gets one from the type
     assert r.status_code == 200 and r.json()["attachment"] == "recording.mp3"
     not_audio = httpx.put(f"{base}/store/{token}/x.mp3", content=b"not audio at all" * 100,

@@ -7,10 +7,12 @@ seconds) so a test knows what had left when; exits 1 (open) or 2 (send) with lib
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
+from typing import Any
 
-import shout
+shout: Any = importlib.import_module("shout")  # python-shout (libshout); no type information
 
 
 def main() -> int:

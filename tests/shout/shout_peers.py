@@ -25,8 +25,6 @@ PUSH = HERE / "push_shout.py"
 SHOUT_PORT = re.compile(r"listening shout 127\.0\.0\.1:(\d+)")
 
 
-
-
 def shout_port(srv: RunningServer) -> int:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -49,7 +47,9 @@ def recording(srv: RunningServer, recording_id: str) -> dict[str, Any]:
     return r.json()  # type: ignore[no-any-return]
 
 
-def wait_state(srv: RunningServer, recording_id: str, states: tuple[str, ...], timeout: float = 30) -> dict[str, Any]:
+def wait_state(
+    srv: RunningServer, recording_id: str, states: tuple[str, ...], timeout: float = 30
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         got = recording(srv, recording_id)

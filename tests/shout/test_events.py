@@ -19,7 +19,9 @@ async def test_recording_complete_is_published_with_the_recording(database_url: 
             sent = raw_mp3(tmp_path / "e.mp3", seconds=1.0)
             rec = create_recording(srv)
             await asyncio.sleep(1.0)  # let the consumer connect and declare its exchanges
-            await asyncio.to_thread(push_and_wait, ShoutUrl.parse(rec["shout_url"]), tmp_path / "e.mp3", pace=False)
+            await asyncio.to_thread(
+                push_and_wait, ShoutUrl.parse(rec["shout_url"]), tmp_path / "e.mp3", pace=False
+            )
             key, body = await events.next()
             assert key == "recording.complete"
             assert (body["Event-Category"], body["Event-Name"]) == ("recording", "complete")

@@ -60,10 +60,15 @@ def test_poke_gets_icecasts_400_which_libshout_takes_as_go_on(ask: Callable[...,
     assert status_of(ask(POKE)) == 400
 
 
-def test_unauthenticated_challenge_gets_401_with_a_basic_challenge_and_allow(ask: Callable[..., bytes]) -> None:
+def test_unauthenticated_challenge_gets_401_with_a_basic_challenge_and_allow(
+    ask: Callable[..., bytes],
+) -> None:
     reply = ask(CHALLENGE)
     assert status_of(reply) == 401
-    assert b'WWW-Authenticate: Basic realm="media-mgr"\r\n' in reply and b"Allow: GET, PUT, OPTIONS, SOURCE" in reply
+    assert (
+        b'WWW-Authenticate: Basic realm="media-mgr"\r\n' in reply
+        and b"Allow: GET, PUT, OPTIONS, SOURCE" in reply
+    )
 
 
 def test_wrong_password_gets_401(ask: Callable[..., bytes]) -> None:
@@ -71,7 +76,9 @@ def test_wrong_password_gets_401(ask: Callable[..., bytes]) -> None:
     assert status_of(ask(wrong)) == 401
 
 
-def test_put_with_expect_gets_100_continue_before_any_body(shout: tuple[RunningServer, int], tmp_path: Path) -> None:
+def test_put_with_expect_gets_100_continue_before_any_body(
+    shout: tuple[RunningServer, int], tmp_path: Path
+) -> None:
     _srv, port = shout
     mount = f"/expect-{time.monotonic_ns()}.mp3"
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:

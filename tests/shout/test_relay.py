@@ -101,7 +101,9 @@ def test_a_stored_item_loops_to_icecast_and_the_relay_comes_back_after_icecast_r
 def test_relay_requests_are_checked(shout: tuple[RunningServer, int]) -> None:
     srv, _ = shout
     target = {"host": "127.0.0.1", "port": 1, "mount": "/x.mp3", "password": "p"}
-    both = httpx.post(f"{srv.url}/v1/relays", json={"mount": "/a.mp3", "media_id": "b" * 32, "target": target})
+    both = httpx.post(
+        f"{srv.url}/v1/relays", json={"mount": "/a.mp3", "media_id": "b" * 32, "target": target}
+    )
     assert both.status_code == 400
     missing = httpx.post(f"{srv.url}/v1/relays", json={"media_id": "b" * 32, "target": target})
     assert missing.status_code == 404

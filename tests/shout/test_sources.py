@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -36,7 +37,7 @@ def shout(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     srv.stop()
 
 
-def assert_stored_as_sent(srv: RunningServer, rec_id: str, sent: bytes, rate: int) -> dict[str, object]:
+def assert_stored_as_sent(srv: RunningServer, rec_id: str, sent: bytes, rate: int) -> dict[str, Any]:
     done = wait_state(srv, rec_id, ("complete", "interrupted"))
     assert (done["state"], done["end_reason"]) == ("complete", "eof"), done
     stored = content(srv, rec_id)
@@ -88,7 +89,9 @@ def test_ffmpeg_icecast_output(shout: tuple[RunningServer, int], tmp_path: Path,
     assert got["size"] > len(sent)
 
 
-def test_ffmpeg_with_a_wrong_password_fails_with_401(shout: tuple[RunningServer, int], tmp_path: Path) -> None:
+def test_ffmpeg_with_a_wrong_password_fails_with_401(
+    shout: tuple[RunningServer, int], tmp_path: Path
+) -> None:
     _srv, port = shout
     raw_mp3(tmp_path / "w.mp3", seconds=1.0)
     done = subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "w.mp3"), "-c:a", "copy", "-f", "mp3",
@@ -96,7 +99,9 @@ def test_ffmpeg_with_a_wrong_password_fails_with_401(shout: tuple[RunningServer,
     assert done.returncode != 0 and b"401" in done.stderr
 
 
-def test_libshout_with_a_wrong_password_gets_login_failed(shout: tuple[RunningServer, int], tmp_path: Path) -> None:
+def test_libshout_with_a_wrong_password_gets_login_failed(
+    shout: tuple[RunningServer, int], tmp_path: Path
+) -> None:
     _srv, port = shout
     raw_mp3(tmp_path / "w.mp3", seconds=1.0)
     proc = push(ShoutUrl("source", "wrong", "127.0.0.1", port, "/w.mp3"), tmp_path / "w.mp3")
@@ -127,7 +132,9 @@ def test_ezstream(shout: tuple[RunningServer, int], tmp_path: Path, tls: str) ->
     assert_stored_as_sent(srv, rec["id"], sent, 8000)
 
 
-def test_a_listener_hears_the_live_mount_while_it_records(shout: tuple[RunningServer, int], tmp_path: Path) -> None:
+def test_a_listener_hears_the_live_mount_while_it_records(
+    shout: tuple[RunningServer, int], tmp_path: Path
+) -> None:
     srv, port = shout
     sent = raw_mp3(tmp_path / "live.mp3", rate=8000, seconds=4.0)
     rec = create_recording(srv)
@@ -151,4 +158,6 @@ def test_a_listener_hears_the_live_mount_while_it_records(shout: tuple[RunningSe
     assert len(heard) > 2000 and sent.endswith(heard)  # a burst from a frame start, then everything live
     assert len(decode(heard)) > 8000
     metrics = httpx.get(f"{srv.url}/metrics", timeout=10).text
-    assert "media_mgr_shout_listeners_dropped_total 0.0" in metrics and "media_mgr_shout_sources 0.0" in metrics
+    assert (
+        "media_mgr_shout_listeners_dropped_total 0.0" in metrics and "media_mgr_shout_sources 0.0" in metrics
+    )

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from media_mgr.store.blobs import BlobStore
+from media_mgr.store.pool import Database
 
 
 async def _pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -27,7 +28,7 @@ async def pool(database_url: str, server: object) -> AsyncIterator[asyncpg.Pool]
 async def test_blob_is_recut_into_fixed_chunks_and_reads_back(pool: asyncpg.Pool) -> None:
     store = BlobStore(pool, chunk_bytes=4096)
     data = os.urandom(4096 * 5 + 123)
-    async with pool.acquire() as conn, conn.transaction():
+    async with Database(pool).transaction() as conn:
         blob = await store.write(conn, _pieces(data, 1000))  # odd-sized input pieces
     assert blob.size == len(data)
     sizes = [r["n"] for r in await pool.fetch(
@@ -41,7 +42,7 @@ async def test_blob_is_recut_into_fixed_chunks_and_reads_back(pool: asyncpg.Pool
 
 async def test_no_chunk_is_larger_than_the_configured_size(pool: asyncpg.Pool) -> None:
     store = BlobStore(pool, chunk_bytes=8192)
-    async with pool.acquire() as conn, conn.transaction():
+    async with Database(pool).transaction() as conn:
         blob = await store.write(conn, _pieces(os.urandom(100_000), 50_000))
     pieces = [c async for c in store.read(blob.id)]
     assert max(len(p) for p in pieces) <= 8192
@@ -49,13 +50,16 @@ async def test_no_chunk_is_larger_than_the_configured_size(pool: asyncpg.Pool) -
 
 async def test_sweep_deletes_only_orphans_past_the_grace(pool: asyncpg.Pool) -> None:
     store = BlobStore(pool, chunk_bytes=4096)
-    async with pool.acquire() as conn, conn.transaction():
+    async with Database(pool).transaction() as conn:
         old = await store.write(conn, _pieces(b"x" * 10, 10))
         fresh = await store.write(conn, _pieces(b"y" * 10, 10))
         kept = await store.write(conn, _pieces(b"z" * 10, 10))
     await pool.execute("UPDATE blobs SET orphaned_at = now() - interval '1 hour' WHERE id = $1", old.id)
     await pool.execute("UPDATE blobs SET orphaned_at = now() WHERE id = $1", fresh.id)
     await store.sweep(grace_seconds=600)
-    ids = {r["id"] for r in await pool.fetch("SELECT id FROM blobs WHERE id = ANY($1)", [old.id, fresh.id, kept.id])}
+    ids = {
+        r["id"]
+        for r in await pool.fetch("SELECT id FROM blobs WHERE id = ANY($1)", [old.id, fresh.id, kept.id])
+    }
     assert ids == {fresh.id, kept.id}
     assert await pool.fetchval("SELECT count(*) FROM blob_chunks WHERE blob_id = $1", old.id) == 0

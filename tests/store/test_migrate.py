@@ -20,12 +20,16 @@ from servers import media_mgr_command, start_server
 async def _applied(dsn: str) -> list[tuple[int, str]]:
     conn = await asyncpg.connect(dsn)
     try:
-        return [(r["version"], r["name"]) for r in await conn.fetch("SELECT * FROM schema_migrations ORDER BY 1")]
+        return [
+            (r["version"], r["name"]) for r in await conn.fetch("SELECT * FROM schema_migrations ORDER BY 1")
+        ]
     finally:
         await conn.close()
 
 
-def test_two_servers_migrate_one_empty_database_at_once(new_database: Callable[[], str], tmp_path: Path) -> None:
+def test_two_servers_migrate_one_empty_database_at_once(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
     dsn = new_database()
     envs = [{"MEDIA_MGR_DATABASE_URL": dsn, "MEDIA_MGR_DATA_DIR": str(tmp_path / f"d{i}")} for i in (1, 2)]
     # Start both before waiting on either, so their start-ups overlap.
@@ -94,4 +98,6 @@ def test_migrate_command(new_database: Callable[[], str], tmp_path: Path) -> Non
         done = subprocess.run([*media_mgr_command(), "migrate"], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert "migrations applied" in done.stdout
-    assert [v for v, _ in run_sync(_applied(dsn))] == [m.version for m in migrate.discover(migrate.default_dir())]
+    assert [v for v, _ in run_sync(_applied(dsn))] == [
+        m.version for m in migrate.discover(migrate.default_dir())
+    ]

@@ -1,6 +1,8 @@
-"""PCM conversions the endpoint needs: G.711 to L16, any stored WAV to 16-bit mono; pure.
+"""Any stored WAV, streamed, to 16-bit mono PCM: what is played into a call; pure.
 
-``audioop`` does the sample loops in C (the ``audioop-lts`` package provides it from Python 3.13).
+The blob store hands a WAV over in chunks of any size; ``wav_to_pcm`` parses the header once it has
+all of it, then converts whole sample frames as they come (G.711 expanded, 8-bit unbiased, 24/32-bit
+narrowed, channels averaged), so memory stays constant whatever the file's length.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator
 
+from media_mgr.audio.g711 import alaw_to_l16, ulaw_to_l16
 from media_mgr.audio.wav import IncompleteWavHeader, WavError, WavFormat, WavInfo, parse_wav_header
 
 with warnings.catch_warnings():
@@ -17,21 +20,13 @@ with warnings.catch_warnings():
 _HEADER_LIMIT = 1 << 20
 
 
-def ulaw_to_l16(data: bytes) -> bytes:
-    return audioop.ulaw2lin(data, 2)
-
-
-def l16_to_ulaw(data: bytes) -> bytes:
-    return audioop.lin2ulaw(data, 2)
-
-
 def to_mono16(data: bytes, info: WavInfo) -> bytes:
-    """Whole frames of ``info``'s format -> s16le mono (channels averaged)."""
+    """Whole frames of ``info``'s format -> s16le mono (two channels averaged, wider: the first)."""
     width = info.block_align // info.channels
     if info.fmt is WavFormat.MULAW:
-        data, width = audioop.ulaw2lin(data, 2), 2
+        data, width = ulaw_to_l16(data), 2
     elif info.fmt is WavFormat.ALAW:
-        data, width = audioop.alaw2lin(data, 2), 2
+        data, width = alaw_to_l16(data), 2
     elif info.fmt is WavFormat.PCM:
         if width == 1:  # 8-bit WAV is unsigned
             data = audioop.bias(data, 1, -128)
@@ -39,14 +34,11 @@ def to_mono16(data: bytes, info: WavInfo) -> bytes:
             data, width = audioop.lin2lin(data, width, 2), 2
     else:
         raise WavError(f"{info.fmt.name} WAV cannot be played into a call")
-    channels = info.channels
-    while channels > 1:
-        if channels == 2:
-            data = audioop.tomono(data, 2, 0.5, 0.5)
-            channels = 1
-        else:  # keep the first channel of wider layouts
-            frames = [data[i : i + 2] for i in range(0, len(data), 2 * channels)]
-            data, channels = b"".join(frames), 1
+    if info.channels == 2:
+        return audioop.tomono(data, 2, 0.5, 0.5)
+    if info.channels > 2:  # keep the first channel of wider layouts
+        step = 2 * info.channels
+        return b"".join(data[i : i + 2] for i in range(0, len(data), step))
     return data
 
 

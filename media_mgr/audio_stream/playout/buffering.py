@@ -22,6 +22,8 @@ import enum
 import math
 from dataclasses import dataclass, field
 
+from media_mgr.config import Settings
+
 
 class Preset(enum.Enum):
     LOW_LATENCY = "low_latency"
@@ -41,15 +43,6 @@ class LeadRange:
     def __post_init__(self) -> None:
         if not 0 < self.min_ms <= self.max_ms or self.headroom_ms < 0:
             raise ValueError(f"bad lead range {self}")
-
-    @classmethod
-    def parse(cls, text: str) -> LeadRange:
-        """``"min,max,headroom"`` in milliseconds, as the seed writes its presets."""
-        parts = [p.strip() for p in text.split(",")]
-        if len(parts) != 3:
-            raise ValueError(f"{text!r} is not min,max,headroom in ms")
-        low, high, headroom = (float(p) for p in parts)
-        return cls(low, high, headroom)
 
 
 DEFAULT_PRESETS = {
@@ -75,6 +68,21 @@ class BufferPolicy:
     fixed_lead_ms: float = 100.0
     jitter_factor: float = 4.0
     forced: Preset | None = None  # a base preset chosen by configuration instead of the rules
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BufferPolicy:
+        """The presets as configured (parsed once, by ``Settings``), the mode and the forced preset."""
+        return cls(
+            presets={
+                Preset.LOW_LATENCY: LeadRange(*settings.playout_low_latency),
+                Preset.BALANCED: LeadRange(*settings.playout_balanced),
+                Preset.HIGH_QUALITY: LeadRange(*settings.playout_high_quality),
+            },
+            adaptive=settings.playout_adaptive,
+            fixed_lead_ms=settings.playout_fixed_lead_ms,
+            jitter_factor=settings.playout_jitter_factor,
+            forced=None if settings.playout_preset == "auto" else Preset(settings.playout_preset),
+        )
 
     def base(self, rate: int, two_way: bool) -> Preset:
         if self.forced is not None:

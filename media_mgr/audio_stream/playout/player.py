@@ -1,10 +1,11 @@
-"""The task that plays queued media into one session, paced by ``playout.Pacer``.
+"""The task that plays queued media into one session, paced by ``pacer.Pacer``.
 
-voipbit gets one ``media.play`` per 20 ms frame (L16, standard base64, a constant 8 or 16 kHz),
-then ``media.checkpoint`` after an item that names one; ``playedStream`` tells when it was heard.
-The binary dialect's modules hand each JSON audio message to the FreeSWITCH app as a file (reference
-B5, C), so there an item goes in segments (``streamAudio`` or mod_audio_fork's ``playAudio``) paced
-the same way, and its checkpoint is reported when its estimated playout ends.
+What goes on the wire is the dialect's ``PlayEncoder``. Where checkpoints are acknowledged
+(voipbit: one ``media.play`` per 20 ms frame, then ``media.checkpoint`` after an item that names
+one, ``playedStream`` once heard), the pacer adds its own sync marks and learns from their
+acknowledgements. Where they are not (the binary dialect's modules hand each JSON audio message to
+the FreeSWITCH app as a file, reference B5, C), an item goes in segments (``streamAudio``,
+``playAudio``) paced the same way, and its checkpoint is reported when its estimated playout ends.
 
 The queue holds at most ``limit_queue`` items and refuses more (``QueueFull``); an item's audio is
 read from the store a chunk at a time, so memory does not grow with its length. Every send has a
@@ -24,20 +25,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from media_mgr.audio_stream import binary, voipbit
-from media_mgr.audio_stream.playout import MarkKind, Pacer
+from media_mgr.audio_stream.dialects.base import PlayEncoder
+from media_mgr.audio_stream.playout.pacer import MarkKind, Pacer
 from media_mgr.errors import Conflict
+from media_mgr.store.errors import StoreUnavailable
+from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.audio_stream")
 
 Sender = Callable[[str], Awaitable[None]]
 Notify = Callable[[str, dict[str, Any]], None]
-
-
-class PlayStyle(enum.Enum):
-    VOIPBIT = "media.play"
-    AMIGNITER = "streamAudio"
-    FORK = "playAudio"
+# What reading an item's audio raises when the database is slow or away (not the module's fault).
+READ_FAILURES: tuple[type[BaseException], ...] = (StoreUnavailable,)
 
 
 class PlayerState(enum.Enum):
@@ -54,6 +53,14 @@ class PeerStuck(Exception):
     """A send to the module did not complete within its deadline."""
 
 
+class NotAcknowledged(Exception):
+    """The module acknowledged no sync mark for ``ack_timeout``: it is not playing what we send.
+
+    Our own signal, never the builtin ``TimeoutError``: a database command timing out while the item
+    is read must not be reported as the module's silence.
+    """
+
+
 @dataclass
 class PlayItem:
     id: str
@@ -66,19 +73,19 @@ class PlayItem:
 class Player:
     def __init__(
         self,
-        style: PlayStyle,
+        encoder: PlayEncoder,
         rate: int,
         pacer: Pacer,
         lead: Callable[[], float],
         notify: Notify,
         *,
+        tasks: TaskSet,
         limit_queue: int,
         send_timeout: float,
         ack_timeout: float,
-        segment_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.style = style
+        self.encoder = encoder
         self.rate = rate
         self.pacer = pacer
         self.lead = lead
@@ -87,7 +94,8 @@ class Player:
         self.send_timeout = send_timeout
         self.ack_timeout = ack_timeout
         self.clock = clock
-        step = pacer.frame if style is PlayStyle.VOIPBIT else segment_seconds
+        self.tasks = tasks  # where the playing task runs: the service's, stopped with it
+        step = encoder.step or pacer.frame
         self.step_bytes = 2 * round(rate * step)
         self.state = PlayerState.IDLE
         self.queue: deque[PlayItem] = deque()
@@ -97,7 +105,8 @@ class Player:
         self._send: Sender | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._estimated: deque[tuple[str, float]] = deque()  # binary dialect: (checkpoint, est. end)
+        self._estimated: deque[tuple[str, float]] = deque()  # unacknowledged: (checkpoint, est. end)
+        self._clears: deque[tuple[float, list[str]]] = deque()  # sent, awaiting ack: (when, cancelled)
 
     # -- connection --------------------------------------------------------------------------------
 
@@ -123,7 +132,7 @@ class Player:
         self.queue.append(item)
         if self._task is None or self._task.done():
             self.state = PlayerState.PLAYING
-            self._task = asyncio.create_task(self._run(), name="audio_stream.player")
+            self._task = self.tasks.spawn(self._run(), name="audio_stream.player")
         return ahead
 
     async def clear(self) -> list[str]:
@@ -140,13 +149,20 @@ class Player:
         self.queue.clear()
         self.current = None
         self.state = PlayerState.IDLE
-        message = voipbit.clear() if self.style is PlayStyle.VOIPBIT else binary.kill_audio()
         self.clear_sent_at = self.clock()
+        if self.encoder.acknowledged:  # reported when the module says it is done
+            self._clears.append((self.clear_sent_at, cancelled))
         if self._send is not None:
-            await self._deliver(message)
-        if self.style is not PlayStyle.VOIPBIT:  # no acknowledgement in these dialects
+            await self._deliver(self.encoder.clear())
+        if not self.encoder.acknowledged:
             self.notify("cleared", {"cancelled": cancelled, "latency_ms": None})
         return cancelled
+
+    async def join(self) -> None:
+        """Wait until what is queued has been played (or playback stopped)."""
+        task = self._task
+        if task is not None:
+            await asyncio.shield(task)
 
     async def close(self) -> None:
         await self._stop_task()
@@ -166,10 +182,11 @@ class Player:
         return bool(acks)
 
     def on_cleared(self) -> None:
-        sent = self.clear_sent_at
+        """The module emptied its buffer: the clear it answers, with what that clear cancelled."""
+        sent, cancelled = self._clears.popleft() if self._clears else (None, [])
         latency = None if sent is None else round((self.clock() - sent) * 1000)
         self.clear_sent_at = None
-        self.notify("cleared", {"cancelled": [], "latency_ms": latency})
+        self.notify("cleared", {"cancelled": cancelled, "latency_ms": latency})
 
     # -- the task ----------------------------------------------------------------------------------
 
@@ -182,19 +199,25 @@ class Player:
                 finally:
                     await _close(item.pcm)
                     self.current = None
-            while self._estimated:  # binary dialect: report the last checkpoints when they are due
+            while self._estimated:  # unacknowledged: report the last checkpoints when they are due
                 await self._report_estimated(wait=True)
         except PeerStuck:
             log.warning(
                 "audio_stream playback stopped: the module stopped reading", extra={"queued": len(self.queue)}
             )
-        except TimeoutError:
+        except NotAcknowledged:
             log.warning(
                 "audio_stream playback stopped: the module never acknowledged playout (is the stream "
                 "bidirectional, its track inbound, its channel playing?)",
                 extra={"queued": len(self.queue)},
             )
             self.notify("play_failed", {"reason": "no_acknowledgement"})
+        except READ_FAILURES as exc:
+            log.warning(
+                "audio_stream playback stopped: the media could not be read from the store",
+                extra={"queued": len(self.queue), "error": repr(exc)},
+            )
+            self.notify("play_failed", {"reason": "store_unavailable"})
         finally:
             if self.state is PlayerState.PLAYING:
                 self.state = PlayerState.IDLE
@@ -223,27 +246,23 @@ class Player:
         await self._wait_turn()
         seconds = len(pcm) / (2 * self.rate)
         mark = item.checkpoint if last else None
-        if self.style is PlayStyle.VOIPBIT:
-            await self._deliver(voipbit.media_play(pcm, self.rate))
-        elif self.style is PlayStyle.AMIGNITER:
-            await self._deliver(binary.stream_audio(pcm, self.rate, mark))
-        else:
-            await self._deliver(binary.play_audio(pcm, self.rate, mark))
+        acknowledged = self.encoder.acknowledged
+        await self._deliver(self.encoder.audio(pcm, self.rate, None if acknowledged else mark))
         self.pacer.sent(self.clock(), seconds, continuing=continuing)
         self.frames_sent += 1
-        if self.style is not PlayStyle.VOIPBIT:
+        if not acknowledged:
             if mark is not None:
                 self._estimated.append((mark, self.pacer.est_end))
             return
         if self.pacer.sync_due():
-            await self._deliver(voipbit.checkpoint(self.pacer.mark(MarkKind.SYNC).name))
-        if last and item.checkpoint is not None:
-            await self._checkpoint(item.checkpoint)
+            await self._deliver(self.encoder.checkpoint(self.pacer.mark(MarkKind.SYNC).name))
+        if mark is not None:
+            await self._checkpoint(mark)
 
     async def _checkpoint(self, name: str) -> None:
-        if self.style is PlayStyle.VOIPBIT:
+        if self.encoder.acknowledged:
             self.pacer.mark(MarkKind.CHECKPOINT, name)
-            await self._deliver(voipbit.checkpoint(name))
+            await self._deliver(self.encoder.checkpoint(name))
         else:
             self._estimated.append((name, self.pacer.est_end))
 
@@ -257,7 +276,7 @@ class Player:
             if wait is None:
                 held_since = held_since if held_since is not None else now
                 if now - held_since > self.ack_timeout:
-                    raise TimeoutError
+                    raise NotAcknowledged
                 await asyncio.sleep(self.pacer.frame)
                 continue
             if wait <= 0:
@@ -291,11 +310,17 @@ class Player:
                     self.detach()
 
     async def _stop_task(self) -> None:
+        """Cancel the playing task and wait for it; a cancellation of our caller goes on up."""
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None or task.done():
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if me is not None and me.cancelling():
+                raise  # our caller is being cancelled too: not ours to swallow
 
     def public(self, now: float) -> dict[str, Any]:
         return {

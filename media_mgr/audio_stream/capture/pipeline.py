@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from media_mgr.audio_stream.assembler import Assembler
-from media_mgr.audio_stream.clock import Chunk, Placed, TrackClock
-from media_mgr.audio_stream.formats import Dialect, StreamFormat
-from media_mgr.audio_stream.jitter import InterarrivalJitter
+from media_mgr.audio_stream.capture.assembler import Assembler
+from media_mgr.audio_stream.capture.clock import Chunk, Placed, TrackClock
+from media_mgr.audio_stream.capture.jitter import InterarrivalJitter
+from media_mgr.audio_stream.formats import StreamFormat
 
 log = logging.getLogger("media_mgr.audio_stream")
 
@@ -54,16 +54,14 @@ class Capture:
         self.label = label
         self.timing_reliable = timing_reliable
         self.lag_frames = int(record_lag * fmt.rate)
-        frame_bytes = 2 * (fmt.channels if fmt.dialect is Dialect.BINARY else 1)
-        n = len(fmt.track_channels)
         self.clocks = [
-            TrackClock(fmt.rate, frame_bytes, quantum=fmt.frame_samples, gap_threshold=gap_threshold,
+            TrackClock(fmt.rate, 2 * channels, quantum=fmt.frame_samples, gap_threshold=gap_threshold,
                        decide_after=gap_window, max_hold=max_hold)
-            for _ in range(n)
+            for channels in fmt.track_channels
         ]  # fmt: skip
-        self.jitter = [InterarrivalJitter() for _ in range(n)]
+        self.jitter = [InterarrivalJitter() for _ in fmt.track_channels]
         ahead = int(fmt.rate * (record_lag + max_hold + WINDOW_SPARE_SECONDS))
-        self.assembler = Assembler(fmt.track_channels, max_ahead=ahead)
+        self.assembler = Assembler(list(fmt.track_channels), max_ahead=ahead)
         self.recorded_frames = 0
         self.open = True  # False once the recording reached a limit
 

@@ -6,6 +6,11 @@ and a media clock (``chunk`` from 1, ``timestamp`` a string of epoch ms), ``stop
 shutdown; ``playedStream``, ``media.cleared`` and ``incorrectPayload`` answer our messages.
 Arbitrary text (``send_text``) is legal, so text that is not an event is reported, not refused.
 What we send back is what the code accepts (A4), not what its README shows.
+
+Its format is in ``start``; a stream that reconnects to us without one (it never repeats it, A1.8)
+still shows it: every payload is exactly 20 ms, so its length gives the rate (and mu-law at 160
+bytes), and ``both`` streams alternate outbound then inbound in each tick. Audio is placed by its
+``chunk`` counter, so a burst after a stall keeps its place.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ import binascii
 import json
 from typing import Any, TypeGuard
 
+from media_mgr.audio.g711 import ulaw_to_l16
+from media_mgr.audio_stream.dialects.base import Dialect, Join, Placement, PlayEncoder
 from media_mgr.audio_stream.events import (
     TRACKS,
+    Audio,
     BadInput,
     Cleared,
     Encoding,
@@ -29,11 +37,15 @@ from media_mgr.audio_stream.events import (
     Text,
     Track,
 )
+from media_mgr.audio_stream.formats import FormatHint, StreamFormat
 
 SUBPROTOCOL = "audio.freeswitch.org"
 ENCODINGS: dict[str, Encoding] = {"audio/x-l16": "l16", "audio/x-mulaw": "mulaw"}
 PLAY_RATES = (8000, 16000)  # the only rates the module honours in media.play (A4.1)
 MAX_RATE = 48000
+_L16_SIZES = {320 * r // 8000: r for r in (8000, 16000, 24000, 32000, 48000)}
+EARLY_MESSAGES = 2  # a stream without start: its tracks are known after one tick
+EARLY_WAIT = 0.2  # ... or after this long
 
 
 def looks_like_voipbit(text: str) -> bool:
@@ -157,3 +169,103 @@ def checkpoint(name: str) -> str:
 
 def clear() -> str:
     return '{"event":"media.clear"}'
+
+
+class VoipbitPlay(PlayEncoder):
+    """``media.play`` per 20 ms frame; ``media.checkpoint`` acknowledged by ``playedStream``."""
+
+    acknowledged = True
+
+    def audio(self, pcm: bytes, rate: int, checkpoint: str | None = None) -> str:
+        return media_play(pcm, rate)
+
+    def checkpoint(self, name: str) -> str:
+        return checkpoint(name)
+
+    def clear(self) -> str:
+        return clear()
+
+
+class VoipbitDialect(Dialect):
+    name = "voipbit"
+    subprotocols = (SUBPROTOCOL,)
+
+    def __init__(self, hint: FormatHint, encoding_hint: str | None, *, metadata_timeout: float) -> None:
+        super().__init__(hint, encoding_hint, metadata_timeout=metadata_timeout)
+        self._seen: list[Track] = []  # tracks of the media that came before the format was known
+        self._first_size: int | None = None
+        self._chunk_base: int | None = None  # chunk counter at the stream's media time 0
+        self._next: dict[Track, int] = {}  # per track: the position after its last chunk
+
+    def parse(self, text: str | None, data: bytes | None) -> Event:
+        if text is None:
+            raise BadInput(f"binary frame of {len(data or b'')} bytes on a voipbit (JSON) stream")
+        return parse(text)
+
+    def join(self, url: str, event: Event) -> Join:
+        stream_id = event.stream_id if isinstance(event, Start | Media) else None
+        return Join(f"v|{url}|{stream_id or ''}", rejoin=isinstance(event, Media), takeover=True)
+
+    def learn(self, event: Event) -> StreamFormat | None:
+        if isinstance(event, Start):
+            self._chunk_base = 0
+            tracks = tuple(t for t in TRACKS if t in event.tracks)  # recording order: inbound left
+            return StreamFormat(self.name, event.encoding, event.rate, tracks, (1,) * len(tracks), "start")
+        if isinstance(event, Media):
+            self._seen.append(event.track)
+            if self._first_size is None:
+                self._first_size = len(event.payload)
+            if len(self._seen) >= EARLY_MESSAGES or len(set(self._seen)) == 2:
+                return self._guess()
+        return None
+
+    def settle(self, waited: float | None) -> StreamFormat | None:
+        if waited is None or waited >= EARLY_WAIT:
+            return self._guess()
+        return None
+
+    def _guess(self) -> StreamFormat:
+        """A stream that began with ``media``: format from the payload size, tracks from the first ones."""
+        tracks = tuple(t for t in TRACKS if t in self._seen) or ("inbound",)
+        size, encoding = self._first_size or 0, self.encoding_hint
+        enc: Encoding = "mulaw" if encoding == "mulaw" else "l16"
+        rate = self.hint.rate
+        if rate is None:
+            if size == 160 and encoding != "l16":
+                enc, rate = "mulaw", 8000
+            else:
+                rate = _L16_SIZES.get(size, 8000)
+        return StreamFormat(self.name, enc, rate, tracks, (1,) * len(tracks), "payload size")
+
+    def place(self, event: Media | Audio, fmt: StreamFormat) -> Placement:
+        if not isinstance(event, Media):
+            raise BadInput("binary audio on a voipbit (JSON) stream")
+        if event.track not in fmt.tracks:
+            raise BadInput(f"media for track {event.track!r}, which this stream does not carry")
+        track = fmt.tracks.index(event.track)
+        chunk_bytes = fmt.frame_samples * (1 if fmt.encoding == "mulaw" else 2)
+        payload = event.payload
+        pcm = ulaw_to_l16(payload) if fmt.encoding == "mulaw" else payload[: len(payload) & ~1]
+        if event.chunk is not None:
+            if self._chunk_base is None:
+                self._chunk_base = event.chunk - 1
+            position = (event.chunk - 1 - self._chunk_base) * fmt.frame_samples
+        else:
+            position = self._next.get(event.track, 0)
+        self._next[event.track] = position + len(pcm) // 2
+        return Placement(track, position, pcm, irregular=len(payload) != chunk_bytes)
+
+    def cannot_play(self, fmt: StreamFormat) -> str | None:
+        if fmt.tracks != ("inbound",):
+            return (
+                "mod_audio_stream plays audio only into streams whose track is inbound "
+                f"(this one carries {', '.join(fmt.tracks)})"
+            )
+        return None
+
+    def play_rate(self, fmt: StreamFormat) -> int:
+        """The module honours only 8 and 16 kHz in media.play (A4.1)."""
+        return 16000 if fmt.rate >= 16000 and fmt.encoding == "l16" else 8000
+
+    def encoder(self, subprotocol: str | None) -> PlayEncoder:
+        return VoipbitPlay()

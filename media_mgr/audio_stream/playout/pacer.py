@@ -12,6 +12,16 @@ corrects the clock when playout runs later than estimated (an underrun there, a 
 channel), and ``sync_every`` seconds of audio carry an internal mark so the correction comes often;
 when a sync mark is overdue by ``hold_grace`` the module is not playing and sending stops, so what
 the module holds stays bounded even then.
+
+Sync marks reach FreeSWITCH: the module fires ``mod_audio_stream::media_play_complete`` for every
+checkpoint it plays out, ours included, about once a second while media plays. Their names are
+always ``SYNC_PREFIX`` and a counter (``media_mgr.internal.sync.1``, ``.2``...), and
+``POST /v1/streams/{id}/play`` refuses checkpoint names with that prefix, so an application that waits
+for its own "play complete" ignores every event whose name starts with ``media_mgr.internal.sync.``.
+``MEDIA_MGR_PLAYOUT_SYNC_MS=0`` sends none. Then only the application's own checkpoints correct the
+clock: underruns at the module go unnoticed (the lead neither grows for them nor is the estimate
+moved, so the module's real buffer, and barge-in, creep up after each), and a channel that stops
+playing is not noticed at all (``bench/audio_stream_buffering.py``, mode "adaptive, no sync").
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-SYNC_PREFIX = "media_mgr.sync."
+SYNC_PREFIX = "media_mgr.internal.sync."  # never a name an application chose
 LATE_WINDOW = 32  # acknowledgements whose least lateness is the baseline (start-up, the trip back)
 CONFIRM_ACKS = 4  # this many in a row must show playout late before the clock moves
 SLIP_MEMORY = 30.0  # seconds over which a confirmed slip keeps adding to the lead (decay constant)

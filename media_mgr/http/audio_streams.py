@@ -1,0 +1,95 @@
+"""REST control of live mod_audio_stream sessions: describe, play a stored item into a call, barge in.
+
+``{session}`` is a session id (the ``id`` ``GET /v1/streams`` lists for an audio_stream entry), or
+the ``stream_id`` or call UUID of exactly one live session. ``POST /v1/audio-stream-urls`` issues
+the WebSocket URL a dialplan gives the module, its token naming the recording the stream will fill.
+The audio_stream edge sits beside this one (edges do not import each other), so it is reached
+through the ``AudioStreamControl`` protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from media_mgr.http.guard import AdminGuard
+from media_mgr.ids import HEX32_PATTERN
+
+
+class AudioStreamControl(Protocol):
+    def describe(self, ref: str) -> dict[str, Any]: ...
+
+    async def play(
+        self, ref: str, *, media_id: str | None, media_name: str | None, checkpoint: str | None
+    ) -> dict[str, Any]: ...
+
+    async def clear(self, ref: str) -> dict[str, Any]: ...
+
+    async def issue_url(
+        self,
+        account_id: str | None,
+        name: str | None,
+        *,
+        rate: int | None = None,
+        channels: int | None = None,
+    ) -> dict[str, Any]: ...
+
+
+class PlayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    media_id: str | None = Field(default=None, pattern=HEX32_PATTERN)
+    media_name: str | None = Field(default=None, min_length=1, max_length=2048)
+    checkpoint: str | None = Field(
+        default=None, min_length=1, max_length=200, description="acknowledged by playedStream once heard"
+    )
+
+    @model_validator(mode="after")
+    def _one_media(self) -> PlayRequest:
+        if (self.media_id is None) == (self.media_name is None):
+            raise ValueError("give exactly one of media_id and media_name")
+        return self
+
+
+class AudioStreamUrlRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str | None = Field(default=None, pattern=HEX32_PATTERN)
+    name: str | None = Field(default=None, min_length=1, max_length=255, description="the recording's name")
+    rate: int | None = Field(
+        default=None, ge=8000, le=48000, multiple_of=8000, description="the stream's rate, put in the URL"
+    )
+    channels: Literal[1, 2] | None = Field(default=None, description="the stream's channels, put in the URL")
+
+
+def audio_streams_router(control: AudioStreamControl, guard: AdminGuard) -> APIRouter:
+    router = APIRouter(prefix="/v1", dependencies=[Depends(guard)], tags=["audio streams"])
+
+    @router.get(
+        "/streams/{session}", summary="One live audio stream: format, jitter, lead, underruns, playout"
+    )
+    async def describe(session: str) -> dict[str, Any]:
+        return control.describe(session)
+
+    @router.post(
+        "/streams/{session}/play", status_code=202, summary="Queue a stored media item into a live stream"
+    )
+    async def play(session: str, body: PlayRequest) -> dict[str, Any]:
+        return await control.play(
+            session, media_id=body.media_id, media_name=body.media_name, checkpoint=body.checkpoint
+        )
+
+    @router.post(
+        "/streams/{session}/clear", summary="Barge-in: drop what is queued and what the module holds"
+    )
+    async def clear(session: str) -> dict[str, Any]:
+        return await control.clear(session)
+
+    @router.post("/audio-stream-urls", status_code=201, summary="Issue a mod_audio_stream WebSocket URL")
+    async def issue_url(body: AudioStreamUrlRequest | None = None) -> dict[str, Any]:
+        body = body or AudioStreamUrlRequest()
+        return await control.issue_url(body.account_id, body.name, rate=body.rate, channels=body.channels)
+
+    return router
