@@ -53,6 +53,7 @@ def test_drop_upload_is_listed_plays_and_replace_bumps_the_revision(
     page.goto(console_server.url + "/")
     assert urlsplit(page.url).path == "/console/"
     expect(page.locator("#media-caption")).to_contain_text("Media:")
+    expect(page.locator("#player-bar")).to_be_hidden()  # until something plays
 
     drop_file(page, wav, name)
     expect(page.locator("#upload-log li.ok")).to_contain_text(f"{name}: stored as /system_media/")
@@ -65,12 +66,14 @@ def test_drop_upload_is_listed_plays_and_replace_bumps_the_revision(
     wave = row.locator("img.wave")
     expect(wave).to_have_attribute("src", re.compile(r"^blob:"))
     assert wave.evaluate("img => img.complete && img.naturalWidth > 0")
+    expect(wave).to_have_attribute("alt", f"waveform, {name}: peak -3.0 dBFS")  # the level, read from the SVG
     visit.shot("library-uploaded")
 
     row.get_by_role("button", name=f"Play {name}").click()
     page.wait_for_function(PLAYING)
     assert urlsplit(page.eval_on_selector("#player", "a => a.currentSrc")).path.startswith("/single/")
     expect(page.locator("#now-playing")).to_contain_text(name)
+    expect(page.locator("#player-bar")).to_be_visible()
     media_id = row.get_attribute("data-id")
 
     louder = tone(tmp_path / "louder.wav", seconds=0.5, rate=16000)

@@ -164,11 +164,7 @@ def test_a_shout_recording_in_progress_is_heard_live_from_its_mount(
         page = visit.page
         page.goto(console_server.url + "/console/#recordings")
         row = page.locator(f"#recordings-table tbody tr[data-id='{rec['id']}']")
-        for _ in range(20):  # the list is read when shown: show it again until the source is in
-            if row.get_attribute("data-state", timeout=5000) == "recording":
-                break
-            page.click("#recordings-filter button[type=submit]")
-            page.wait_for_timeout(250)
+        expect(row).to_have_attribute("data-state", "recording", timeout=15_000)  # the list is read again
         expect(row.locator(".badge.recording")).to_be_visible()
         row.get_by_role("button", name=f"Listen live to live-{rate}").click()
         page.wait_for_function(PLAYING)

@@ -66,6 +66,9 @@ def test_ten_thousand_items_are_paged_not_loaded(
     )
     print(f"\nfirst contentful paint with {ITEMS} items: {painted} ms")
     visit.shot("library-10000")
+    page.emulate_media(color_scheme="dark")
+    visit.shot("library-10000-dark")
+    page.emulate_media(color_scheme="light")
 
     page.click("#media-pager [data-page=next]")
     expect(page.locator("#media-pager .range")).to_have_text("51–100 of 10,000")

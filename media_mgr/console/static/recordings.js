@@ -4,8 +4,9 @@ import { h, bytes, duration, when, count, tell, play, copyButton } from "./ui.js
 import { liveMountUrl } from "./config.js";
 
 const PAGE = 50;
-const state = { page: 0, total: 0, filter: {} };
-let status, tbody, pager;
+const state = { page: 0, total: 0, filter: {}, shown: "" };
+const EVERY_MS = 5000; // states change (recording -> complete): read again while the list is shown
+let status, tbody, pager, timer = 0;
 
 // The API lists oldest first; the newest page is the last one, read backwards.
 async function load() {
@@ -28,6 +29,9 @@ function badge(rec) {
 }
 
 function render(items, start, end) {
+  const fingerprint = JSON.stringify([items, start, end, state.total]);
+  if (fingerprint === state.shown) return; // unchanged: keep the rows (and the focus in them)
+  state.shown = fingerprint;
   tbody.replaceChildren(...items.map(row));
   if (!items.length) tbody.append(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No recordings.")));
   pager.querySelector(".range").textContent = items.length ? `${count(state.total - end + 1)}–${count(state.total - start)} of ${count(state.total)} (newest first)` : "";
@@ -121,8 +125,15 @@ export const recordingsView = {
       load();
     });
     setupNewRecording();
-    load();
+    this.show();
   },
-  show: load,
+  show() {
+    load();
+    clearInterval(timer);
+    timer = setInterval(() => { if (!document.hidden && !document.querySelector("dialog[open]")) load(); }, EVERY_MS);
+  },
+  hide() {
+    clearInterval(timer);
+  },
   refresh: load,
 };

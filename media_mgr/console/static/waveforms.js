@@ -32,9 +32,13 @@ async function fetchInto(img) {
   try {
     if (!cache.has(key)) {
       const blob = await api("GET", `/v1/media/${id}/waveform.svg`, { blob: true });
-      cache.set(key, URL.createObjectURL(blob));
+      const label = (await blob.text()).match(/aria-label="([^"]*)"/);
+      cache.set(key, { url: URL.createObjectURL(blob), alt: label ? decode(label[1]) : "waveform" });
     }
-    img.src = cache.get(key);
+    const { url, alt } = cache.get(key);
+    img.alt = `waveform, ${alt}`; // says the level and any clipping
+    img.title = alt;
+    img.src = url;
     img.classList.remove("loading");
   } catch (error) {
     img.alt = `no waveform: ${error.describe?.() ?? error}`;
@@ -42,9 +46,15 @@ async function fetchInto(img) {
   }
 }
 
+const ENTITIES = { "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"' };
+function decode(text) { // the four the server escapes
+  return text.replace(/&(amp|lt|gt|quot);/g, (e) => ENTITIES[e]);
+}
+
+// Empty alt until loaded: no broken-image sign while the row waits for its turn.
 export function waveformImage(item) {
   const img = h("img", {
-    class: "wave loading", alt: `waveform of ${item.name}`, width: 240, height: 40,
+    class: "wave loading", alt: "", width: 240, height: 40,
     dataset: { id: item.id, revision: item.revision },
   });
   observer.observe(img);
@@ -52,7 +62,7 @@ export function waveformImage(item) {
 }
 
 export function forgetWaveforms(id) {
-  for (const [key, url] of cache) {
+  for (const [key, { url }] of cache) {
     if (key.startsWith(`${id}:`)) { URL.revokeObjectURL(url); cache.delete(key); }
   }
 }
