@@ -75,6 +75,10 @@ def test_drop_upload_is_listed_plays_and_replace_bumps_the_revision(
     expect(page.locator("#now-playing")).to_contain_text(name)
     expect(page.locator("#player-bar")).to_be_visible()
     media_id = row.get_attribute("data-id")
+    with page.expect_download() as download:
+        row.get_by_role("button", name=f"Download {name}").click()
+    assert download.value.suggested_filename == name
+    assert Path(download.value.path()).read_bytes() == wav.read_bytes()  # the stored bytes, as uploaded
 
     louder = tone(tmp_path / "louder.wav", seconds=0.5, rate=16000)
     row.get_by_role("button", name=f"Replace {name}").click()

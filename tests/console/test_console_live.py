@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -179,3 +181,47 @@ def test_a_shout_recording_in_progress_is_heard_live_from_its_mount(
     finally:
         source.terminate()
         source.wait(10)
+
+
+def test_a_playback_download_in_flight_is_listed(
+    console_server: RunningServer, visit: Visit, tmp_path: Path
+) -> None:
+    big = tone(tmp_path / "big.wav", rate=48000, seconds=80.0)  # 7.7 MB: more than the socket buffers hold
+    item = httpx.post(f"{console_server.url}/v1/media", files={"file": ("big.wav", big.read_bytes())}).json()
+    url = httpx.post(f"{console_server.url}/v1/stream-urls", json={"media_name": item["media_name"]}).json()
+    with socket.socket() as slow:  # a client with a small window that read a little, then stalls
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", console_server.port))
+        slow.sendall(f"GET {urlsplit(url['stream_url']).path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        assert slow.recv(1024).startswith(b"HTTP/1.1 200")
+        page = visit.page
+        page.goto(console_server.url + "/console/#live")
+        row = page.locator("#downloads tbody tr", has_text=item["id"])
+        expect(row).to_be_visible()
+        expect(row).to_contain_text("wav")
+        visit.shot("live-download-in-flight")
+    expect(row).to_have_count(0)  # gone once the client went
+
+
+def test_a_relay_that_cannot_reach_its_icecast_shows_why(
+    console_server: RunningServer, visit: Visit, tmp_path: Path
+) -> None:
+    wav = tone(tmp_path / "moh.wav", seconds=1.0)
+    item = httpx.post(f"{console_server.url}/v1/media", files={"file": ("moh.wav", wav.read_bytes())}).json()
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    relay = httpx.post(f"{console_server.url}/v1/relays", json={
+        "media_id": item["id"], "target": {"host": "127.0.0.1", "port": closed, "mount": "/moh.mp3", "password": "x"},
+    })  # fmt: skip
+    assert relay.status_code == 201, relay.text
+    try:
+        page = visit.page
+        page.goto(console_server.url + "/console/#live")
+        row = page.locator("#relays tbody tr", has_text=f"127.0.0.1:{closed}/moh.mp3")
+        expect(row).to_contain_text(f"{item['id']} (loop)")
+        expect(row.locator(".badge")).to_have_text("backoff", timeout=15_000)
+        expect(row.locator("td").last).not_to_have_text("–")  # the last error, as the relay saw it
+        visit.shot("live-relay-backoff")
+    finally:
+        httpx.delete(f"{console_server.url}/v1/relays/{relay.json()['id']}")
