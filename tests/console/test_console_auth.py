@@ -68,6 +68,15 @@ def test_the_token_is_asked_once_kept_for_the_session_and_only_sent_as_a_header(
     assert page.evaluate("sessionStorage.getItem('media-mgr.admin-token')") is None
     expect(dialog).to_be_visible()  # the next call is refused, so it asks again
     page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    page.click("#tab-live")  # polled every second: refused every second, but not asked again
+    expect(page.locator("#live-status")).to_contain_text("401 unauthorized")
+    for _ in range(2):  # two more refused polls
+        with page.expect_response(lambda r: r.url.endswith("/v1/streams") and r.status == 401):
+            pass
+    expect(dialog).to_be_hidden()
+    page.click("#sign-in")  # until asked for
+    expect(dialog).to_be_visible()
     # the 401s the page met while signed out are expected; they are not script errors
     visit.errors.clear()
 

@@ -60,6 +60,7 @@ function setupAuth() {
     signOut.hidden = !has;
     signIn.textContent = has ? "Change token" : "Enter token";
   };
+  let declined = false; // once cancelled, refusals are shown in the views, not asked again
   const ask = (why) => {
     if (dialog.open) return;
     reason.textContent = why || "";
@@ -67,19 +68,22 @@ function setupAuth() {
     dialog.showModal();
     input.focus();
   };
-  signIn.addEventListener("click", () => ask(""));
+  signIn.addEventListener("click", () => { declined = false; ask(""); });
   signOut.addEventListener("click", () => auth.set(null));
   dialog.addEventListener("close", () => {
     if (dialog.returnValue === "ok" && input.value.trim()) auth.set(input.value.trim());
+    else declined = true;
     input.value = "";
   });
   document.addEventListener("auth-needed", (e) => {
+    if (declined) return;
     const error = e.detail;
     ask(error.status === 401
       ? "The server asks for the admin token."
       : `The server refused: ${error.detail} A token helps only when the server has one configured.`);
   });
   document.addEventListener("auth-changed", () => {
+    declined = false;
     paint();
     if (current) views[current].refresh?.();
   });
