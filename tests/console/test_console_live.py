@@ -114,6 +114,10 @@ def test_live_session_shows_plays_an_item_clears_and_its_cut_recording_is_flagge
 
     row.get_by_role("button", name="Play").click()
     page.wait_for_function(PLAYING)
+    with page.expect_download() as download:
+        row.get_by_role("button", name="Download").click()
+    stored = httpx.get(f"{console_server.url}/v1/recordings/{recording_id}/content").content
+    assert Path(download.value.path()).read_bytes() == stored
 
 
 def test_recording_url_dialog_gives_the_dialplan_lines(console_server: RunningServer, visit: Visit) -> None:

@@ -79,6 +79,26 @@ export async function api(method, path, { json, body, blob, signal } = {}) {
   return response.text();
 }
 
+// An upload with progress (fetch cannot report it): XMLHttpRequest, the same header and errors.
+export function upload(method, path, form, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, path);
+    const token = auth.token;
+    if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+    xhr.upload.addEventListener("progress", (e) => e.lengthComputable && onProgress?.(e.loaded / e.total));
+    xhr.addEventListener("error", () => reject(new ApiError(0, "network", "the connection failed")));
+    xhr.addEventListener("load", async () => {
+      const response = new Response(xhr.responseText || null, {
+        status: xhr.status, headers: { "content-type": xhr.getResponseHeader("content-type") || "" },
+      });
+      if (response.ok) resolve(await response.json());
+      else reject(await failure(response));
+    });
+    xhr.send(form);
+  });
+}
+
 // GET for the unauthenticated probes (/readyz answers 503 with a body worth showing).
 export async function probe(path) {
   const response = await fetch(path, { cache: "no-store" });

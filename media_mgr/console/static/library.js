@@ -1,5 +1,5 @@
 // Media library: filter, page through, upload by drag and drop, play, download, replace, delete.
-import { api, query, streamPath, ApiError } from "./api.js";
+import { api, query, streamPath, upload as send, ApiError } from "./api.js";
 import { h, bytes, duration, rate, count, tell, confirmAction, debounce, play } from "./ui.js";
 import { waveformImage, forgetWaveforms } from "./waveforms.js";
 
@@ -118,7 +118,7 @@ function replace(item) {
     const file = input.files[0];
     if (!file) return;
     try {
-      const updated = await api("PUT", `/v1/media/${item.id}/content`, { body: uploadBody(file) });
+      const updated = await send("PUT", `/v1/media/${item.id}/content`, uploadBody(file));
       dialog.close();
       forgetWaveforms(item.id);
       tell(status, `${updated.name}: now revision ${updated.revision} (${bytes(updated.size)}, ${duration(updated.duration_ms)}).`);
@@ -155,8 +155,12 @@ async function upload(files) {
   for (const file of files) {
     const line = h("li", { class: "pending" }, `${file.name}: uploading ${bytes(file.size)}…`);
     log.prepend(line);
+    const progress = (done) => {
+      line.textContent = done < 1 ? `${file.name}: uploading ${bytes(file.size)}, ${Math.floor(done * 100)}%…`
+        : `${file.name}: uploaded, the server checks it…`;
+    };
     try {
-      const item = await api("POST", "/v1/media", { body: uploadBody(file, fields) });
+      const item = await send("POST", "/v1/media", uploadBody(file, fields), progress);
       line.className = "ok";
       line.textContent = `${file.name}: stored as ${item.media_name} (${item.format}, ${rate(item.sample_rate)}, ${duration(item.duration_ms)}).`;
       stored++;

@@ -48,6 +48,15 @@ function row(rec) {
         try { play(await streamPath(rec.media_name, rec.format), label); }
         catch (error) { tell(status, `Cannot play ${label}: ${error.describe?.() ?? error}`, "error"); }
       } }, "▶ Play"));
+    actions.push(h("button", { type: "button", class: "small", "aria-label": `Download ${label}`,
+      onclick: async () => {
+        try {
+          const link = h("a", { href: await streamPath(rec.media_name, rec.format), download: `${rec.id}.${rec.format}`, hidden: true });
+          document.body.append(link);
+          link.click();
+          link.remove();
+        } catch (error) { tell(status, `Cannot download ${label}: ${error.describe?.() ?? error}`, "error"); }
+      } }, "Download"));
   }
   if (rec.state === "recording" && rec.origin === "shout") {
     actions.push(h("button", { type: "button", class: "small", "aria-label": `Listen live to ${label}`,
