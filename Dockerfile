@@ -1,6 +1,7 @@
-# Production image: `docker build -t media-mgr .` then
+# Production image of kazoo-media-mgr: `docker build -t media-mgr .` then
 # `docker run -p 24517:24517 -p 8000:8000 -e MEDIA_MGR_DATABASE_URL=postgresql://... media-mgr`
-# Without MEDIA_MGR_DATABASE_URL it runs the embedded PostgreSQL under /var/lib/media-mgr (mount a volume).
+# Without MEDIA_MGR_DATABASE_URL it runs the embedded PostgreSQL under /var/lib/media-mgr (mount a volume);
+# it runs as user 10001, so the embedded server changes nothing outside that folder.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,11 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MEDIA_MGR_DATA_DIR=/var/lib/media-mgr \
     MEDIA_MGR_BIND=0.0.0.0
 
-# ffmpeg probes and transcodes; sox and curl serve the shell_stream fetch script; libshout3 relays.
-# Versions come from the pinned Debian release of the base image.
+# Probing and transcoding come from pip packages (PyAV, imageio-ffmpeg), so no Debian ffmpeg.
+# sox and curl serve the shell_stream fetch script; libshout3 relays. Versions come from the pinned
+# Debian release of the base image.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg sox libsox-fmt-all curl libshout3 \
+    && apt-get install -y --no-install-recommends sox libsox-fmt-all curl libshout3 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -21,11 +23,11 @@ COPY media_mgr ./media_mgr
 COPY migrations ./migrations
 COPY scripts ./scripts
 # python-shout (relays to Icecast) builds against libshout; the build tools leave with the layer.
-# The project itself is installed from this tree with its [relay] extra, hence no pin (DL3013).
+# The project itself is installed from this tree with its relay and embedded extras, hence no pin (DL3013).
 # hadolint ignore=DL3008,DL3013
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev libshout3-dev pkg-config \
-    && pip install --no-cache-dir ".[relay]" \
+    && pip install --no-cache-dir ".[relay,embedded]" \
     && apt-get purge -y --auto-remove gcc libc6-dev libshout3-dev pkg-config \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 media-mgr \

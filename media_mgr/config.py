@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("~/.local/share/media-mgr"), description="embedded database, scratch")
     amqp_url: str | None = Field(default=None, description="AMQP broker URL; unset turns AMQP off")
+    embedded_as_root: bool = Field(
+        default=False, description="let the embedded PostgreSQL change the system when run as root"
+    )
 
     # Network.
     bind: str = Field(default="127.0.0.1", description="address both servers bind")

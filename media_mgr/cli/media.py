@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from media_mgr import logs
-from media_mgr.cli import Context, main, run, with_library
+from media_mgr.cli import Context, main, with_library
 from media_mgr.errors import Conflict, MediaMgrError
 from media_mgr.media.library import LANGUAGE, MediaLibrary
 from media_mgr.media.models import MediaFilter
@@ -35,7 +35,10 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option(
     "--prompts", is_flag=True, help="each file is a prompt named by its file name (vm-enter_pass.wav)"
 )
-@click.option("--replace", is_flag=True, help="with --prompts: give an existing prompt a new revision")
+@click.option(
+    "--replace", is_flag=True,
+    help="with --prompts: give an existing prompt a new revision (default: skip it, and say so)",
+)  # fmt: skip
 @click.option("--jobs", default=4, show_default=True, type=click.IntRange(1, 32), help="files in parallel")
 @click.pass_obj
 def import_(
@@ -84,32 +87,44 @@ def ls(obj: Context, /, as_json: bool, limit: int, **filters: Any) -> None:
 @click.argument("media_ids", nargs=-1, required=True)
 @click.pass_obj
 def rm(obj: Context, media_ids: tuple[str, ...]) -> None:
-    """Delete media by id."""
+    """Delete media by id: each id on its own; a bad one is reported and the others still go."""
 
-    async def go(lib: Any) -> None:
+    async def go(lib: Any) -> int:
+        failed = 0
         for media_id in media_ids:
             try:
                 await lib.delete(media_id)
-            except Exception as exc:
-                raise _fail(exc) from None
+            except MediaMgrError as exc:
+                failed += 1
+                click.echo(f"not deleted {media_id}: {exc.detail}", err=True)
+                continue
             click.echo(f"deleted {media_id}")
+        return failed
 
-    with_library(obj, go)
+    failed = with_library(obj, go)
+    if failed:
+        done = len(media_ids) - failed
+        click.echo(f"deleted {done} of {len(media_ids)}; {failed} not deleted (see above)", err=True)
+        sys.exit(1)
 
 
 @main.command()
 @click.argument("media_id")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="file to write; default: <id>.<ext>")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path),
+    help="file to write, '-' for stdout; default: stdout when it is redirected or piped, else <id>.<ext>",
+)  # fmt: skip
 @click.pass_obj
 def export(obj: Context, media_id: str, output: Path | None) -> None:
-    """Write a media item's stored content to a file ('-' for stdout)."""
+    """Write a media item's stored content to a file or stdout (`export ID > f.wav`, `export ID | ...`)."""
 
     async def go(lib: Any) -> None:
         try:
             item = await lib.get(media_id)
         except Exception as exc:
             raise _fail(exc) from None
-        target = output or Path(f"{item.id}.{item.format}")
+        # Redirected or piped, the bytes go there by default (never to a terminal).
+        target = output or (Path("-") if not sys.stdout.isatty() else Path(f"{item.id}.{item.format}"))
         if str(target) == "-":
             out = sys.stdout.buffer
             async for chunk in lib.content(item):
@@ -136,9 +151,13 @@ async def import_files(
     replace: bool,
     jobs: int,
 ) -> int:
-    """Import files ``jobs`` at a time; one bad file is reported and the rest go on."""
+    """Import files ``jobs`` at a time; one bad file is reported and the rest go on.
+
+    A prompt that already exists is skipped (listed, not a failure) unless ``replace``.
+    """
     console = Console(stderr=True)
     failures: list[tuple[Path, str]] = []
+    outcomes: dict[str, list[Path]] = {"added": [], "replaced": [], "skipped": []}
     queue: asyncio.Queue[Path] = asyncio.Queue()
     for path in files:
         queue.put_nowait(path)
@@ -158,21 +177,28 @@ async def import_files(
                 path = queue.get_nowait()
                 progress.update(task, current=path.name)
                 try:
-                    await _import_one(lib, path, account_id, language, prompts, replace)
+                    outcome = await _import_one(lib, path, account_id, language, prompts, replace)
+                    outcomes[outcome].append(path)
                 except MediaMgrError as exc:
                     failures.append((path, exc.detail))
                 progress.advance(task)
 
         await asyncio.gather(*(worker() for _ in range(min(jobs, len(files)))))
+    for path in outcomes["skipped"]:
+        click.echo(f"skipped {path}: the prompt exists (--replace gives it a new revision)", err=True)
     for path, reason in failures:
         click.echo(f"failed {path}: {reason}", err=True)
-    click.echo(f"imported {len(files) - len(failures)} of {len(files)} files", err=True)
+    added, replaced, skipped = (len(outcomes[k]) for k in ("added", "replaced", "skipped"))
+    summary = f"imported {added + replaced} of {len(files)} files"
+    counts = ((replaced, "replaced"), (skipped, "skipped"), (len(failures), "failed"))
+    details = [f"{n} {what}" for n, what in counts if n]
+    click.echo(summary + (f" ({', '.join(details)})" if details else ""), err=True)
     return len(failures)
 
 
 async def _import_one(
     lib: MediaLibrary, path: Path, account_id: str | None, language: str | None, prompts: bool, replace: bool
-) -> None:
+) -> Literal["added", "replaced", "skipped"]:
     prompt_id = path.stem if prompts else None
     lang = language
     if prompts and lang is None and LANGUAGE.match(path.parent.name.lower()):
@@ -182,12 +208,16 @@ async def _import_one(
     try:
         await lib.add(meta, staged)
     except Conflict:
-        if not (replace and meta.prompt_id and meta.language):
+        if not (meta.prompt_id and meta.language):
             raise
         existing = await lib.store.find_prompt(meta.account_id, meta.prompt_id, [meta.language])
         if existing is None:
             raise
+        if not replace:
+            return "skipped"
         await lib.replace(existing.id, await asyncio.to_thread(_stage_copy, lib.scratch_dir, path))
+        return "replaced"
+    return "added"
 
 
 def _stage_copy(scratch: Path, path: Path) -> StagedFile:
@@ -221,92 +251,37 @@ async def list_media(lib: MediaLibrary, filters: dict[str, Any], limit: int, as_
         for item in items:
             sys.stdout.write(json.dumps(item.public()) + "\n")
         return
-    header = ("id", "media_name", "name", "prompt_id", "lang", "codec", "rate", "duration", "size", "rev")
+    header = ("id", "name", "prompt_id", "lang", "duration", "codec", "rate", "size", "rev", "media_name")
     rows = [
-        (i.id, i.media_name, i.name, i.prompt_id or "", i.language or "", i.codec, str(i.sample_rate),
-         f"{i.duration_ms / 1000:.2f}s", str(i.size), str(i.revision))
+        (i.id, i.name, i.prompt_id or "", i.language or "", f"{i.duration_ms / 1000:.2f}s", i.codec,
+         str(i.sample_rate), str(i.size), str(i.revision), i.media_name)
         for i in items
     ]  # fmt: skip
-    if not sys.stdout.isatty():  # piped: tab-separated, for cut and awk
+    if not sys.stdout.isatty():  # piped: tab-separated, every column whole, for cut and awk
         for row in (header, *rows):
             sys.stdout.write("\t".join(row) + "\n")
-        return
-    table = Table(*header)
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
-    if total > len(items):
-        Console(stderr=True).print(f"{len(items)} of {total} shown (--limit)")
-
-
-@main.command()
-@click.argument("media_name")
-@click.option("--stream-type", type=click.Choice(["new", "extant"]), default="new", show_default=True)
-@click.option("--protocol", type=click.Choice(["http", "shout"]), help="shout: an MP3 URL for mod_shout")
-@click.option("--format", "fmt", type=click.Choice(["wav", "mp3"]), help="default: the stored format")
-@click.option("--rate", type=int, help="resample to this rate")
-@click.pass_obj
-def url(obj: Context, media_name: str, stream_type: str, protocol: str | None, fmt: str | None,
-        rate: int | None) -> None:  # fmt: skip
-    """Issue a stream URL for a Media-Name, as an AMQP media_req would get."""
-    settings = obj.settings()
-    logs.configure("warning")
-
-    async def go() -> str:
-        from media_mgr.app import open_playback, open_store, open_tts
-
-        store = await open_store(settings)
-        tts = open_tts(settings, store)  # a tts:// name is synthesised (or found) like in the service
-        try:
-            playback = await open_playback(settings, store, settings.http_port, tts)
-            return await playback.stream_url(media_name, stream_type, protocol, fmt, rate)  # type: ignore[arg-type]
-        except MediaMgrError as exc:
-            raise click.ClickException(exc.detail) from None
-        finally:
-            if tts is not None:
-                await tts.close()
-            await store.close()
-
-    click.echo(run(go()))
-
-
-@main.command(name="record-url")
-@click.option("--account-id", help="owner account (32 hex); default: system")
-@click.option("--name", help="name of the recording (default: <id>.<format>)")
-@click.option("--format", "fmt", type=click.Choice(["mp3", "wav"]), default="mp3", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="the recording with both URLs, as POST /v1/recordings")
-@click.pass_obj
-def record_url(obj: Context, account_id: str | None, name: str | None, fmt: str, as_json: bool) -> None:
-    """Create a recording and print its shout:// URL for mod_shout's record (--json: also store_url)."""
-    settings = obj.settings()
-    logs.configure("warning")
-    if settings.shout_port == 0 or settings.http_port == 0:
-        raise click.ClickException("issued URLs need fixed ports (MEDIA_MGR_SHOUT_PORT, MEDIA_MGR_HTTP_PORT)")
-
-    async def go() -> dict[str, Any]:
-        from media_mgr.app import open_store, shared_secret
-        from media_mgr.ids import new_id
-        from media_mgr.media.library import check_account_id
-        from media_mgr.media.recording_urls import RecordingUrls, RecordingUrlsConfig
-        from media_mgr.recording.ingest import NewRecording
-        from media_mgr.recording.models import Recording
-        from media_mgr.store.recordings import RecordingStore
-
-        store = await open_store(settings)
-        try:
-            rid = new_id()
-            kind: Literal["mp3", "wav"] = "wav" if fmt == "wav" else "mp3"
-            new = NewRecording(check_account_id(account_id), name or f"{rid}.{fmt}", kind, rid)
-            recordings = RecordingStore(store.pool, store.media.blobs)
-            rec = Recording.of(await recordings.create(rid, new.account_id, new.name, new.fmt))
-            urls = RecordingUrls(
-                RecordingUrlsConfig.from_settings(settings), await shared_secret(settings, store)
+    else:
+        lines, hidden = fit_table(header, rows, shutil.get_terminal_size().columns)
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        if hidden:
+            click.echo(
+                f"columns hidden to fit the terminal: {', '.join(hidden)} (--json shows all)", err=True
             )
-            return {**rec.public(), **urls.issue(rec.id, rec.format)}
-        except MediaMgrError as exc:
-            raise click.ClickException(exc.detail) from None
-        finally:
-            await store.close()
+    if total > len(items):
+        click.echo(f"{len(items)} of {total} shown (--limit)", err=True)
 
-    result = run(go())
-    click.echo(json.dumps(result, indent=2) if as_json else result["shout_url"])
+
+def fit_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], width: int
+) -> tuple[list[str], list[str]]:
+    """Aligned columns, whole values only: columns that do not fit ``width`` are left out, from the
+    right, and named; the first (the id that ``export`` and ``rm`` take) is always shown whole."""
+    widths = [max(len(c) for c in column) for column in zip(header, *rows, strict=True)]
+    keep, used = 0, -2
+    for w in widths:
+        if keep and used + 2 + w > width:
+            break
+        keep, used = keep + 1, used + 2 + w
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:keep], widths, strict=False)).rstrip()
+             for row in (header, *rows)]  # fmt: skip
+    return lines, list(header[keep:])

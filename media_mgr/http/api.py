@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import media_mgr
 from media_mgr.errors import MediaMgrError
+from media_mgr.http import docs
 from media_mgr.http.access import AccessMiddleware
 from media_mgr.http.errors import error_response, plain_error_response
 from media_mgr.metrics import Metrics
@@ -66,7 +67,10 @@ def create_app(
         version=media_mgr.__version__,
         description="Kazoo-style media manager for FreeSWITCH: media store, playback, recording.",
         lifespan=lifespan,
+        docs_url=None,  # docs.install serves /docs and /redoc with local assets (no CDN)
+        redoc_url=None,
     )
+    docs.install(app)
     app.add_exception_handler(MediaMgrError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -25,7 +25,7 @@ from media_mgr.recording.ingest import Ingest, RecordingEnded
 from media_mgr.shout.auth import SourceGrant
 from media_mgr.shout.host import ShoutHost
 from media_mgr.shout.parser import HeadError, HeadParser, ShoutRequest
-from media_mgr.shout.source import REFUSALS, SourceSession
+from media_mgr.shout.source import SourceSession
 
 log = logging.getLogger("media_mgr.shout")
 
@@ -86,8 +86,8 @@ class ShoutProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
         peer = self.transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else ""
-        if not self.host.opened(self):
-            self._reply(503, "1.0", body=b"too many connections\r\n")
+        if not self.host.opened(self):  # full: 503 with Retry-After (the error table's), then close
+            self._refuse(Unavailable("too many connections; try again"), "1.0")
             return
         self._arm(self.host.config.head_timeout, self._head_timeout)
 
@@ -123,12 +123,16 @@ class ShoutProtocol(asyncio.Protocol):
             self._early_eof = True
             return True
         if self.state is State.READ_HEAD:  # half a head, then nothing more: say so, then close
+            if self._parser.started:  # (a bare connect-and-close, as a port probe does, is not news)
+                log.info("incomplete request head", extra={"peer": self.peer})
             self._reply(400, "1.0", body=b"incomplete request head\r\n")
             return True
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.host.closed(self)
+        if self.state is State.READ_HEAD and self._parser.started:
+            log.info("client left mid-head", extra={"peer": self.peer, "error": repr(exc) if exc else None})
         self._disarm()
         if self._source is not None:
             self._source.connection_lost(exc)
@@ -235,8 +239,8 @@ class ShoutProtocol(asyncio.Protocol):
         try:
             ingest = await self.host.begin(grant, self.peer)
             if self.state is State.AUTH and self.transport is not None and not self.transport.is_closing():
-                self._stream(request, mount, ingest)
-        except REFUSALS as exc:
+                self._stream(request, mount, ingest, reusable=grant.recording_id is not None)
+        except MediaMgrError as exc:  # StoreUnavailable is one
             self._refuse(exc, request.version)
         except Exception:
             if self._source is not None and self._source.task is not None:
@@ -251,8 +255,9 @@ class ShoutProtocol(asyncio.Protocol):
                 if ingest is not None:
                     await self.host.give_back(ingest)  # the client left while we checked, or we failed
 
-    def _stream(self, request: ShoutRequest, mount: Mount, ingest: Ingest) -> None:
-        """Accepted: answer, then hand the mount and the recording to a ``SourceSession``."""
+    def _stream(self, request: ShoutRequest, mount: Mount, ingest: Ingest, *, reusable: bool) -> None:
+        """Accepted: answer, then hand the mount and the recording to a ``SourceSession``; a
+        ``reusable`` recording (one the URL names) is given back if the source sends no audio."""
         assert self.transport is not None
         self._disarm()
         mount.info = {k: v for k, v in request.headers.items() if k.startswith("ice-")}
@@ -267,7 +272,7 @@ class ShoutProtocol(asyncio.Protocol):
         self._source = SourceSession(
             self.transport, mount, self.host.registry, ingest,
             buffer_bytes=config.source_buffer_bytes, silence_timeout=config.source_timeout,
-            final_reply=final,
+            final_reply=final, give_back=self.host.give_back if reusable else None,
         )  # fmt: skip
         self._to(State.STREAMING)
         self.host.source_started(self._source, self.peer)

@@ -88,7 +88,7 @@ class RelayManager:
         try:
             importlib.import_module("shout")
         except ImportError:
-            raise Unavailable("relays need python-shout: pip install 'media-mgr[relay]'") from None
+            raise Unavailable("relays need python-shout: pip install 'kazoo-media-mgr[relay]'") from None
         if len(self._relays) >= self.config.limit:
             raise Unavailable(f"at most {self.config.limit} relays run at once")
         if mount is not None:

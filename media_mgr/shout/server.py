@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from prometheus_client import CollectorRegistry
 
+from media_mgr.errors import MediaMgrError
 from media_mgr.live.registry import MountRegistry
 from media_mgr.media.activity import ActivityRegistry
 from media_mgr.recording.ingest import Ingest, NewRecording
@@ -30,7 +31,7 @@ from media_mgr.shout.collector import ShoutCollector
 from media_mgr.shout.config import ShoutConfig
 from media_mgr.shout.host import Connection
 from media_mgr.shout.protocol import ShoutProtocol
-from media_mgr.shout.source import REFUSALS, SourceSession
+from media_mgr.shout.source import SourceSession
 from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.shout")
@@ -60,7 +61,7 @@ class ServerState:
     async def give_back(self, ingest: Ingest) -> None:
         try:
             await self.recorder.cancel(ingest)
-        except REFUSALS as exc:
+        except MediaMgrError as exc:  # StoreUnavailable is one
             log.warning("could not give the recording back", extra={"recording_id": ingest.id,
                                                                     "error": repr(exc)})  # fmt: skip
 

@@ -18,7 +18,6 @@ from media_mgr.audio.info import AudioInfo
 from media_mgr.store import blobs as blob_rows
 from media_mgr.store import media
 from media_mgr.store.blobs import BlobInfo, BlobStore
-from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.owner_lock import OwnerLock
 from media_mgr.store.pool import Database
 from media_mgr.store.recording_rows import (
@@ -35,11 +34,7 @@ from media_mgr.store.recording_rows import (
     recording_of,
 )
 
-STORE_ERRORS: tuple[type[BaseException], ...] = (StoreUnavailable,)
-"""Deprecated: catch ``StoreUnavailable`` (kept until every caller is switched over at merge)."""
-
 __all__ = [
-    "STORE_ERRORS",
     "Audio",
     "DuplicateRecording",
     "LostOwnership",

@@ -3,7 +3,7 @@
 The requester (``amqp_peers.Ecallmgr``) behaves like ecallmgr's ``kz_amqp_worker``: its own queue bound to
 ``targeted`` with its Server-ID, a 16-hex Msg-ID per request, replies matched on Msg-ID.
 Broker from ``MEDIA_MGR_TEST_AMQP_URL`` (default guest@127.0.0.1:5672); an unreachable broker fails them.
-The restart test runs ``rabbitmqctl stop_app``/``start_app``; ``MEDIA_MGR_TEST_NO_BROKER_RESTART=1`` skips it.
+The restart test restarts a private RabbitMQ node of its own (tests/private_services.py).
 """
 
 from __future__ import annotations
@@ -12,20 +12,22 @@ import asyncio
 import gzip
 import json
 import logging
-import os
 import shutil
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, ExchangeType
+from private_services import PrivateRabbit
 
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.wire import StreamType
 from media_mgr.events import EventPublisher
 
+import amqp_peers
 from amqp_peers import (
     ACCOUNT,
     EMPTY,
@@ -37,7 +39,6 @@ from amqp_peers import (
     assert_media_resp,
     broker_queue,
     closed_port,
-    rabbitmqctl,
     tcp_forwarder,
     wait_until,
 )
@@ -237,24 +238,30 @@ async def test_broadcast_layout_every_instance_answers(start_consumer: Start, co
         assert answered_by == [first.config.node, second.config.node]
 
 
-@pytest.mark.skipif(
-    shutil.which("rabbitmqctl") is None or os.environ.get("MEDIA_MGR_TEST_NO_BROKER_RESTART") == "1",
-    reason="needs rabbitmqctl and permission to restart the broker",
-)
+@pytest.fixture(scope="module")
+def private_broker() -> Iterator[PrivateRabbit]:
+    """A RabbitMQ node of the test's own (tests/private_services.py): restarting it disturbs no one."""
+    with PrivateRabbit() as broker:
+        yield broker
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["shared", "broadcast"])
 async def test_consumer_answers_again_after_a_broker_restart(
-    start_consumer: Start, config: AmqpConfig, layout: str
-) -> None:
-    consumer = await start_consumer(queue_layout=layout)
+    start_consumer: Start, config: AmqpConfig, layout: str, private_broker: PrivateRabbit,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(amqp_peers, "AMQP_URL", private_broker.url)  # Ecallmgr talks to the private node
+    consumer = await start_consumer(queue_layout=layout, url=private_broker.url)
     async with Ecallmgr(config.exchange) as ecallmgr:
         await ecallmgr.send(GREETING)
         assert (await ecallmgr.reply())[0]["Event-Name"] == "media_resp"
     started = time.monotonic()
     try:
-        await rabbitmqctl("stop_app", timeout=45)
+        await asyncio.to_thread(private_broker.stop_app)
         await wait_until(lambda: not consumer.ready, 10, "unready while the broker is down")
     finally:
-        await rabbitmqctl("start_app", timeout=45)
+        await asyncio.to_thread(private_broker.start_app)
     await wait_until(lambda: consumer.ready, 20, "ready again after the restart")
     async with Ecallmgr(config.exchange) as ecallmgr:
         request = await ecallmgr.send(GREETING)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import subprocess
 import time
@@ -14,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from amqp_peers import AMQP_URL, Ecallmgr, closed_port, rabbitmqctl
+from amqp_peers import AMQP_URL, Ecallmgr, closed_port
 from servers import RunningServer, start_server
 from sounds import mp3, pcm, tone
 
@@ -155,21 +154,29 @@ def test_http_serves_while_the_broker_is_away_and_readyz_says_so(database_url: s
         srv.stop()
 
 
-@pytest.mark.skipif(os.environ.get("MEDIA_MGR_TEST_NO_BROKER_RESTART") == "1", reason="asked not to restart")
-def test_the_service_answers_again_after_a_broker_restart(pair: list[RunningServer], audio_dir: Path) -> None:
-    item = upload(pair[0], tone(audio_dir / "r.wav", seconds=0.5))
-    assert asyncio.run(ask(item["media_name"]))[1]["Event-Name"] == "media_resp"
+@pytest.mark.slow
+def test_the_service_answers_again_after_a_broker_restart(
+    database_url: str, tmp_path: Path, audio_dir: Path, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A private RabbitMQ node (tests/private_services.py) is restarted, never the machine's."""
+    from private_services import PrivateRabbit
 
-    async def restart() -> None:
-        await rabbitmqctl("stop_app")
+    import amqp_peers
+
+    with PrivateRabbit() as broker:
+        monkeypatch.setattr(amqp_peers, "AMQP_URL", broker.url)  # Ecallmgr talks to the private node
+        srv = amqp_server(database_url, tmp_path / "one", queue_name, "one", MEDIA_MGR_AMQP_URL=broker.url)
         try:
-            await asyncio.sleep(1)
+            wait_ready(srv)
+            item = upload(srv, tone(audio_dir / "r.wav", seconds=0.5))
+            assert asyncio.run(ask(item["media_name"]))[1]["Event-Name"] == "media_resp"
+            broker.stop_app()
+            try:
+                time.sleep(1)
+            finally:
+                broker.start_app()
+            wait_ready(srv, timeout=30)
+            _, reply = asyncio.run(ask(item["media_name"]))
+            assert reply["Event-Name"] == "media_resp"
         finally:
-            await rabbitmqctl("start_app")
-            await rabbitmqctl("await_startup")
-
-    asyncio.run(restart())
-    for srv in pair:
-        wait_ready(srv, timeout=30)
-    _, reply = asyncio.run(ask(item["media_name"]))
-    assert reply["Event-Name"] == "media_resp"
+            srv.stop()

@@ -21,7 +21,7 @@ def test_the_wheel_carries_every_console_file(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                            "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    names = zipfile.ZipFile(next(tmp_path.glob("media_mgr-*.whl"))).namelist()
+    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
     shipped = sorted(Path(n).name for n in names if n.startswith("media_mgr/console/static/"))
     assert shipped == sorted(p.name for p in STATIC.iterdir()) and "index.html" in shipped
 

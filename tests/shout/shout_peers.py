@@ -135,6 +135,14 @@ def start_shout_server(database_url: str, data: Path, **env: str) -> tuple[Runni
     return srv, shout_port(srv)
 
 
+def shout_connections(srv: RunningServer) -> float:
+    """The server's own count of open SHOUT connections, from /metrics."""
+    for line in httpx.get(f"{srv.url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("media_mgr_shout_connections "):
+            return float(line.split()[1])
+    raise AssertionError("no media_mgr_shout_connections in /metrics")
+
+
 def kill(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)

@@ -4,7 +4,6 @@ Plus a recording URL issued by one instance and used on another."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -103,60 +102,38 @@ def wait_state_db(database_url: str, recording_id: str) -> str:
     return out.stdout.strip()
 
 
-def pg_cluster() -> tuple[str, str]:
-    out = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True)
-    for line in out.stdout.splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[2] == "5432":
-            return fields[0], fields[1]
-    pytest.skip("no local PostgreSQL cluster on port 5432 to restart")
+@pytest.mark.slow
+def test_postgresql_restarted_mid_stream_loses_nothing(tmp_path: Path) -> None:
+    """A private PostgreSQL (tests/private_services.py) is restarted, never the machine's."""
+    from private_services import PrivatePostgres
 
-
-def test_postgresql_restarted_mid_stream_loses_nothing(
-    own_server: tuple[RunningServer, int], database_url: str, tmp_path: Path
-) -> None:
-    if "127.0.0.1:5432" not in database_url:
-        pytest.skip("the test database is not the machine's PostgreSQL")
-    if os.environ.get("MEDIA_MGR_TEST_NO_PG_RESTART"):
-        # It restarts the machine's shared PostgreSQL for a second or two: a concurrent run on the same
-        # machine may see "the database system is shutting down". Opt out when runs overlap.
-        pytest.skip("MEDIA_MGR_TEST_NO_PG_RESTART is set")
-    version, cluster = pg_cluster()
-    srv, _ = own_server
-    started = postmaster_started(database_url)
-    sent = raw_mp3(tmp_path / "pg.mp3", seconds=7.0)
-    rec = create_recording(srv)
-    source = push(ShoutUrl.parse(rec["shout_url"]), tmp_path / "pg.mp3", pace=True)
-    try:
-        progress(source, 2 * BYTES_PER_SECOND)
-        restart = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"],
-                                 capture_output=True, text=True, timeout=60)  # fmt: skip
-        assert restart.returncode == 0, restart.stderr
-        out = source.communicate(timeout=60)[0]
-        assert source.returncode == 0, out
-    finally:
-        kill(source)
-        ensure_pg_up(version, cluster)
-    done = wait_state(srv, rec["id"], ("complete", "interrupted"), timeout=60)
-    assert (done["state"], done["end_reason"]) == ("complete", "eof")
-    assert content(srv, rec["id"]) == sent  # held in memory through the restart, then committed
-    assert postmaster_started(database_url) != started  # it really restarted under the stream
+    with PrivatePostgres() as pg:
+        database_url = pg.dsn
+        srv, _ = start_shout_server(database_url, tmp_path / "srv")
+        try:
+            started = postmaster_started(database_url)
+            sent = raw_mp3(tmp_path / "pg.mp3", seconds=7.0)
+            rec = create_recording(srv)
+            source = push(ShoutUrl.parse(rec["shout_url"]), tmp_path / "pg.mp3", pace=True)
+            try:
+                progress(source, 2 * BYTES_PER_SECOND)
+                pg.restart()
+                out = source.communicate(timeout=60)[0]
+                assert source.returncode == 0, out
+            finally:
+                kill(source)
+            done = wait_state(srv, rec["id"], ("complete", "interrupted"), timeout=60)
+            assert (done["state"], done["end_reason"]) == ("complete", "eof")
+            assert content(srv, rec["id"]) == sent  # held in memory through the restart, then committed
+            assert postmaster_started(database_url) != started  # it really restarted under the stream
+        finally:
+            srv.stop()
 
 
 def postmaster_started(database_url: str) -> str:
     out = subprocess.run(["psql", database_url, "-tAc", "SELECT pg_postmaster_start_time()"],
                          capture_output=True, text=True, check=True)  # fmt: skip
     return out.stdout.strip()
-
-
-def ensure_pg_up(version: str, cluster: str) -> None:
-    for _ in range(60):
-        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"]).returncode == 0:
-            return
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "start"],
-                       capture_output=True, timeout=60)  # fmt: skip
-        time.sleep(1)
-    raise AssertionError("PostgreSQL did not come back")
 
 
 def test_a_recording_url_issued_by_one_instance_is_accepted_by_another(
