@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import pytest
 
-from servers import RunningServer, start_server
+from servers import RunningServer, run_sync, start_server
 
 T = TypeVar("T")
 
@@ -116,12 +114,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path, _, name = item.nodeid.partition("::")
         if name.split("[")[0] in SLOW_ELSEWHERE.get(path, ()):
             item.add_marker(slow)
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to the end from sync code, even inside a running event loop."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 LOCAL_PG = os.environ.get("MEDIA_MGR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -31,7 +31,7 @@ _HEX32 = re.compile(r"[0-9a-f]{32}")
 class SpeechSource(Protocol):
     """``tts://`` text (and the request's TTS keys) -> the stored media speaking it (``TtsService``)."""
 
-    async def media_for(self, name_text: str, options: TtsOptions | None = None) -> MediaItem: ...
+    async def media_for(self, name_text: str, options: TtsOptions | None = None) -> MediaRow: ...
 
 
 class Catalog:
@@ -68,7 +68,7 @@ class Catalog:
             case TtsRef(text=text):
                 if self.tts is None:
                     raise NotFound("tts:// media is not served here (text to speech is off)")
-                return await self.tts.media_for(text, tts)
+                item = await self.tts.media_for(text, tts)
         if item is None:
             raise NotFound("no stored media matches that name")
         return MediaItem.of(item)

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from media_mgr.audio.info import AudioInfo
 from media_mgr.audio.wav import parse_wav_header
 from media_mgr.config import Settings
 from media_mgr.errors import NotFound, Unavailable
 from media_mgr.ids import new_id
-from media_mgr.media.models import AudioInfo, MediaItem, NewMedia
-from media_mgr.store.media import MediaStore
+from media_mgr.store.media import MediaRow, MediaStore, NewMedia
 from media_mgr.store.tts_cache import TtsCacheStore, TtsEntry
 from media_mgr.tasks import TaskLimitReached, TaskSet
 from media_mgr.tts.engine import TtsEngine, TtsFailed, load_engine
@@ -93,7 +93,7 @@ class TtsService:
         self.broken = dict(broken or {})
         self._limit = asyncio.Semaphore(config.concurrency)
         self._tasks = TaskSet("tts", log, limit=MAX_PENDING)
-        self._inflight: dict[str, asyncio.Task[MediaItem]] = {}
+        self._inflight: dict[str, asyncio.Task[MediaRow]] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -124,7 +124,7 @@ class TtsService:
         configured = ", ".join(sorted(self.engines)) or "none"
         raise NotFound(f"tts engine {name!r} is not configured (configured: {configured})")
 
-    async def media_for(self, name_text: str, options: TtsOptions | None = None) -> MediaItem:
+    async def media_for(self, name_text: str, options: TtsOptions | None = None) -> MediaRow:
         """The stored media speaking this text: cached, or synthesised now (once, whoever asks)."""
         speech = self.speech(name_text, options)
         task = self._inflight.get(speech.key)
@@ -135,7 +135,7 @@ class TtsService:
             task = self._inflight.get(speech.key) or self._start(speech)
         return await asyncio.shield(task)
 
-    def _start(self, speech: Speech) -> asyncio.Task[MediaItem]:
+    def _start(self, speech: Speech) -> asyncio.Task[MediaRow]:
         key = speech.key
         try:
             task = self._tasks.spawn(self._produce(speech), name=f"tts.{key[:12]}")
@@ -145,12 +145,12 @@ class TtsService:
         task.add_done_callback(lambda _: self._inflight.pop(key, None))  # one task per key at a time
         return task
 
-    async def _cached(self, key: str) -> MediaItem | None:
+    async def _cached(self, key: str) -> MediaRow | None:
         media_id = await self.cache.touch(key, self.config.cache_seconds)
         row = None if media_id is None else await self.media.get(media_id)
-        return None if row is None else MediaItem.of(row)
+        return None if row is None else row
 
-    async def _produce(self, speech: Speech) -> MediaItem:
+    async def _produce(self, speech: Speech) -> MediaRow:
         async with self._limit, self.cache.exclusive(speech.key):
             item = await self._cached(speech.key)  # another instance may have made it while we waited
             if item is not None:
@@ -175,7 +175,7 @@ class TtsService:
         except TimeoutError:
             raise TtsFailed(f"tts engine {engine.name} took longer than {self.config.timeout:g} s") from None
 
-    async def _store(self, speech: Speech, wav: bytes) -> MediaItem:
+    async def _store(self, speech: Speech, wav: bytes) -> MediaRow:
         info = _wav_info(wav)
         media_id = new_id()
         entry = TtsEntry(speech.key, speech.engine, speech.voice, speech.language, speech.text)
@@ -184,7 +184,7 @@ class TtsService:
             await self.media.delete(replaced)
         name = f"tts {speech.language} {speech.voice}: {speech.text}"[:NAME_CHARS]
         try:
-            return MediaItem.of(await self.media.create(media_id, NewMedia(None, name), info, _chunks(wav)))
+            return await self.media.create(media_id, NewMedia(None, name), info, _chunks(wav))
         except BaseException:
             await asyncio.shield(self.cache.forget(speech.key, media_id))
             raise

@@ -13,8 +13,7 @@ import pytest
 
 from media_mgr.store import migrate
 
-from conftest import run_sync
-from servers import media_mgr_command, start_server
+from servers import media_mgr_command, run_sync, start_server
 
 
 async def _applied(dsn: str) -> list[tuple[int, str]]:

@@ -17,7 +17,7 @@ from media_mgr.media.catalog import Catalog
 from media_mgr.media.models import MediaItem
 from media_mgr.store import migrate
 from media_mgr.store.blobs import BlobStore
-from media_mgr.store.media import MediaStore
+from media_mgr.store.media import MediaRow, MediaStore
 from media_mgr.store.tts_cache import TtsCacheStore
 from media_mgr.tts import service as service_module
 from media_mgr.tts.engine import TtsEngine, TtsFailed
@@ -106,7 +106,7 @@ async def instance(tts_dsn: str) -> AsyncIterator[Instance]:
         await pool.close()
 
 
-async def audio_of(service: TtsService, item: MediaItem) -> bytes:
+async def audio_of(service: TtsService, item: MediaRow) -> bytes:
     return b"".join([piece async for piece in service.media.blobs.read(item.blob_id)])
 
 
@@ -115,7 +115,12 @@ async def test_speech_is_stored_as_wav_media_at_the_engines_rate(
 ) -> None:
     service = instance(espeak)
     item = await service.media_for("Hello from media manager")
-    assert (item.format, item.codec, item.sample_rate, item.channels) == ("wav", "pcm_s16le", 22050, 1)
+    assert (MediaItem.of(item).format, item.codec, item.sample_rate, item.channels) == (
+        "wav",
+        "pcm_s16le",
+        22050,
+        1,
+    )
     assert item.account_id is None and item.name.startswith("tts en-us male: Hello from media manager")
     samples, rate = wav_samples(await audio_of(service, item))
     assert_speech(measure(samples, rate), 0.9, 3.0)
