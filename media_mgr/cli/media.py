@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from media_mgr.cli import Context, main, with_library
+from media_mgr.cli.group import Context, main, with_library
 from media_mgr.errors import Conflict, MediaMgrError
 from media_mgr.media.library import LANGUAGE, MediaLibrary
 from media_mgr.media.models import MediaFilter

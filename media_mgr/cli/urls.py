@@ -8,7 +8,8 @@ from typing import Any, Literal
 import click
 
 from media_mgr import logs
-from media_mgr.cli import Context, main, run, runfile
+from media_mgr.cli import runfile
+from media_mgr.cli.group import Context, main, run
 from media_mgr.config import Settings
 from media_mgr.errors import MediaMgrError
 

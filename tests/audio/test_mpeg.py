@@ -39,8 +39,12 @@ def feed_randomly(framer: MpegFramer, data: bytes, seed: int) -> bytes:
     return bytes(out + framer.flush())
 
 
-@pytest.mark.parametrize(("rate", "bitrate", "version"), [(8000, "16k", 0), (16000, "32k", 2), (44100, "128k", 3)])
-def test_frames_and_samples_match_what_mpg123_plays(tmp_path: Path, rate: int, bitrate: str, version: int) -> None:
+@pytest.mark.parametrize(
+    ("rate", "bitrate", "version"), [(8000, "16k", 0), (16000, "32k", 2), (44100, "128k", 3)]
+)
+def test_frames_and_samples_match_what_mpg123_plays(
+    tmp_path: Path, rate: int, bitrate: str, version: int
+) -> None:
     data = raw(tmp_path / "a.mp3", rate, bitrate)
     header = parse_header(data[:4])
     assert header is not None and (header.version, header.sample_rate, header.channels) == (version, rate, 1)
