@@ -10,11 +10,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from browser_visit import Visit
 from playwright.sync_api import FileChooser, Locator, Page, expect
 
 from servers import RunningServer
 from sounds import tone
+
+pytestmark = pytest.mark.slow  # a real browser against a real server: seconds per test
 
 PLAYING = "() => { const a = document.getElementById('player'); return a.ended || a.currentTime > 0.3; }"
 

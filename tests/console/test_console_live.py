@@ -22,6 +22,8 @@ from playwright.sync_api import expect
 from servers import RunningServer
 from sounds import raw_mp3, tone
 
+pytestmark = pytest.mark.slow  # a real browser against a real server: seconds per test
+
 PLAYING = "() => { const a = document.getElementById('player'); return a.ended || a.currentTime > 0.3; }"
 
 

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 
 import media_mgr.console
 
@@ -17,6 +18,7 @@ STATIC = Path(media_mgr.console.__file__).parent / "static"
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_the_wheel_carries_every_console_file(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                            "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)  # fmt: skip
@@ -26,6 +28,7 @@ def test_the_wheel_carries_every_console_file(tmp_path: Path) -> None:
     assert shipped == sorted(p.name for p in STATIC.iterdir()) and "index.html" in shipped
 
 
+@pytest.mark.slow
 def test_every_file_is_served_with_its_type_and_revalidated(console_server: RunningServer) -> None:
     types = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}
     for path in STATIC.iterdir():

@@ -14,6 +14,8 @@ from playwright.sync_api import Request, expect
 from servers import RunningServer, start_server
 from sounds import tone
 
+pytestmark = pytest.mark.slow  # a real browser against a real server: seconds per test
+
 ITEMS = 10_000
 
 

@@ -62,6 +62,7 @@ def test_g711_wav_is_decoded_by_ffmpeg_to_the_same_peaks(tmp_path: Path, encodin
     assert peaks.columns == peaks_of(pcm(wav), 8000)
 
 
+@pytest.mark.slow
 def test_an_mp3_is_decoded_to_the_same_peaks_as_ffmpeg_plays_it_from_a_pipe(tmp_path: Path) -> None:
     """Streamed, not seeked: the encoder delay stays in (a few ms at the start), as ffmpeg plays a pipe."""
     src = tone(tmp_path / "src.wav", seconds=2.0)
@@ -82,6 +83,7 @@ def svg_of(server: RunningServer, media_id: str, **headers: str) -> httpx.Respon
     return httpx.get(f"{server.url}/v1/media/{media_id}/waveform.svg", headers=headers)
 
 
+@pytest.mark.slow
 def test_the_picture_follows_the_revision_and_shows_clipping(
     console_server: RunningServer, tmp_path: Path
 ) -> None:
