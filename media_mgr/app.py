@@ -42,6 +42,7 @@ from media_mgr.builders import (
     shared_secret,
 )
 from media_mgr.config import Settings
+from media_mgr.console.router import console_router
 from media_mgr.events import EventPublisher, NoEvents
 from media_mgr.http.activity import activity_router
 from media_mgr.http.admin import AdminLimits, admin_router
@@ -173,6 +174,7 @@ class Service:
                 relays_router(relays, guard),
                 audio_streams_router(streams, guard),
                 audio_stream_routes.router,
+                console_router(library, guard, sockets.shout_port),
             ]  # fmt: skip
             app = create_app(routers, self.metrics)
             app.state.audio_stream = streams

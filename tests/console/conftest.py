@@ -1,0 +1,74 @@
+"""The console's fixtures: a real ``media-mgr serve`` on its own database, and Debian's chromium
+driven by Playwright (``executable_path``: no browser download). Screenshots go to one folder per
+run (``MEDIA_MGR_TEST_SCREENSHOTS`` to choose it), printed at the end so a person can look."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from browser_visit import Visit
+from playwright.sync_api import Browser, ConsoleMessage, Playwright, Request, sync_playwright
+
+from servers import RunningServer, start_server
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def console_server(
+    new_database: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """No admin token (loopback is admin); a dropped audio_stream socket ends its call within 1 s."""
+    data = tmp_path_factory.mktemp("console-server")
+    srv = start_server(
+        {"MEDIA_MGR_DATABASE_URL": new_database(), "MEDIA_MGR_DATA_DIR": str(data),
+         "MEDIA_MGR_LIMIT_UPLOAD_BYTES": str(8 * 1024 * 1024), "MEDIA_MGR_TIMEOUT_WS_RECONNECT": "1"},
+        data / "server.log",
+    )  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright_driver() -> Iterator[Playwright]:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.fail("Debian's chromium is not installed (scripts/test installs it: apt-get install chromium)")
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver: Playwright) -> Iterator[Browser]:
+    browser = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+        args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required", "--mute-audio"],
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    chosen = os.environ.get("MEDIA_MGR_TEST_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("console-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
+    print(f"\nconsole screenshots: {folder}")
+
+
+@pytest.fixture
+def visit(browser: Browser, screenshots: Path) -> Iterator[Visit]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    seen = Visit(page, screenshots)
+    page.on("request", lambda r: seen.requests.append(r.url) if isinstance(r, Request) else None)
+    page.on("pageerror", lambda e: seen.errors.append(str(e)))
+    page.on("console", lambda m: seen.errors.append(m.text) if isinstance(m, ConsoleMessage) and m.type == "error"
+            and "status of 4" not in m.text else None)  # fmt: skip
+    yield seen
+    context.close()
+    assert seen.errors == [], f"script errors on the page: {seen.errors}"
