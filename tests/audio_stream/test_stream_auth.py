@@ -71,8 +71,8 @@ async def test_an_issued_token_records_into_the_recording_it_names(guarded: Runn
     rec = await recording(guarded, issued["recording_id"], token=ADMIN)
     assert rec["name"] == "issued.wav"
     assert rec["state"] == "complete"
-    assert re.search(r'media_mgr_audio_stream_jitter_ms\{session="[0-9a-f]{32}"\} ', metrics)
-    lead = re.search(r'media_mgr_audio_stream_lead_ms\{session="[0-9a-f]{32}"\} ([0-9.]+)', metrics)
+    assert re.search(r"^media_mgr_audio_stream_jitter_ms [0-9.]+$", metrics, re.M)  # one session: its own
+    lead = re.search(r"^media_mgr_audio_stream_lead_ms ([0-9.]+)$", metrics, re.M)
     assert lead and 20 <= float(lead[1]) <= 160  # within the presets (jitter on a busy machine moves it)
     assert "media_mgr_audio_stream_sessions 1.0" in metrics
 
