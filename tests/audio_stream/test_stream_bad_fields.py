@@ -8,9 +8,8 @@ import asyncio
 import base64
 import json
 
-import numpy as np
 import pytest
-from audio_stream_checks import assert_same_audio, issue_url, recorded_pcm, recording
+from audio_stream_checks import assert_same_audio, closed_with, issue_url, noise, recorded_pcm, recording
 from audio_stream_client import BinaryModule, SendText, Talk, VoipbitModule
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -21,10 +20,6 @@ pytestmark = pytest.mark.timeout(120)
 
 PAYLOAD = base64.b64encode(bytes(320)).decode()
 DEEP = "[" * 50_000
-
-
-def noise(seconds: float, seed: int) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal(int(seconds * 8000)) * 3000).astype(np.int16)
 
 
 def media(**fields: object) -> str:
@@ -54,17 +49,6 @@ BAD_MEDIA = [
     '{"event": "media", "media": {"payload": ' + DEEP + "}}",  # past the recursion limit: text
     DEEP,
 ]
-
-
-async def closed_with(module: VoipbitModule, timeout: float = 5.0) -> int | None:
-    assert module.ws is not None
-    try:
-        async with asyncio.timeout(timeout):
-            await module.ws.wait_closed()
-    except TimeoutError:
-        return None
-    code: int | None = module.ws.close_code
-    return code
 
 
 async def test_bad_fields_of_media_frames_are_dropped_and_the_stream_goes_on(server: RunningServer) -> None:
