@@ -15,6 +15,7 @@ from media_mgr.audio_stream.dialects.binary import AmignitersPlay, ForkPlay
 from media_mgr.audio_stream.dialects.voipbit import VoipbitPlay
 from media_mgr.audio_stream.playout.pacer import Pacer
 from media_mgr.audio_stream.playout.player import Player, PlayItem
+from media_mgr.store.errors import StoreUnavailable
 from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("test_player")
@@ -47,9 +48,10 @@ def player(module: Module, encoder: PlayEncoder) -> Player:
 
 
 async def store_times_out() -> AsyncIterator[bytes]:
-    """An item whose second read from the database hits asyncpg's command timeout."""
+    """An item whose second read from the database hits asyncpg's command timeout, which the store
+    raises as ``StoreUnavailable`` (``store/pool.py``)."""
     yield bytes(320)
-    raise TimeoutError  # what asyncpg raises when a command outlives command_timeout
+    raise StoreUnavailable("the database is unavailable (TimeoutError)") from TimeoutError()
 
 
 async def endless() -> AsyncIterator[bytes]:
