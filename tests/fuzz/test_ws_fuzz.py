@@ -1,5 +1,5 @@
 """Fuzzing the audio_stream WebSocket of a real running server in both dialects (fixed seed, 160
-connections, about 3,000 frames, a few seconds): valid streams as mod_audio_stream sends them, then
+connections, about 2,500 frames, about 13 s plus the server start): valid streams as mod_audio_stream sends them, then
 mutated (fields replaced by hostile values, keys dropped or added, text cut, characters inserted, deep
 JSON, NUL and control characters, random binary, odd sizes, hostile metadata and URL queries). No connection is closed with 1011
 (a fault of ours); afterwards the server still records sample-exact audio in both dialects, every
