@@ -1,4 +1,8 @@
-"""Every Prometheus metric of the service, defined once, in one registry per process."""
+"""Every Prometheus metric of the service, defined once, in one registry per process.
+
+Label values come from small fixed sets (routes, outcomes, dialects, reasons), never from ids: the
+number of series stays the same however many sessions, recordings or mounts come and go.
+"""
 
 from __future__ import annotations
 
@@ -43,21 +47,20 @@ class Metrics:
         self.audio_stream_events_dropped = Counter(
             "media_mgr_audio_stream_events_dropped", "events not published: too many in flight", registry=r
         )
+        # Aggregates over the live sessions, computed when scraped: no label names a session (one
+        # series per session would grow with traffic); ``GET /v1/streams/{id}`` has the per-session figures.
         self.audio_stream_jitter_ms = Gauge(
             "media_mgr_audio_stream_jitter_ms",
-            "RFC 3550 interarrival jitter of a session",
-            ["session"],
+            "RFC 3550 interarrival jitter, the worst of the live sessions",
             registry=r,
         )
         self.audio_stream_lead_ms = Gauge(
             "media_mgr_audio_stream_lead_ms",
-            "playout lead a session keeps at the module",
-            ["session"],
+            "playout lead kept at the module, the largest of the live sessions",
             registry=r,
         )
         self.audio_stream_underruns = Gauge(
             "media_mgr_audio_stream_underruns",
-            "playout underruns seen or inferred, per session",
-            ["session"],
+            "playout underruns seen or inferred, summed over the live sessions",
             registry=r,
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from audio_stream_client import VoipbitModule
 
 from servers import RunningServer
 
@@ -88,3 +89,20 @@ def assert_same_audio(got: np.ndarray, expected: np.ndarray, what: str) -> None:
 async def latest_recording(server: RunningServer, stream_id: str, timeout: float = 5.0) -> str:
     """The recording id of the most recent session with this stream id (from the session list)."""
     return str((await session_of(server, stream_id, timeout))["recording_id"])
+
+
+def noise(seconds: float, seed: int) -> np.ndarray:
+    """8 kHz of seeded noise: misplaced or lost audio never matches by chance."""
+    return (np.random.default_rng(seed).standard_normal(int(seconds * 8000)) * 3000).astype(np.int16)
+
+
+async def closed_with(module: VoipbitModule, timeout: float = 5.0) -> int | None:
+    """The close code the server ended a module's socket with, or None if it stayed open."""
+    assert module.ws is not None
+    try:
+        async with asyncio.timeout(timeout):
+            await module.ws.wait_closed()
+    except TimeoutError:
+        return None
+    code: int | None = module.ws.close_code
+    return code

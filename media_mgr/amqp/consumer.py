@@ -253,12 +253,17 @@ class AmqpConsumer:
     async def _answer(self, message: AbstractIncomingMessage) -> None:
         try:
             body = wire.decode_body(message.body, message.content_type, message.content_encoding)
-        except wire.DecodeError as exc:
-            await _drop(message, "undecodable message dropped", error=str(exc), size=len(message.body))
-            return
-        request_id.set(_correlation_id(body))
-        try:
+            request_id.set(_correlation_id(body))
             req = wire.parse_media_req(body)
+        except wire.DecodeError as exc:
+            if exc.body is None:
+                await _drop(message, "undecodable message dropped", error=str(exc), size=len(message.body))
+                return
+            err = wire.refusal(str(exc), exc.body)
+            if err.msg_id is None or err.server_id is None:
+                await _drop(message, "undecodable message dropped", error=str(exc), size=len(message.body))
+                return
+            server_id, reply = err.server_id, self.handler.reject(err)
         except wire.WireError as err:
             if err.msg_id is None or err.server_id is None:
                 await _drop(message, "invalid media_req dropped: nowhere to reply", reason=err.reason)

@@ -30,10 +30,19 @@ FORMATS: Final = ("mp3", "wav")
 PROTOCOLS: Final = ("http", "https", "shout", "vlc")
 STREAM_URL_SCHEMES: Final = ("http://", "shout://", "vlc://")
 KAZOO_ERROR_CODES: Final = ("not_found", "no_data")
+# The request's strings that reach the resolver, the database or the log.
+TEXT_KEYS: Final = ("Media-Name", "Msg-ID", "Msg-Reply-ID", "App-Name", "App-Version", "Call-ID",
+                    "Account-ID", "Text", "Language", "Engine")  # fmt: skip
+MAX_MEDIA_NAME: Final = 4096
 
 
 class DecodeError(ValueError):
-    """The AMQP body cannot be read as a Kazoo JSON message; the consumer logs and drops it."""
+    """The AMQP body cannot be read as a Kazoo JSON message; the consumer logs and drops it, unless
+    ``body`` (a JSON object read despite a wrong content type) says where to send a media_error."""
+
+    def __init__(self, reason: str, body: Mapping[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.body = body
 
 
 class WireError(ValueError):
@@ -75,7 +84,12 @@ def decode_body(
     """AMQP body -> JSON object. Only ``application/json``; gzip when the encoding says so (checklist 2)."""
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type != CONTENT_TYPE:
-        raise DecodeError(f"content type {content_type!r} is not {CONTENT_TYPE}")
+        reason = f"content type {str(content_type)[:60]!r} is not {CONTENT_TYPE}"
+        try:
+            readable = decode_body(body, CONTENT_TYPE, content_encoding, limit=limit)
+        except DecodeError:
+            raise DecodeError(reason) from None
+        raise DecodeError(reason, readable)
     encoding = (content_encoding or "").strip().lower()
     if encoding == "gzip":
         body = _gunzip(body, limit)
@@ -87,6 +101,8 @@ def decode_body(
         value = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise DecodeError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise DecodeError("body is JSON nested too deep to read") from None
     if not isinstance(value, dict):
         raise DecodeError("body is not a JSON object")
     return cast(dict[str, Any], value)
@@ -106,9 +122,25 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
+def refusal(reason: str, body: Mapping[str, Any]) -> WireError:
+    """A request refused before validation, with whatever of its reply address it carries."""
+    return WireError(
+        reason, _text(body, "Msg-Reply-ID") or _text(body, "Msg-ID"), _text(body, "Media-Name"),
+        _routing_key(_text(body, "Server-ID")),
+    )  # fmt: skip
+
+
 def encode(message: Mapping[str, Any]) -> bytes:
-    """JSON as Kazoo's encoder writes it: compact, UTF-8 (so Media-Name comes back byte for byte)."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+    """JSON as Kazoo's encoder writes it: compact, UTF-8 (so Media-Name comes back byte for byte).
+
+    A string with a lone surrogate (a request may carry ``"\\ud800"``: valid JSON, no UTF-8) is
+    written with ``\\u`` escapes instead, as it came: the reply still echoes it exactly.
+    """
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(message, separators=(",", ":")).encode()
 
 
 def parse_media_req(body: Mapping[str, Any]) -> MediaReq:
@@ -116,10 +148,16 @@ def parse_media_req(body: Mapping[str, Any]) -> MediaReq:
     msg_id = _text(body, "Msg-ID")
     reply_id = _text(body, "Msg-Reply-ID") or msg_id
     media_name = _text(body, "Media-Name")
-    server_id = _text(body, "Server-ID")
+    server_id = _routing_key(_text(body, "Server-ID"))
 
     def fail(reason: str) -> WireError:
         return WireError(reason, reply_id, media_name, server_id)
+
+    for key in TEXT_KEYS:
+        if (value := _text(body, key)) is not None and not _valid_text(value):
+            raise fail(f"{key} is not valid text (a lone surrogate or a NUL)")
+    if media_name is not None and len(media_name) > MAX_MEDIA_NAME:
+        raise fail(f"Media-Name is longer than {MAX_MEDIA_NAME} characters")
 
     if body.get("Event-Category") != "media" or body.get("Event-Name") != "media_req":
         raise fail("not a media_req: Event-Category must be media and Event-Name media_req")
@@ -149,6 +187,22 @@ def parse_media_req(body: Mapping[str, Any]) -> MediaReq:
         language=_text(body, "Language"),
         engine=_text(body, "Engine"),
     )
+
+
+def _valid_text(value: str) -> bool:
+    """UTF-8 encodable (no lone surrogate) and without NUL, which PostgreSQL text refuses."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
+def _routing_key(server_id: str | None) -> str | None:
+    """The Server-ID if a reply can be routed to it: an AMQP short string (at most 255 UTF-8 bytes)."""
+    if server_id is None or not _valid_text(server_id) or len(server_id.encode()) > 255:
+        return None
+    return server_id
 
 
 def _text(body: Mapping[str, Any], key: str) -> str | None:

@@ -87,6 +87,7 @@ class Connection:
         self.session: Session | None = None
         self.guard = FloodGuard(messages_per_second=service.config.session.messages_per_second)
         self.bad_input: BadInput | None = None
+        self.bad_frames = 0  # frames dropped before this socket had a session
         self.ended_by: str | None = None  # "stop" or "eof": the stream itself said it ended
         self.notes = 0
         self.opened_at = self.clock()
@@ -321,11 +322,15 @@ class Connection:
     # -- problems ----------------------------------------------------------------------------------
 
     def _bad(self, exc: BadInput, now: float) -> None:
+        """A frame dropped: counted against the session's limit, or this socket's before it has one."""
         self.guard.message(now)
         if self.session is not None:
             self.session.bad_frame(exc)
-        else:
-            self._note(exc.reason, None)
+            return
+        self.bad_frames += 1
+        self._note(exc.reason, None)
+        if self.bad_frames > self.config.session.bad_frames:
+            raise BadInput(f"{self.bad_frames} unusable frames ({exc.reason})", fatal=True, close_code=1007)
 
     def _note(self, what: str, session: Session | None) -> None:
         """Text that is no audio: legal (send_text), so logged once and counted, never fatal alone."""
@@ -370,14 +375,14 @@ class Connection:
             if self.bad_input
             else self.ended_by or ("normal" if peer_code in NORMAL_CLOSES else "dropped")
         ).inc()
+        if self.bad_input is not None and self.bad_input.close_code != 1011 and self.grant.via == "token":
+            # The peer's fault: make a voipbit module give up, if the URL is this stream's own (a
+            # shared URL refused would refuse every call using it).
+            self.service.registry.refuse(self.url, now + self.config.timeout_refuse)
         if session is None or not self._owns() or session.ending:
             log.info("audio_stream connection closed", extra={**extra, "reason": reason})
             return
         if self.bad_input is not None:
-            # The peer's fault: make a voipbit module give up, if the URL is this stream's own (a
-            # shared URL refused would refuse every call using it).
-            if self.bad_input.close_code != 1011 and self.grant.via == "token":
-                self.service.registry.refuse(self.url, now + self.config.timeout_refuse)
             why = "server_error" if self.bad_input.close_code == 1011 else "bad_input"
             await self.service.end(session, why, complete=False)
         elif self.ended_by is not None or peer_code in NORMAL_CLOSES:

@@ -23,17 +23,27 @@ def parse_rate(value: object) -> int | None:
     """``8000``, ``"16000"``, ``"16k"`` -> Hz when it is a rate the modules allow, else None."""
     if isinstance(value, bool):
         return None
-    text = str(value).strip().lower()
-    if text.endswith("k") and text[:-1].isdigit():
-        rate = int(text[:-1]) * 1000
-    elif text.isdigit():
-        rate = int(text)
+    if isinstance(value, int):
+        rate: int | None = value
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        thousands = text.endswith("k")
+        rate = _digits(text[:-1] if thousands else text)
+        rate = rate * 1000 if thousands and rate is not None else rate
     else:
         return None
-    return rate if rate % 8000 == 0 and 8000 <= rate <= 48000 else None
+    return rate if rate is not None and rate % 8000 == 0 and 8000 <= rate <= 48000 else None
+
+
+def _digits(text: str) -> int | None:
+    """A short string of ASCII digits as a number: ``str.isdigit`` alone also accepts ``"²"`` (which
+    ``int`` refuses) and a string of any length (``int`` refuses more than 4,300 digits)."""
+    return int(text) if 0 < len(text) <= 6 and text.isascii() and text.isdigit() else None
 
 
 def parse_channels(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
     return _MODES.get(str(value).strip().lower())
 
 
@@ -43,8 +53,13 @@ def hint_from(fields: Mapping[str, Any]) -> FormatHint:
     channels = next(
         (c for k in CHANNEL_KEYS if k in fields and (c := parse_channels(fields[k])) is not None), None
     )
-    call = next((str(fields[k]) for k in CALL_KEYS if isinstance(fields.get(k), str) and fields[k]), None)
+    call = next((v for k in CALL_KEYS if isinstance(v := fields.get(k), str) and _is_call_id(v)), None)
     return FormatHint(rate, channels, call)
+
+
+def _is_call_id(value: str) -> bool:
+    """A call id we can name a recording after: printable (no lone surrogate, no NUL), not too long."""
+    return 0 < len(value) <= 256 and value.isprintable()
 
 
 @dataclass(frozen=True)

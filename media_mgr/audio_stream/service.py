@@ -83,6 +83,11 @@ class AudioStreamConfig:
         )  # fmt: skip
 
 
+def _underruns(session: Session) -> int:
+    player = session.player
+    return player.pacer.starved + player.pacer.slips if player else 0
+
+
 class AudioStreamService:
     """``async with AudioStreamService(...) as service:``: its exit ends every session (audio flushed,
     recording closed, ``stopped`` published) and stops its tasks."""
@@ -118,6 +123,13 @@ class AudioStreamService:
         self.loop_lag = 0.0  # seconds, recent peak
         metrics.audio_stream_sessions.set_function(lambda: len(self.registry))
         metrics.audio_stream_loop_lag_ms.set_function(lambda: self.loop_lag * 1000)
+        metrics.audio_stream_jitter_ms.set_function(
+            lambda: max((s.jitter_ms for s in self.registry), default=0)
+        )
+        metrics.audio_stream_lead_ms.set_function(
+            lambda: max((s.lead().ms for s in self.registry), default=0)
+        )
+        metrics.audio_stream_underruns.set_function(lambda: sum(map(_underruns, self.registry)))
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -157,12 +169,6 @@ class AudioStreamService:
         self._entries[session.id] = self.activity.start(
             "audio_stream", "", session.peer, id=session.id, live=session.public
         )
-        m = self.metrics
-        m.audio_stream_jitter_ms.labels(session.id).set_function(lambda: session.jitter_ms)
-        m.audio_stream_lead_ms.labels(session.id).set_function(lambda: session.lead().ms)
-        m.audio_stream_underruns.labels(session.id).set_function(
-            lambda: session.player.pacer.starved + session.player.pacer.slips if session.player else 0
-        )
         return session
 
     async def end(self, session: Session, reason: str, *, complete: bool) -> None:
@@ -180,13 +186,6 @@ class AudioStreamService:
             if entry is not None:
                 entry.bytes = session.stats.bytes_in
                 self.activity.end(entry)
-            for gauge in (
-                self.metrics.audio_stream_jitter_ms,
-                self.metrics.audio_stream_lead_ms,
-                self.metrics.audio_stream_underruns,
-            ):
-                with contextlib.suppress(KeyError):
-                    gauge.remove(session.id)
 
     async def _open_sink(self, session: Session, fmt: StreamFormat) -> Sink:
         """The recording named by the session's token when it is still pending, else a new one."""

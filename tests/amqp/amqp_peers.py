@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, ExchangeType
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, ExchangeType
 
 from media_mgr.amqp.consumer import AmqpConsumer
 from media_mgr.amqp.wire import StreamType
@@ -93,14 +93,21 @@ class Ecallmgr:
         pid = secrets.randbelow(30000)
         self.server_id = f"ecallmgr@fs1.example.com-<0.{pid}.0>-{secrets.token_hex(4)}"
         self.replies: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self.exchange: AbstractExchange
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Ecallmgr:
         connection = await aio_pika.connect(AMQP_URL, timeout=5)
         self._stack.push_async_callback(connection.close)
         channel = await connection.channel()
-        self.exchange = await channel.declare_exchange(
-            self.exchange_name, ExchangeType.TOPIC, durable=False, auto_delete=False
+        # "" is the broker's default exchange: routing key = one server's queue name, so requests
+        # reach only that server and not every instance on the shared broker's ``kapps``.
+        self.exchange = (
+            channel.default_exchange
+            if self.exchange_name == ""
+            else await channel.declare_exchange(
+                self.exchange_name, ExchangeType.TOPIC, durable=False, auto_delete=False
+            )
         )
         targeted = await channel.declare_exchange(
             "targeted", ExchangeType.DIRECT, durable=False, auto_delete=False

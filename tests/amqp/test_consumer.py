@@ -156,21 +156,62 @@ async def test_bad_deliveries_are_dropped_and_the_next_request_is_answered(
     with caplog.at_level(logging.WARNING, logger="media_mgr.amqp"):
         async with Ecallmgr(config.exchange) as ecallmgr:
             await ecallmgr.publish(b"this is not json")
-            await ecallmgr.publish(
-                json.dumps(ecallmgr.media_req(GREETING)).encode(), content_type="text/plain"
-            )
-            await ecallmgr.publish(json.dumps(ecallmgr.media_req(GREETING)).encode(), content_type=None)
             await ecallmgr.publish(b"\x1f\x8b garbage", content_encoding="gzip")
+            await ecallmgr.publish(b"[" * 50_000)  # past the recursion limit
+            await ecallmgr.publish(b"[" * 50_000, content_type="text/plain")
             await ecallmgr.publish(json.dumps(ecallmgr.media_req(GREETING, **{"Server-ID": None})).encode())
             await ecallmgr.publish(json.dumps(ecallmgr.media_req(GREETING, **{"Msg-ID": None})).encode())
+            await ecallmgr.publish(
+                json.dumps(ecallmgr.media_req("\ud800", **{"Server-ID": "q" * 256})).encode()
+            )
             request = await ecallmgr.send(GREETING)
             replies = await ecallmgr.replies_for(1.0)
     assert len(replies) == 1
     assert_media_resp(replies[0], request, consumer.config.node, GREETING_URL)
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
-    # Each bad delivery is dropped exactly once: rejected without requeue, not redelivered in a loop.
-    assert len(dropped) == 6, dropped
+    # Each bad delivery is dropped exactly once, with one line: rejected without requeue, no traceback.
+    assert len(dropped) == 7, dropped
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     assert consumer.ready
+
+
+@pytest.mark.parametrize(
+    ("changes", "content_type", "error_msg"),
+    [
+        (
+            {"Media-Name": "\ud800x"},
+            "application/json",
+            "Media-Name is not valid text (a lone surrogate or a NUL)",
+        ),
+        (
+            {"Media-Name": "/a\x00b"},
+            "application/json",
+            "Media-Name is not valid text (a lone surrogate or a NUL)",
+        ),
+        ({"Msg-ID": "\udc00"}, "application/json", "Msg-ID is not valid text (a lone surrogate or a NUL)"),
+        ({"Call-ID": "\ud800"}, "application/json", "Call-ID is not valid text (a lone surrogate or a NUL)"),
+        ({}, "text/plain", "content type 'text/plain' is not application/json"),
+        ({}, None, "content type 'None' is not application/json"),
+    ],
+    ids=["surrogate-name", "nul-name", "surrogate-msg-id", "surrogate-call-id", "text-plain", "no-type"],
+)
+async def test_every_message_with_msg_id_and_server_id_is_answered(
+    start_consumer: Start,
+    config: AmqpConfig,
+    caplog: pytest.LogCaptureFixture,
+    changes: dict[str, str],
+    content_type: str | None,
+    error_msg: str,
+) -> None:
+    """ecallmgr would otherwise wait its 2 s for nothing."""
+    consumer = await start_consumer()
+    with caplog.at_level(logging.INFO, logger="media_mgr.amqp"):
+        async with Ecallmgr(config.exchange) as ecallmgr:
+            request = ecallmgr.media_req(GREETING, **changes)
+            await ecallmgr.publish(json.dumps(request).encode(), content_type=content_type)
+            reply, _ = await ecallmgr.reply(timeout=2)
+    assert_media_error(reply, request, consumer.config.node, error_msg)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
 @needs_rabbitmqctl

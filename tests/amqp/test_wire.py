@@ -332,3 +332,56 @@ def test_event_fills_the_envelope_and_drops_nulls() -> None:
 def test_event_needs_category_and_name(body: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="Event-"):
         wire.event(body, NODE)
+
+
+# -- hostile input (issue 11 item 8) -------------------------------------------------------------------
+
+
+def test_json_nested_past_the_recursion_limit_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match="nested"):
+        wire.decode_body(b"[" * 50_000, "application/json", None)
+
+
+@pytest.mark.parametrize("key", ["Media-Name", "Call-ID", "Account-ID", "Text", "Language", "Engine"])
+@pytest.mark.parametrize("bad", ["\ud800x", "a\x00b"], ids=["lone-surrogate", "nul"])
+def test_text_that_is_no_utf8_or_has_nul_is_a_wire_error_that_can_be_answered(key: str, bad: str) -> None:
+    body = json.dumps(ecallmgr_req(**{key: bad})).encode()  # JSON escapes it: valid JSON, no UTF-8
+    with pytest.raises(WireError) as caught:
+        wire.parse_media_req(wire.decode_body(body, "application/json", None))
+    assert caught.value.server_id == SERVER_ID and caught.value.msg_id == "5f1c9a0b2e3d4c6a"
+    assert key in caught.value.reason
+    reply = json.loads(wire.encode(wire.media_error(caught.value, caught.value.reason, NODE)))
+    if key == "Media-Name":
+        assert reply["Media-Name"] == bad  # echoed exactly, \u-escaped as it came
+
+
+def test_a_msg_id_with_a_lone_surrogate_is_echoed_exactly() -> None:
+    with pytest.raises(WireError) as caught:
+        wire.parse_media_req(ecallmgr_req(**{"Msg-ID": "\udfffid"}))
+    body = wire.encode(wire.media_error(caught.value, caught.value.reason, NODE))
+    assert body.isascii()
+    assert json.loads(body)["Msg-ID"] == "\udfffid"
+
+
+@pytest.mark.parametrize("server_id", ["q" * 256, "\ud800", "a\x00"], ids=["256-bytes", "surrogate", "nul"])
+def test_a_server_id_that_is_no_routing_key_has_nowhere_to_reply(server_id: str) -> None:
+    with pytest.raises(WireError) as caught:
+        wire.parse_media_req(ecallmgr_req(**{"Server-ID": server_id, "Media-Name": "\ud800"}))
+    assert caught.value.server_id is None
+
+
+def test_an_overlong_media_name_is_refused() -> None:
+    with pytest.raises(WireError, match="longer"):
+        wire.parse_media_req(ecallmgr_req(**{"Media-Name": "/" + "a" * 5000}))
+
+
+def test_a_request_with_a_wrong_content_type_still_says_where_to_answer() -> None:
+    body = json.dumps(ecallmgr_req()).encode()
+    with pytest.raises(DecodeError) as caught:
+        wire.decode_body(body, "text/plain", None)
+    assert caught.value.body is not None
+    refusal = wire.refusal(str(caught.value), caught.value.body)
+    assert (refusal.msg_id, refusal.server_id) == ("5f1c9a0b2e3d4c6a", SERVER_ID)
+    with pytest.raises(DecodeError) as unreadable:
+        wire.decode_body(b"[" * 50_000, "text/plain", None)
+    assert unreadable.value.body is None

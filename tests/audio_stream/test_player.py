@@ -48,7 +48,8 @@ def player(module: Module, encoder: PlayEncoder) -> Player:
 
 
 async def store_times_out() -> AsyncIterator[bytes]:
-    """An item whose second read from the database hits asyncpg's command timeout (as the store says it)."""
+    """An item whose second read from the database hits asyncpg's command timeout, which the store
+    raises as ``StoreUnavailable`` (``store/pool.py``)."""
     yield bytes(320)
     raise StoreUnavailable("the database is unavailable (TimeoutError)") from TimeoutError()
 

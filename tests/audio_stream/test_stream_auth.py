@@ -1,9 +1,10 @@
 """Who may connect (INTERFACE.md "Issued URLs"), and the handshake the modules expect: the admin
-token or an issued one, as ?token= or Basic auth; the subprotocol echoed when offered; live numbers
-per session in /metrics."""
+token or an issued one, as ?token= or Basic auth; the subprotocol echoed when offered; the live
+sessions' figures in /metrics (aggregates, no per-session series)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -71,8 +72,8 @@ async def test_an_issued_token_records_into_the_recording_it_names(guarded: Runn
     rec = await recording(guarded, issued["recording_id"], token=ADMIN)
     assert rec["name"] == "issued.wav"
     assert rec["state"] == "complete"
-    assert re.search(r'media_mgr_audio_stream_jitter_ms\{session="[0-9a-f]{32}"\} ', metrics)
-    lead = re.search(r'media_mgr_audio_stream_lead_ms\{session="[0-9a-f]{32}"\} ([0-9.]+)', metrics)
+    assert re.search(r"^media_mgr_audio_stream_jitter_ms [0-9.]+$", metrics, re.M)  # one session: its own
+    lead = re.search(r"^media_mgr_audio_stream_lead_ms ([0-9.]+)$", metrics, re.M)
     assert lead and 20 <= float(lead[1]) <= 160  # within the presets (jitter on a busy machine moves it)
     assert "media_mgr_audio_stream_sessions 1.0" in metrics
 
@@ -96,7 +97,10 @@ async def test_loopback_needs_no_token_without_an_admin_token(server: RunningSer
         await ws.send(json.dumps({"callId": call}))
         for i in range(0, len(audio), 160):
             await ws.send(audio[i : i + 160].tobytes())
-        found = [s for s in await streams(server) if s["call_id"] == call]
+        for _ in range(100):  # the server may still be reading the frames on a busy machine
+            if found := [s for s in await streams(server) if s["call_id"] == call]:
+                break
+            await asyncio.sleep(0.05)
         assert len(found) == 1, found  # accepted, and recording
     got, rate = await recorded_pcm(server, found[0]["recording_id"])
     assert rate == 8000

@@ -8,9 +8,8 @@ import base64
 import json
 import os
 
-import numpy as np
 import pytest
-from audio_stream_checks import assert_same_audio, issue_url, recorded_pcm, recording
+from audio_stream_checks import assert_same_audio, closed_with, issue_url, noise, recorded_pcm, recording
 from audio_stream_client import SendText, Talk, VoipbitModule
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -18,20 +17,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from servers import RunningServer
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def noise(seconds: float, seed: int) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal(int(seconds * 8000)) * 3000).astype(np.int16)
-
-
-async def closed_with(module: VoipbitModule, timeout: float = 5.0) -> int | None:
-    assert module.ws is not None
-    try:
-        async with asyncio.timeout(timeout):
-            await module.ws.wait_closed()
-    except TimeoutError:
-        return None
-    return module.ws.close_code
 
 
 async def test_text_that_is_no_event_is_logged_and_the_stream_goes_on(server: RunningServer) -> None:

@@ -16,6 +16,7 @@ import base64
 import json
 from typing import Any
 
+from media_mgr.audio_stream.dialects import fields
 from media_mgr.audio_stream.dialects.base import Dialect, Join, Placement, PlayEncoder
 from media_mgr.audio_stream.events import Audio, BadInput, EndOfStream, Event, Media, Metadata, Text, Track
 from media_mgr.audio_stream.formats import FormatHint, StreamFormat, hint_from
@@ -25,10 +26,8 @@ DEFAULT_RATE = 8000
 
 
 def parse_metadata(text: str) -> Metadata:
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return Metadata(text)
+    """What a metadata frame says about the format; JSON that is no object, or none, says nothing."""
+    obj = fields.json_object(text)
     if not isinstance(obj, dict):
         return Metadata(text)
     hint = hint_from(obj)

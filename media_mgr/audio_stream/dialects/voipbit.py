@@ -1,6 +1,8 @@
 """voipbit/mod_audio_stream's JSON dialect: text frames <-> typed events; pure (reference Part A).
 
-The module pretty-prints with tabs, so frames are parsed, never compared. It sends ``start`` once
+The module pretty-prints with tabs, so frames are parsed, never compared. Every field is checked
+before it is used (``fields.py``): a field of the wrong type, out of range or not valid text makes
+the frame a bad frame (dropped and counted, ``BadInput``), never an error of ours. It sends ``start`` once
 (first frame of the first connection), then one ``media`` per track per 20 ms with base64 audio
 and a media clock (``chunk`` from 1, ``timestamp`` a string of epoch ms), ``stop`` only on graceful
 shutdown; ``playedStream``, ``media.cleared`` and ``incorrectPayload`` answer our messages.
@@ -18,9 +20,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, TypeGuard
+from typing import Any
 
 from media_mgr.audio.g711 import ulaw_to_l16
+from media_mgr.audio_stream.dialects import fields
 from media_mgr.audio_stream.dialects.base import Dialect, Join, Placement, PlayEncoder
 from media_mgr.audio_stream.events import (
     TRACKS,
@@ -50,18 +53,14 @@ EARLY_WAIT = 0.2  # ... or after this long
 
 def looks_like_voipbit(text: str) -> bool:
     """Whether a first text frame is this dialect (``start``/``media``/``stop``), not metadata."""
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return False
+    obj = fields.json_object(text)
     return isinstance(obj, dict) and obj.get("event") in ("start", "media", "stop")
 
 
 def parse(text: str) -> Event:
     """One text frame -> an event; ``BadInput`` for a protocol event we cannot use."""
-    try:
-        obj = json.loads(text)
-    except ValueError:
+    obj = fields.json_object(text)
+    if obj is fields.NOT_JSON:
         return Text(text, "not JSON (send_text?)")
     if not isinstance(obj, dict):
         return Text(text, "JSON that is not an object")
@@ -79,12 +78,12 @@ def parse(text: str) -> Event:
             return Stop(call_id if isinstance(call_id, str) else None)
         case "playedStream":
             name = obj.get("name")
-            return Played(name if isinstance(name, str) else "")
+            return Played(fields.clean(name, 200) if isinstance(name, str) else "")
         case "media.cleared":
             return Cleared()
         case "incorrectPayload":
             payload = obj.get("payload")
-            return IncorrectPayload(payload if isinstance(payload, str) else "")
+            return IncorrectPayload(fields.clean(payload, 1000) if isinstance(payload, str) else "")
     return Text(text, f"unknown event {event[:40]!r}")
 
 
@@ -99,7 +98,7 @@ def _start(obj: dict[str, Any]) -> Start:
     if encoding is None:
         raise BadInput(f"unsupported encoding {str(fmt.get('encoding'))[:40]!r}", fatal=True)
     rate = fmt.get("sampleRate")
-    if not _is_int(rate) or rate % 8000 or not 8000 <= rate <= MAX_RATE:
+    if not fields.is_int(rate) or rate % 8000 or not 8000 <= rate <= MAX_RATE:
         raise BadInput(
             f"unsupported sampleRate {str(rate)[:20]!r} (8000..48000, multiples of 8000)", fatal=True
         )
@@ -107,15 +106,17 @@ def _start(obj: dict[str, Any]) -> Start:
     tracks = tuple(t for t in TRACKS if isinstance(raw_tracks, list) and t in raw_tracks)
     if not tracks:
         raise BadInput(f"start names no track in {str(raw_tracks)[:60]!r}", fatal=True)
-    extra = obj.get("extra_headers")
-    return Start(
-        call_id=str(start.get("callId") or ""),
-        stream_id=str(start.get("stream_id") or ""),
-        tracks=tracks,
-        encoding=encoding,
-        rate=rate,
-        extra_headers=extra if isinstance(extra, str) else None,
-    )
+    try:
+        return Start(
+            call_id=fields.ident(start.get("callId"), "callId") or "",
+            stream_id=fields.ident(start.get("stream_id"), "stream_id") or "",
+            tracks=tracks,
+            encoding=encoding,
+            rate=rate,
+            extra_headers=fields.text(obj.get("extra_headers"), "extra_headers", fields.MAX_METADATA),
+        )
+    except BadInput as exc:
+        raise BadInput(f"start with {exc.reason}", fatal=True) from None
 
 
 def _media(obj: dict[str, Any]) -> Media:
@@ -132,24 +133,14 @@ def _media(obj: dict[str, Any]) -> Media:
         audio = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise BadInput("media payload is not base64") from None
-    chunk = media.get("chunk")
-    stamp = media.get("timestamp")
-    timestamp = (
-        int(stamp) if isinstance(stamp, str) and stamp.isdigit() else stamp if _is_int(stamp) else None
-    )
-    stream_id = obj.get("stream_id")
     known: Track = "inbound" if track == "inbound" else "outbound"
     return Media(
-        stream_id=stream_id if isinstance(stream_id, str) else None,
+        stream_id=fields.ident(obj.get("stream_id"), "stream_id"),
         track=known,
-        chunk=chunk if _is_int(chunk) and chunk >= 1 else None,
-        timestamp_ms=timestamp,
+        chunk=fields.counter(media.get("chunk"), "chunk"),
+        timestamp_ms=fields.timestamp(media.get("timestamp")),
         payload=audio,
     )
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # -- server -> module (A4): compact JSON, standard unwrapped base64, L16 little-endian mono ---------
