@@ -25,6 +25,7 @@ from fastapi import FastAPI
 
 from media_mgr.config import Settings
 from media_mgr.http.connection_limits import ConnectionLimits, protocol_class
+from media_mgr.http.websocket_protocol import QuietWebSocketProtocol
 from media_mgr.logs import LISTENING_LOGGER
 
 log = logging.getLogger("media_mgr.http")
@@ -59,6 +60,7 @@ class HttpServer:
                 app,
                 loop="uvloop",
                 http=protocol_class(config.limits),
+                ws=QuietWebSocketProtocol,  # uvicorn's websockets-sansio, the cheapest it has
                 timeout_keep_alive=config.keep_alive,
                 lifespan="off",  # the app's dependencies are opened and closed around the server
                 log_config=None,

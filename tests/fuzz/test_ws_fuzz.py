@@ -267,12 +267,6 @@ def test_the_fuzz_is_the_same_every_run() -> None:
     assert [(c.path, c.frames) for c in first] == [(c.path, c.frames) for c in second]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn's websockets-sansio protocol (uvicorn's ws='auto' in http/server.py) logs invalid "
-    "UTF-8 at ERROR with a traceback, and a second such frame while closing is an asyncio 'Fatal error "
-    "on transport'; uvicorn's ws='websockets' closes 1007 quietly. http/ is not this branch's to change.",
-)
 async def test_text_frames_of_invalid_utf8_are_closed_1007_without_an_error_line(
     fuzzed: RunningServer,
 ) -> None:
