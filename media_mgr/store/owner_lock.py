@@ -64,7 +64,8 @@ class OwnerLock:
             await self._drop()
             with driver_errors_as_unavailable():
                 conn = await self._pool.acquire()
-                try:
+            try:
+                with driver_errors_as_unavailable(conn):
                     while not await conn.fetchval(
                         "SELECT pg_try_advisory_lock($1, $2)", LOCK_NAMESPACE, self.key
                     ):
@@ -72,10 +73,10 @@ class OwnerLock:
                             await self._pool.release(conn)
                             return False
                         self.key = secrets.randbelow(2**31 - 2) + 1  # taken by a live instance: pick another
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await self._pool.release(conn)
-                    raise
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self._pool.release(conn)
+                raise
             self._chosen = True
             self._conn = conn
             return True
@@ -96,6 +97,9 @@ class OwnerLock:
                 try:
                     got = await self.ensure()
                 except StoreUnavailable:
+                    got = False
+                except Exception as exc:  # a broken half-open connection: never let the watchdog die
+                    log.debug("owner lock not taken", extra={"error": repr(exc)})
                     got = False
                 if got:
                     log.info("owner lock held again", extra={"owner": self.key,
