@@ -79,7 +79,9 @@ class Recorder:
         try:
             await self.recover()
         except StoreUnavailable as exc:
-            log.warning("recording recovery failed; will retry", extra={"error": repr(exc)})
+            log.debug(
+                "recording recovery failed; will retry", extra={"error": repr(exc)}
+            )  # outage.py says it
         self._work.spawn(self._tick(), name="recorder.ticker")
         self._work.spawn(self._lock.keep(), name="recorder.owner_lock")
 
@@ -308,7 +310,9 @@ class Recorder:
         try:
             await self.recover()
         except StoreUnavailable as exc:
-            log.warning("recording recovery failed; will retry", extra={"error": repr(exc)})
+            log.debug(
+                "recording recovery failed; will retry", extra={"error": repr(exc)}
+            )  # outage.py says it
 
     def _busy_spawn(self, key: str, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` unless a task for ``key`` is still in flight (a failure is logged by the set)."""

@@ -91,11 +91,13 @@ class OwnerLock:
             if not self.held:
                 if lost_at is None:
                     lost_at = loop.time()
-                    if self._chosen:
-                        log.warning("owner lock lost (database connection closed); taking it again",
-                                    extra={"owner": self.key})  # fmt: skip
+                    if self._chosen:  # info: the database outage itself is the warning (outage.py)
+                        log.info("owner lock lost (database connection closed); taking it again",
+                                 extra={"owner": self.key})  # fmt: skip
+                contested = False
                 try:
                     got = await self.ensure()
+                    contested = not got
                 except StoreUnavailable:
                     got = False
                 except Exception as exc:  # a broken half-open connection: never let the watchdog die
@@ -105,8 +107,8 @@ class OwnerLock:
                     log.info("owner lock held again", extra={"owner": self.key,
                              "after_s": round(loop.time() - lost_at, 3)})  # fmt: skip
                     lost_at, warned = None, False
-                elif not warned and loop.time() - lost_at > CONTESTED_WARNING_SECONDS:
-                    log.warning("owner lock still not held; retrying", extra={"owner": self.key})
+                elif contested and not warned and loop.time() - lost_at > CONTESTED_WARNING_SECONDS:
+                    log.warning("owner lock held by another session; retrying", extra={"owner": self.key})
                     warned = True
             await asyncio.sleep(WATCH_SECONDS)
 
