@@ -51,7 +51,12 @@ async def one_round(client: httpx.AsyncClient, base: str, url: str, ecallmgr: Re
     reply = await ecallmgr.reply_to(request, timeout=ANSWER_BOUND)
     status = "none" if reply is None else str(reply["Event-Name"])
     out.append(
-        Answer("media_req", status, time.monotonic() - started, error=reply and reply.get("Error-Msg"))
+        Answer(
+            "media_req",
+            status,
+            time.monotonic() - started,
+            error=None if reply is None else str(reply.get("Error-Msg")),
+        )
     )
     return out
 
