@@ -8,6 +8,7 @@ import contextlib
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -15,6 +16,7 @@ from typing import Any, Self
 import aio_pika
 import httpx
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection, ExchangeType
+from private_services import PrivatePostgres
 
 from servers import RunningServer, start_server
 
@@ -80,6 +82,18 @@ def amqp_server(database_url: str, amqp_url: str, data: Path, **env: str) -> Run
                          "MEDIA_MGR_AMQP_QUEUE_NAME": f"test.faults.media_req.{secrets.token_hex(4)}",
                          "MEDIA_MGR_AMQP_NODE": f"media_mgr@faults-{secrets.token_hex(2)}", **env},
                         data / "server.log")  # fmt: skip
+
+
+@contextlib.contextmanager
+def served_on_private_postgres(amqp_url: str, data: Path) -> Iterator[tuple[PrivatePostgres, RunningServer]]:
+    """A private PostgreSQL cluster and a ready server with AMQP on, on it; both gone after."""
+    with PrivatePostgres() as pg:
+        srv = amqp_server(pg.dsn, amqp_url, data)
+        try:
+            wait_ready(srv)
+            yield pg, srv
+        finally:
+            srv.stop()
 
 
 def wait_ready(srv: RunningServer, timeout: float = 30) -> None:

@@ -15,8 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fault_peers import Requester, amqp_server, log_lines, stream_url, upload, wait_ready
-from private_services import PrivatePostgres, PrivateRabbit
+from fault_peers import (
+    Requester,
+    log_lines,
+    served_on_private_postgres,
+    stream_url,
+    upload,
+)
+from private_services import PrivateRabbit
 
 from sounds import tone
 
@@ -64,47 +70,41 @@ async def one_round(client: httpx.AsyncClient, base: str, url: str, ecallmgr: Re
 async def test_database_away_is_503_unavailable_logged_once_and_recovers(
     rabbit: PrivateRabbit, tmp_path: Path
 ) -> None:
-    with PrivatePostgres() as pg:
-        srv = amqp_server(pg.dsn, rabbit.url, tmp_path / "srv")
-        try:
-            wait_ready(srv)
-            wav = tone(tmp_path / "t.wav", rate=8000, seconds=1)
-            item = upload(srv, wav)
-            url = stream_url(srv, item["media_name"])
-            async with (
-                httpx.AsyncClient(timeout=2 * ANSWER_BOUND) as client,
-                Requester(rabbit.url) as ecallmgr,
-            ):
-                before = await one_round(client, srv.url, url, ecallmgr, item["media_name"])
-                assert [a.status for a in before] == [200, 200, 200, "media_resp"], before
-                logged_before = len(log_lines(srv))
-                await asyncio.to_thread(pg.stop)
-                during: list[Answer] = []
-                stop_at = time.monotonic() + OUTAGE_SECONDS
-                while time.monotonic() < stop_at:
-                    during += await one_round(client, srv.url, url, ecallmgr, item["media_name"])
-                await asyncio.to_thread(pg.start)
-                back_at = time.monotonic()
-                while (await client.get(f"{srv.url}/v1/media")).status_code != 200:
-                    assert time.monotonic() - back_at < BACK_WITHIN + BACK_SLACK, "not back in time"
-                    await asyncio.sleep(0.05)
-                after = await one_round(client, srv.url, url, ecallmgr, item["media_name"])
-            assert [a.status for a in after] == [200, 200, 200, "media_resp"], after
-            assert len(during) >= 8  # the load really ran through the outage
-            http = [a for a in during if a.what in ("list", "download")]
-            assert {(a.status, a.retry_after is not None, a.error) for a in http} == {
-                (503, True, "unavailable")
-            }, http
-            probes = [a for a in during if a.what == "readyz"]
-            assert {(a.status, a.retry_after is not None) for a in probes} == {(503, True)}, probes
-            amqp = [a for a in during if a.what == "media_req"]
-            assert {(a.status, a.error) for a in amqp} == {("media_error", "unavailable")}, amqp
-            assert max(a.seconds for a in during) < ANSWER_BOUND, during
-            lines = log_lines(srv)[logged_before:]
-            noisy = [line for line in lines if line.get("level") in ("warning", "error", "critical")]
-            print("\n".join(str(x)[:300] for x in noisy))
-            assert not [line for line in lines if "exc" in line or "raw" in line], "a traceback was logged"
-            assert [line["msg"] for line in noisy] == ["database unavailable"], noisy
-            assert [line for line in lines if line.get("msg") == "database available again"]
-        finally:
-            srv.stop()
+    with served_on_private_postgres(rabbit.url, tmp_path / "srv") as (pg, srv):
+        wav = tone(tmp_path / "t.wav", rate=8000, seconds=1)
+        item = upload(srv, wav)
+        url = stream_url(srv, item["media_name"])
+        async with (
+            httpx.AsyncClient(timeout=2 * ANSWER_BOUND) as client,
+            Requester(rabbit.url) as ecallmgr,
+        ):
+            before = await one_round(client, srv.url, url, ecallmgr, item["media_name"])
+            assert [a.status for a in before] == [200, 200, 200, "media_resp"], before
+            logged_before = len(log_lines(srv))
+            await asyncio.to_thread(pg.stop)
+            during: list[Answer] = []
+            stop_at = time.monotonic() + OUTAGE_SECONDS
+            while time.monotonic() < stop_at:
+                during += await one_round(client, srv.url, url, ecallmgr, item["media_name"])
+            await asyncio.to_thread(pg.start)
+            back_at = time.monotonic()
+            while (await client.get(f"{srv.url}/v1/media")).status_code != 200:
+                assert time.monotonic() - back_at < BACK_WITHIN + BACK_SLACK, "not back in time"
+                await asyncio.sleep(0.05)
+            after = await one_round(client, srv.url, url, ecallmgr, item["media_name"])
+        assert [a.status for a in after] == [200, 200, 200, "media_resp"], after
+        assert len(during) >= 8  # the load really ran through the outage
+        http = [a for a in during if a.what in ("list", "download")]
+        assert {(a.status, a.retry_after is not None, a.error) for a in http} == {
+            (503, True, "unavailable")
+        }, http
+        probes = [a for a in during if a.what == "readyz"]
+        assert {(a.status, a.retry_after is not None) for a in probes} == {(503, True)}, probes
+        amqp = [a for a in during if a.what == "media_req"]
+        assert {(a.status, a.error) for a in amqp} == {("media_error", "unavailable")}, amqp
+        assert max(a.seconds for a in during) < ANSWER_BOUND, during
+        lines = log_lines(srv)[logged_before:]
+        noisy = [line for line in lines if line.get("level") in ("warning", "error", "critical")]
+        assert not [line for line in lines if "exc" in line or "raw" in line], "a traceback was logged"
+        assert [line["msg"] for line in noisy] == ["database unavailable"], noisy
+        assert [line for line in lines if line.get("msg") == "database available again"]

@@ -131,3 +131,19 @@ async def test_a_killed_owner_is_closed_by_one_survivor_once(pool: asyncpg.Pool,
         done = await b.get(ingest.id)
         assert (done.state, done.end_reason, done.size) == ("interrupted", "crash", len(data))
     assert len(events) == 1 and events[0].startswith("recording.interrupted"), events
+
+
+async def test_a_source_paused_longer_than_the_grace_is_not_declared_crashed(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    data = raw_mp3(tmp_path / "p.mp3", seconds=2.0)
+    half = len(data) // 2
+    async with recorder(pool) as a, recorder(pool) as b:
+        ingest = await a.begin_new(NewRecording(None, "paused"), origin="test")
+        assert await ingest.write(data[:half])
+        for _ in range(int(3 * GRACE / 0.25)):  # the source says nothing for three graces
+            await asyncio.sleep(0.25)
+            assert await b.recover() == []
+        assert await ingest.write(data[half:])
+        done = await ingest.finish()
+        assert (done.state, done.end_reason, done.size) == ("complete", "eof", len(data))
