@@ -22,8 +22,9 @@ _MIN_SECRET = 4  # shorter values would mask ordinary words
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # scheme://user:password@host -> scheme://user:***@host
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/:@\"'\\]*:)[^\s@/\"'\\]+@", re.IGNORECASE), rf"\g<1>{MASK}@"),
-    # /single/<token>/, /continuous/<token>/, /store/<token>/ (playback and store tokens)
-    (re.compile(r"(/(?:single|continuous|store)/)[^/\s\"'?#\\]+"), rf"\g<1>{MASK}"),
+    # /single/<token>/, /continuous/<token>/, /store/<token>/ (playback and store tokens), but not
+    # a source file of the media_mgr/store/ package named in a traceback
+    (re.compile(r"(/(?:single|continuous|store)/)(?![A-Za-z0-9_]+\.py\b)[^/\s\"'?#\\]+"), rf"\g<1>{MASK}"),
     # ?token=... &password=... &secret=... (audio_stream URLs, anything else)
     (re.compile(r"([?&;](?:token|password|pass|secret|key)=)[^&\s\"'#\\]+", re.IGNORECASE), rf"\g<1>{MASK}"),
     # Authorization: Bearer xxx / Basic xxx (a header echoed in a message)

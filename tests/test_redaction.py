@@ -39,6 +39,8 @@ def test_registered_secrets_are_masked_anywhere_and_short_values_are_not_registe
 def test_ordinary_lines_are_unchanged() -> None:
     line = "GET /v1/media/0123456789abcdef0123456789abcdef?account_id=abc 200 in 3 ms"
     assert Redactor()(line) == line
+    trace = 'File "/srv/media_mgr/store/owner_lock.py", line 97, in keep'  # debugging needs the file
+    assert Redactor()(trace) == trace
 
 
 def test_the_json_formatter_redacts_messages_and_extras() -> None:

@@ -13,14 +13,16 @@ from collections.abc import Mapping
 from fastapi.responses import JSONResponse
 
 from media_mgr.errors import ErrorBody, MediaMgrError
+from media_mgr.store.errors import StoreUnavailable
 
 log = logging.getLogger("media_mgr.http")
 
 
 def error_response(exc: MediaMgrError, extra_headers: Mapping[str, str] | None = None) -> JSONResponse:
     """``{"error", "detail"}`` with the error's status and headers (plus ``extra_headers``)."""
-    if exc.status >= 500:
-        log.warning("dependency unavailable", extra={"detail": exc.detail, "error": exc.code})
+    if exc.status >= 500:  # the store logs a database outage once (store/outage.py), not per request
+        level = logging.DEBUG if isinstance(exc, StoreUnavailable) else logging.WARNING
+        log.log(level, "dependency unavailable", extra={"detail": exc.detail, "error": exc.code})
     headers = {**exc.headers, **(extra_headers or {})}
     return JSONResponse(ErrorBody(exc.code, exc.detail).as_dict(), status_code=exc.status, headers=headers)
 

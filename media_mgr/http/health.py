@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from media_mgr.errors import Unavailable
 from media_mgr.metrics import Metrics
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
@@ -24,8 +25,11 @@ def health_router(readiness: Readiness, metrics: Metrics) -> APIRouter:
     @router.get("/readyz", summary="Database and, when configured, broker reachable")
     async def readyz() -> JSONResponse:
         checks = await readiness()
-        ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        if all(checks.values()):
+            return JSONResponse({"ready": True, "checks": checks})
+        # A load balancer or probe retries like any client of an unavailable dependency.
+        retry = {"retry-after": str(Unavailable.retry_after_seconds)}
+        return JSONResponse({"ready": False, "checks": checks}, status_code=503, headers=retry)
 
     @router.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:

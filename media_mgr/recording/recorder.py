@@ -79,8 +79,11 @@ class Recorder:
         try:
             await self.recover()
         except StoreUnavailable as exc:
-            log.warning("recording recovery failed; will retry", extra={"error": repr(exc)})
+            log.debug(
+                "recording recovery failed; will retry", extra={"error": repr(exc)}
+            )  # outage.py says it
         self._work.spawn(self._tick(), name="recorder.ticker")
+        self._work.spawn(self._lock.keep(), name="recorder.owner_lock")
 
     async def stop(self, timeout: float | None = None) -> None:
         """Close every open recording as ``interrupted`` (audio committed first), send the events,
@@ -226,7 +229,11 @@ class Recorder:
     # -- crash recovery ---------------------------------------------------------------------------
 
     async def recover(self) -> list[Recording]:
-        """Close as ``interrupted`` the recordings whose writer is gone (its lock is free)."""
+        """Close as ``interrupted`` the recordings whose writer is gone: its heartbeat stopped more
+        than ``recovery_grace`` ago, counted from the database's start if that is later (a restart
+        drops every lock, and live owners need a moment to take theirs again), AND its lock is
+        free. The key is probed under the lock and the rows read again, so a recording is closed
+        by one survivor, once."""
         closed: list[Recording] = []
         async with self._recovering:
             for owner in await self.store.stale_owners(self.owner, self.config.recovery_grace):
@@ -294,8 +301,7 @@ class Recorder:
 
     async def _heartbeat(self) -> None:
         try:
-            await self._lock.ensure()
-            if self._live:
+            if self._live or self._unsettled:  # an unsettled row is still ours: keep it alive
                 await self.store.heartbeat(self.owner)
         except StoreUnavailable as exc:
             log.debug("heartbeat failed", extra={"error": repr(exc)})
@@ -304,7 +310,9 @@ class Recorder:
         try:
             await self.recover()
         except StoreUnavailable as exc:
-            log.warning("recording recovery failed; will retry", extra={"error": repr(exc)})
+            log.debug(
+                "recording recovery failed; will retry", extra={"error": repr(exc)}
+            )  # outage.py says it
 
     def _busy_spawn(self, key: str, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` unless a task for ``key`` is still in flight (a failure is logged by the set)."""

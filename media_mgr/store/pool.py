@@ -17,6 +17,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from media_mgr.store.errors import StoreUnavailable
+from media_mgr.store.outage import OUTAGE, quiet_pool_retries
 
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # cannot connect, connection reset
@@ -45,11 +46,14 @@ def driver_errors_as_unavailable(
     try:
         yield
     except DRIVER_ERRORS as exc:
+        OUTAGE.failed(exc)
         raise StoreUnavailable(f"the database is unavailable ({type(exc).__name__})") from exc
     except (asyncpg.PostgresError, asyncpg.InternalClientError) as exc:
         if conn is None or not conn.is_closed():
             raise
+        OUTAGE.failed(exc)
         raise StoreUnavailable(f"the database connection was lost ({type(exc).__name__})") from exc
+    OUTAGE.ok()
 
 
 class _Queries:
@@ -137,6 +141,7 @@ async def open_pool(
     connect_timeout: float,
 ) -> asyncpg.Pool:
     """Open a pool; a command that hangs longer than ``command_timeout`` fails instead of waiting."""
+    quiet_pool_retries()
     with driver_errors_as_unavailable():
         pool = await asyncpg.create_pool(
             dsn,

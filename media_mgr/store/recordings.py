@@ -269,11 +269,14 @@ class RecordingStore:
         return await self.get(recording_id)
 
     async def stale_owners(self, me: int, grace_seconds: float) -> list[int]:
-        """Owners (not ``me``) of recordings whose heartbeat stopped more than ``grace_seconds`` ago."""
+        """Owners (not ``me``) of recordings whose heartbeat stopped more than ``grace_seconds`` ago,
+        counted from the database's start when that is later: a restart drops every owner's lock,
+        and a live owner needs that long to take its lock again and beat (owner_lock.py)."""
         rows = await self._pool.fetch(
             """SELECT DISTINCT owner FROM recordings
                 WHERE state = 'recording' AND owner <> $1
-                  AND heartbeat_at < now() - make_interval(secs => $2)""",
+                  AND greatest(heartbeat_at, pg_postmaster_start_time())
+                      < now() - make_interval(secs => $2)""",
             me,
             grace_seconds,
         )
