@@ -36,7 +36,11 @@ def test_mypy_strict() -> None:
 
 # Test folders are not packages (pytest puts tests/ on sys.path), so each is checked on its own,
 # with the folders of the helper modules it imports on MYPYPATH.
-HELPER_PATHS = {"tests/tts": "tests:tests/amqp", "bench": "tests:tests/amqp:tests/shout"}
+HELPER_PATHS = {
+    "tests/tts": "tests:tests/amqp",
+    "tests/faults": "tests:tests/shout",
+    "bench": "tests:tests/amqp:tests/shout",
+}
 
 
 @pytest.mark.slow
