@@ -17,8 +17,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal
 
 import aio_pika
 from aio_pika.abc import (
@@ -34,6 +33,7 @@ from yarl import URL
 from media_mgr.amqp import wire
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
+from media_mgr.lifecycle import Component
 from media_mgr.logs import request_id
 from media_mgr.tasks import TaskSet
 
@@ -42,7 +42,7 @@ log = logging.getLogger("media_mgr.amqp")
 NODES_EXCHANGE: Final = "nodes"
 
 
-class AmqpConsumer:
+class AmqpConsumer(Component):
     """Consumes media_req, answers on ``targeted``; optional ``nodes`` heartbeats; publishes events.
 
     ``async with AmqpConsumer(config, resolver) as amqp:`` starts it (without waiting for the broker)
@@ -87,15 +87,6 @@ class AmqpConsumer:
         self._stopping.clear()
         self._tasks = TaskSet("amqp", log)
         self._tasks.spawn(self._run(), name="amqp-connect")
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def stop(self) -> None:
         """Stop consuming, let requests in flight finish (up to ``timeout_stop``, then cancel), then close."""

@@ -19,8 +19,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from media_mgr.audio.wav_pcm import wav_to_pcm
 from media_mgr.audio_stream import auth
@@ -36,6 +35,7 @@ from media_mgr.config import Settings
 from media_mgr.errors import Conflict, InvalidRequest, NotFound
 from media_mgr.ids import new_id
 from media_mgr.isotime import iso_from_epoch
+from media_mgr.lifecycle import Component
 from media_mgr.media.activity import Activity, ActivityRegistry
 from media_mgr.media.catalog import Catalog
 from media_mgr.media.variants import VariantCache
@@ -88,7 +88,7 @@ def _underruns(session: Session) -> int:
     return player.pacer.starved + player.pacer.slips if player else 0
 
 
-class AudioStreamService:
+class AudioStreamService(Component):
     """``async with AudioStreamService(...) as service:``: its exit ends every session (audio flushed,
     recording closed, ``stopped`` published) and stops its tasks."""
 
@@ -133,15 +133,9 @@ class AudioStreamService:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         self._background.spawn(self._reap(), name="audio_stream.reaper")
         self._background.spawn(self._watch_lag(), name="audio_stream.lag")
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def stop(self) -> None:
         """Server shutdown: every session ends, the audio it held recorded and its recording closed as

@@ -15,10 +15,10 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterable, Callable, Coroutine
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from media_mgr.errors import Conflict, InvalidRequest, NotFound
+from media_mgr.lifecycle import Component
 from media_mgr.recording.config import RecorderConfig
 from media_mgr.recording.ingest import EventPublisher, Ingest, NewRecording, RecordingEnded, StorageFailed
 from media_mgr.recording.meter import PcmFormat, summarize_stored
@@ -35,7 +35,7 @@ EVENT_TIMEOUT = 5.0
 _HEARTBEAT = "~heartbeat"  # busy key of the heartbeat task (recording ids are hex)
 
 
-class Recorder:
+class Recorder(Component):
     """The recording component: ``async with Recorder(store, config) as recorder`` starts it
     (owner lock, recovery, ticker); leaving the block stops it within ``config.stop_timeout``."""
 
@@ -64,15 +64,6 @@ class Recorder:
     def owner(self) -> int:
         """This instance's key in the ``owner`` column (and its advisory lock)."""
         return self._lock.key
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         await self._lock.ensure()
