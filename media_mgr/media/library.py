@@ -108,7 +108,7 @@ class MediaLibrary:
                     f"{owner} already has prompt {meta.prompt_id!r} in language {meta.language!r}"
                 ) from None
             except DuplicateId:
-                raise Conflict(f"media {media_id} already exists") from None
+                raise Conflict(f"id {media_id} already names media or a recording") from None
         finally:
             staged.discard()
 
