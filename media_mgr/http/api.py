@@ -78,11 +78,6 @@ def _path_regex(template: str) -> re.Pattern[str]:
     return re.compile("[^/]+".join(re.escape(p) for p in parts))
 
 
-async def _unencodable(request: Request, exc: Exception) -> JSONResponse:
-    """Text no UTF-8 can hold (a lone surrogate, which JSON can escape) reached the database."""
-    return plain_error_response(400, "invalid_request", "text must be valid Unicode (no lone surrogates)")
-
-
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return plain_error_response(500, "internal_error", "the server failed; the log has the details")
@@ -102,7 +97,6 @@ def create_app(
     app.add_exception_handler(MediaMgrError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(UnicodeEncodeError, _unencodable)
     app.add_exception_handler(Exception, _unexpected)
     for router in routers:
         app.include_router(router)
