@@ -17,8 +17,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import media_mgr
 from media_mgr.errors import MediaMgrError
@@ -78,6 +79,16 @@ def _path_regex(template: str) -> re.Pattern[str]:
     return re.compile("[^/]+".join(re.escape(p) for p in parts))
 
 
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for a request its client gave up on; only the access log line ever shows it."""
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection while sending its body: its own doing, no fault of ours.
+    The access line (info, status 499) is the one line about it; nobody is left to read this."""
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return plain_error_response(500, "internal_error", "the server failed; the log has the details")
@@ -97,6 +108,7 @@ def create_app(
     app.add_exception_handler(MediaMgrError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
     for router in routers:
         app.include_router(router)

@@ -18,10 +18,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from media_mgr.config import Settings
 from media_mgr.http.connection_limits import ConnectionLimits, protocol_class
@@ -59,6 +60,7 @@ class HttpServer:
                 app,
                 loop="uvloop",
                 http=protocol_class(config.limits),
+                ws=_WebSocketProtocol,
                 timeout_keep_alive=config.keep_alive,
                 lifespan="off",  # the app's dependencies are opened and closed around the server
                 log_config=None,
@@ -95,6 +97,36 @@ class HttpServer:
         """Until the server stops (a signal, or :meth:`stop`)."""
         if self._task is not None:
             await asyncio.shield(self._task)
+
+
+class _WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, except that an upgrade refused with an HTTP answer (the app's
+    ``send_denial_response``: 401, 403, 503) counts as a completed handshake. uvicorn's own logs
+    "ASGI callable returned without completing handshake" at ERROR for each such refusal."""
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+            self.handshake_complete = True
+
+
+class _OurAccessLineSays(logging.Filter):
+    """Drops uvicorn's own lines about each WebSocket handshake ("WebSocket /path" 403, connection
+    open/rejected/closed): the access line says the same once (method WS, path, status)."""
+
+    TEMPLATES = frozenset({
+        '%s - "WebSocket %s" %d', '%s - "WebSocket %s" 403', '%s - "WebSocket %s" [accepted]',  # uvicorn
+        "connection open", "connection rejected (%d %s)", "HTTP response sent (%d %s)",  # websockets
+        "connection closed",
+    })  # fmt: skip
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.TEMPLATES
+
+
+_UVICORN_LOG = logging.getLogger("uvicorn.error")
+if not any(isinstance(f, _OurAccessLineSays) for f in _UVICORN_LOG.filters):
+    _UVICORN_LOG.addFilter(_OurAccessLineSays())
 
 
 class _Server(uvicorn.Server):
