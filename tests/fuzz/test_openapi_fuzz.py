@@ -103,6 +103,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
+@pytest.mark.timeout(900)  # every operation's cases run in this one test (as subtests)
 @settings(max_examples=CASES_PER_OPERATION, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))  # fmt: skip
 def test_every_operation_conforms(case: Case[Any]) -> None:
@@ -128,6 +129,7 @@ def test_afterwards_the_server_answers_and_gave_back_what_it_took(
     listing = httpx.get(f"{fuzzed.url}/v1/media", params={"limit": 1}, timeout=10)
     assert listing.status_code == 200 and "items" in listing.json()
     files, rss = baseline
+    print(f"open files {files} -> {open_files(fuzzed.proc.pid)}, rss {rss} -> {rss_kib(fuzzed.proc.pid)} KiB")
     assert open_files(fuzzed.proc.pid) <= files + FD_TOLERANCE
     assert rss_kib(fuzzed.proc.pid) <= rss + RSS_TOLERANCE_KIB
     assert fuzzed.proc.poll() is None
