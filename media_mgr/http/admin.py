@@ -11,7 +11,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from media_mgr.config import Settings
 from media_mgr.errors import TooLarge
 from media_mgr.http.guard import AdminGuard
-from media_mgr.http.openapi import GUARDED, MAX_OFFSET, NAME_PATTERN, audio_response, error_responses
+from media_mgr.http.openapi import (
+    GUARDED,
+    MAX_OFFSET,
+    NAME_PATTERN,
+    RATE_SCHEMA,
+    audio_response,
+    error_responses,
+)
 from media_mgr.http.upload_body import UploadBody, read_upload
 from media_mgr.ids import HEX32_PATTERN
 from media_mgr.media.library import (
@@ -162,7 +169,9 @@ def admin_router(
         request: Request,
         media_id: MediaId,
         format: Annotated[Literal["wav", "mp3"] | None, Query(description="convert to this format")] = None,
-        rate: Annotated[int | None, Query(description="resample to this rate")] = None,
+        rate: Annotated[
+            int | None, Query(description="resample to this rate", json_schema_extra=RATE_SCHEMA)
+        ] = None,
     ) -> Response:
         item = await library.get(media_id)
         content = await variants.content(item, format or item.format, check_rate(rate))

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from media_mgr.media.playback import RATES
+
 _DESCRIPTIONS = {
     400: "Invalid request: a value the schema allows but the service refuses (see detail)",
     401: "Missing or wrong credentials",
@@ -44,6 +46,10 @@ NAME_PATTERN = r"^[^\x00-\x1f]*$"
 """Names are printable: no control characters (and never NUL, which PostgreSQL text cannot hold)."""
 MAX_OFFSET = 2**31 - 1
 """Largest list offset (PostgreSQL takes a bigint, a larger number is no page anyway)."""
+
+RATE_SCHEMA: dict[str, Any] = {"enum": sorted(RATES)}
+"""The sample rates a conversion may ask for (others get 400), declared where a rate is taken."""
+OPTIONAL_RATE_SCHEMA: dict[str, Any] = {"enum": [*sorted(RATES), None]}
 
 GUARDED = (401, 403, 422)
 """Errors of every ``/v1`` operation: the admin guard's, and FastAPI's validation."""

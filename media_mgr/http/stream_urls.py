@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from media_mgr.errors import NotFound
 from media_mgr.http.guard import AdminGuard
-from media_mgr.http.openapi import GUARDED, error_responses
+from media_mgr.http.openapi import GUARDED, OPTIONAL_RATE_SCHEMA, error_responses
 from media_mgr.media.playback import Playback
 from media_mgr.tts.speech import TtsOptions
 
@@ -31,7 +31,11 @@ class StreamUrlRequest(BaseModel):
     stream_type: Literal["new", "extant"] = "new"
     protocol: Literal["http", "https", "shout", "vlc"] | None = None
     format: Literal["wav", "mp3"] | None = None
-    rate: int | None = Field(default=None, description="resample to this rate")
+    rate: int | None = Field(
+        default=None,
+        description="resample to this rate",
+        json_schema_extra=OPTIONAL_RATE_SCHEMA,
+    )
     # A media_req's TTS keys, for a tts:// media_name (Text, Voice, Language, Engine).
     text: str | None = Field(default=None, max_length=10000, description="tts: the words (else the name's)")
     voice: str | None = Field(default=None, max_length=32, description="tts: male or female")
