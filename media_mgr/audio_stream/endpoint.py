@@ -144,7 +144,9 @@ class Connection:
         self, outcome: str, status: int, detail: str, headers: dict[str, str] | None = None
     ) -> bool:
         self.service.metrics.audio_stream_connections.labels(outcome).inc()
-        log.warning(
+        # The client's own failure (401, 403) is the access line; a full server (503) is worth a warning.
+        log.log(
+            logging.WARNING if status >= 500 else logging.DEBUG,
             "audio_stream upgrade refused",
             extra={"peer": self.peer, "path": self.ws.scope["path"], "status": status, "detail": detail},
         )

@@ -34,10 +34,15 @@ class AccessMiddleware:
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.http.response.start"):
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            elif kind == "websocket.accept":
+                status = 101
+            elif kind == "websocket.close" and status == 0:  # closed before accept: uvicorn answers 403
+                status = 403
             await send(message)
 
         try:

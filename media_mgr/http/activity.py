@@ -12,11 +12,13 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from media_mgr.http.guard import AdminGuard
+from media_mgr.http.openapi import GUARDED, error_responses
 from media_mgr.media.activity import ActivityRegistry
 
 
 def activity_router(activity: ActivityRegistry, guard: AdminGuard) -> APIRouter:
-    router = APIRouter(prefix="/v1", dependencies=[Depends(guard)], tags=["activity"])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(guard)], tags=["activity"],
+                       responses=error_responses(*GUARDED))  # fmt: skip
 
     @router.get("/activity", summary="What is being served, ingested or bridged right now")
     async def list_activity() -> dict[str, Any]:

@@ -5,14 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Self
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from media_mgr.config import Settings
-from media_mgr.errors import InvalidRequest, TooLarge
+from media_mgr.errors import TooLarge
 from media_mgr.http.guard import AdminGuard
+from media_mgr.http.openapi import (
+    GUARDED,
+    MAX_OFFSET,
+    NAME_PATTERN,
+    RATE_SCHEMA,
+    audio_response,
+    error_responses,
+)
 from media_mgr.http.upload_body import UploadBody, read_upload
-from media_mgr.media.library import MediaLibrary, check_account_id, check_language
+from media_mgr.ids import HEX32_PATTERN
+from media_mgr.media.library import (
+    LANGUAGE_PATTERN,
+    PROMPT_ID_PATTERN,
+    MediaLibrary,
+    check_account_id,
+    check_language,
+)
 from media_mgr.media.models import CONTENT_TYPES, MediaFilter
 from media_mgr.media.playback import check_rate
 from media_mgr.media.variants import VariantCache
@@ -28,11 +43,11 @@ AUDIO_BODY: dict[str, Any] = {
                     "required": ["file"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "account_id": {"type": "string"},
-                        "name": {"type": "string"},
-                        "prompt_id": {"type": "string"},
-                        "language": {"type": "string"},
-                        "id": {"type": "string"},
+                        "account_id": {"type": "string", "pattern": HEX32_PATTERN},
+                        "name": {"type": "string", "maxLength": 255, "pattern": NAME_PATTERN},
+                        "prompt_id": {"type": "string", "pattern": PROMPT_ID_PATTERN},
+                        "language": {"type": "string", "maxLength": 64, "pattern": LANGUAGE_PATTERN},
+                        "id": {"type": "string", "pattern": HEX32_PATTERN},
                     },
                 }
             },
@@ -43,6 +58,11 @@ AUDIO_BODY: dict[str, Any] = {
 }
 
 Text = Annotated[str | None, Query(max_length=255)]
+Name = Annotated[str | None, Query(max_length=255, pattern=NAME_PATTERN)]
+PromptId = Annotated[str | None, Query(pattern=PROMPT_ID_PATTERN)]
+Language = Annotated[str | None, Query(max_length=64, pattern=LANGUAGE_PATTERN)]
+HexId = Annotated[str | None, Query(pattern=HEX32_PATTERN, description="32 lower-case hex")]
+MediaId = Annotated[str, Path(pattern=HEX32_PATTERN, description="32 lower-case hex")]
 
 
 @dataclass(frozen=True)
@@ -61,7 +81,9 @@ def admin_router(
     library: MediaLibrary, variants: VariantCache, guard: AdminGuard, limits: AdminLimits, metrics: Metrics
 ) -> APIRouter:
     """``/v1/media``: upload, list, describe, download, replace, delete."""
-    router = APIRouter(prefix="/v1", dependencies=[Depends(guard)], tags=["media"])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(guard)], tags=["media"],
+                       responses=error_responses(*GUARDED, 503))  # fmt: skip
+    default_page = min(100, limits.list_page)
 
     async def read_body(request: Request) -> UploadBody:
         """The upload staged in the scratch dir; refused before reading when it declares too much."""
@@ -71,14 +93,15 @@ def admin_router(
         content_type = request.headers.get("content-type", "")
         return await read_upload(content_type, request.stream(), library.scratch_dir, limits.upload_bytes)
 
-    @router.post("/media", status_code=201, openapi_extra=AUDIO_BODY, summary="Upload media")
+    @router.post("/media", status_code=201, openapi_extra=AUDIO_BODY, summary="Upload media",
+                 responses=error_responses(400, 409, 413, 415))  # fmt: skip
     async def upload_media(
         request: Request,
-        account_id: Text = None,
-        name: Text = None,
-        prompt_id: Text = None,
-        language: Text = None,
-        id: Text = None,
+        account_id: HexId = None,
+        name: Name = None,
+        prompt_id: PromptId = None,
+        language: Language = None,
+        id: HexId = None,
     ) -> JSONResponse:
         """Multipart (field ``file`` plus metadata fields) or the raw audio as the body.
 
@@ -107,19 +130,19 @@ def admin_router(
         metrics.upload_bytes.inc(item.size)
         return JSONResponse(item.public(), status_code=201, headers={"location": f"/v1/media/{item.id}"})
 
-    @router.get("/media", summary="List media")
+    @router.get("/media", summary="List media", responses=error_responses(400))
     async def list_media(
         request: Request,
-        account_id: Text = None,
+        account_id: HexId = None,
         system: bool | None = None,
-        prompt_id: Text = None,
-        language: Text = None,
-        name: Annotated[str | None, Query(max_length=255, description="substring, case-insensitive")] = None,
-        limit: Annotated[int, Query(ge=1)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        prompt_id: PromptId = None,
+        language: Language = None,
+        name: Annotated[
+            str | None, Query(max_length=255, pattern=NAME_PATTERN, description="substring, case-insensitive")
+        ] = None,
+        limit: int = Query(default_page, ge=1, le=limits.list_page),  # the limit is known here only
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> dict[str, Any]:
-        if limit > limits.list_page:
-            raise InvalidRequest(f"limit must be at most {limits.list_page}")
         items, total = await library.list(
             MediaFilter(
                 account_id=check_account_id(account_id),
@@ -134,18 +157,21 @@ def admin_router(
         next_offset = offset + len(items) if offset + len(items) < total else None
         return {"items": [i.public() for i in items], "total": total, "next_offset": next_offset}
 
-    @router.get("/media/{media_id}", summary="Describe one media item")
-    async def get_media(request: Request, media_id: str) -> dict[str, Any]:
+    @router.get("/media/{media_id}", summary="Describe one media item", responses=error_responses(404))
+    async def get_media(request: Request, media_id: MediaId) -> dict[str, Any]:
         return (await library.get(media_id)).public()
 
     @router.api_route(
-        "/media/{media_id}/content", methods=["GET", "HEAD"], summary="Download the stored content"
-    )
+        "/media/{media_id}/content", methods=["GET", "HEAD"], summary="Download the stored content",
+        responses={200: audio_response("the content, converted when asked"), **error_responses(400, 404)},
+    )  # fmt: skip
     async def get_content(
         request: Request,
-        media_id: str,
+        media_id: MediaId,
         format: Annotated[Literal["wav", "mp3"] | None, Query(description="convert to this format")] = None,
-        rate: Annotated[int | None, Query(description="resample to this rate")] = None,
+        rate: Annotated[
+            int | None, Query(description="resample to this rate", json_schema_extra=RATE_SCHEMA)
+        ] = None,
     ) -> Response:
         item = await library.get(media_id)
         content = await variants.content(item, format or item.format, check_rate(rate))
@@ -159,16 +185,18 @@ def admin_router(
             return Response(status_code=200, headers=headers, media_type=media_type)
         return StreamingResponse(variants.read(content), headers=headers, media_type=media_type)
 
-    @router.put("/media/{media_id}/content", openapi_extra=AUDIO_BODY, summary="Replace the content")
-    async def replace_content(request: Request, media_id: str) -> dict[str, Any]:
+    @router.put("/media/{media_id}/content", openapi_extra=AUDIO_BODY, summary="Replace the content",
+                responses=error_responses(400, 404, 413, 415))  # fmt: skip
+    async def replace_content(request: Request, media_id: MediaId) -> dict[str, Any]:
         await library.get(media_id)  # 404 before reading a body we would throw away
         body = await read_body(request)
         item = await library.replace(media_id, body.staged)
         metrics.upload_bytes.inc(item.size)
         return item.public()
 
-    @router.delete("/media/{media_id}", status_code=204, summary="Delete a media item")
-    async def delete_media(request: Request, media_id: str) -> Response:
+    @router.delete("/media/{media_id}", status_code=204, summary="Delete a media item",
+                   responses=error_responses(404))  # fmt: skip
+    async def delete_media(request: Request, media_id: MediaId) -> Response:
         await library.delete(media_id)
         return Response(status_code=204)
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from media_mgr.http.guard import AdminGuard
+from media_mgr.http.openapi import GUARDED, NAME_PATTERN, error_responses
 from media_mgr.ids import HEX32_PATTERN
 
 
@@ -57,7 +58,9 @@ class AudioStreamUrlRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     account_id: str | None = Field(default=None, pattern=HEX32_PATTERN)
-    name: str | None = Field(default=None, min_length=1, max_length=255, description="the recording's name")
+    name: str | None = Field(
+        default=None, min_length=1, max_length=255, pattern=NAME_PATTERN, description="the recording's name"
+    )
     rate: int | None = Field(
         default=None, ge=8000, le=48000, multiple_of=8000, description="the stream's rate, put in the URL"
     )
@@ -65,16 +68,22 @@ class AudioStreamUrlRequest(BaseModel):
 
 
 def audio_streams_router(control: AudioStreamControl, guard: AdminGuard) -> APIRouter:
-    router = APIRouter(prefix="/v1", dependencies=[Depends(guard)], tags=["audio streams"])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(guard)], tags=["audio streams"],
+                       responses=error_responses(*GUARDED, 503))  # fmt: skip
 
     @router.get(
-        "/streams/{session}", summary="One live audio stream: format, jitter, lead, underruns, playout"
+        "/streams/{session}",
+        summary="One live audio stream: format, jitter, lead, underruns, playout",
+        responses=error_responses(404, 409),
     )
     async def describe(session: str) -> dict[str, Any]:
         return control.describe(session)
 
     @router.post(
-        "/streams/{session}/play", status_code=202, summary="Queue a stored media item into a live stream"
+        "/streams/{session}/play",
+        status_code=202,
+        summary="Queue a stored media item into a live stream",
+        responses=error_responses(400, 404, 409),
     )
     async def play(session: str, body: PlayRequest) -> dict[str, Any]:
         return await control.play(
@@ -82,12 +91,15 @@ def audio_streams_router(control: AudioStreamControl, guard: AdminGuard) -> APIR
         )
 
     @router.post(
-        "/streams/{session}/clear", summary="Barge-in: drop what is queued and what the module holds"
+        "/streams/{session}/clear",
+        summary="Barge-in: drop what is queued and what the module holds",
+        responses=error_responses(404, 409),
     )
     async def clear(session: str) -> dict[str, Any]:
         return await control.clear(session)
 
-    @router.post("/audio-stream-urls", status_code=201, summary="Issue a mod_audio_stream WebSocket URL")
+    @router.post("/audio-stream-urls", status_code=201, summary="Issue a mod_audio_stream WebSocket URL",
+                 responses=error_responses(400))  # fmt: skip
     async def issue_url(body: AudioStreamUrlRequest | None = None) -> dict[str, Any]:
         body = body or AudioStreamUrlRequest()
         return await control.issue_url(body.account_id, body.name, rate=body.rate, channels=body.channels)

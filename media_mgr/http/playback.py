@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from media_mgr.audio.icy import framed_length, interleave
 from media_mgr.errors import RangeNotSatisfiable
 from media_mgr.http.errors import error_response
+from media_mgr.http.openapi import RATE_SCHEMA, audio_response, error_responses
 from media_mgr.http.ranges import select_range, unsatisfied_content_range
 from media_mgr.media.activity import Activity, ActivityRegistry
 from media_mgr.media.models import CONTENT_TYPES
@@ -26,12 +27,21 @@ from media_mgr.metrics import Metrics
 ICY_METAINT = 16000  # Icecast's default
 SERVER = "media-mgr"
 
-RateQuery = Annotated[int | None, Query(description="resample to this rate (8000, 16000, ...)")]
+RateQuery = Annotated[
+    int | None, Query(description="resample to this rate (8000, 16000, ...)", json_schema_extra=RATE_SCHEMA)
+]
 
 
 def playback_router(playback: Playback, activity: ActivityRegistry, metrics: Metrics) -> APIRouter:
     """The two stream-URL paths; both serve the same body (looping ``extant`` media is FreeSWITCH's job)."""
-    router = APIRouter(tags=["playback"])
+    router = APIRouter(
+        tags=["playback"],
+        responses={
+            200: audio_response("the whole body (ICY-framed MP3 when asked with Icy-MetaData: 1)"),
+            206: audio_response("the range asked for"),
+            **error_responses(400, 404, 410, 416, 422, 503),
+        },
+    )
     streamer = _Streamer(playback, activity, metrics)
 
     @router.api_route(

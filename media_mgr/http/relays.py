@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from media_mgr.errors import InvalidRequest
 from media_mgr.http.guard import AdminGuard
+from media_mgr.http.openapi import GUARDED, error_responses
+from media_mgr.ids import HEX32_PATTERN
 
 
 class RelayControl(Protocol):
@@ -45,15 +47,21 @@ class RelayBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mount: str | None = Field(default=None, description="a live mount of ours to relay", pattern=r"^/")
-    media_id: str | None = Field(default=None, description="or a stored item, played in a loop (MOH)")
+    media_id: str | None = Field(
+        default=None, pattern=HEX32_PATTERN, description="or a stored item, played in a loop (MOH)"
+    )
     target: RelayTarget
 
 
 def relays_router(relays: RelayControl, guard: AdminGuard) -> APIRouter:
-    router = APIRouter(prefix="/v1", dependencies=[Depends(guard)], tags=["relays"])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(guard)], tags=["relays"],
+                       responses=error_responses(*GUARDED, 503))  # fmt: skip
 
     @router.post(
-        "/relays", status_code=201, summary="Relay a live mount or a looped item to an Icecast mount"
+        "/relays",
+        status_code=201,
+        summary="Relay a live mount or a looped item to an Icecast mount",
+        responses=error_responses(400, 404, 409),
     )
     async def add_relay(body: RelayBody) -> dict[str, Any]:
         if (body.mount is None) == (body.media_id is None):
@@ -66,11 +74,13 @@ def relays_router(relays: RelayControl, guard: AdminGuard) -> APIRouter:
     async def list_relays() -> dict[str, Any]:
         return {"items": relays.list()}
 
-    @router.get("/relays/{relay_id}", summary="One relay")
+    @router.get("/relays/{relay_id}", summary="One relay", responses=error_responses(404))
     async def get_relay(relay_id: str) -> dict[str, Any]:
         return relays.get(relay_id)
 
-    @router.delete("/relays/{relay_id}", status_code=204, summary="Stop a relay")
+    @router.delete(
+        "/relays/{relay_id}", status_code=204, summary="Stop a relay", responses=error_responses(404)
+    )
     async def delete_relay(relay_id: str) -> Response:
         await relays.remove(relay_id)
         return Response(status_code=204)

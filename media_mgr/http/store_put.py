@@ -18,7 +18,7 @@ import json
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from fastapi import APIRouter, Request, Response
 
@@ -26,6 +26,7 @@ from media_mgr.audio.probe import probe
 from media_mgr.config import Settings
 from media_mgr.credentials import Network, basic_credentials, in_networks, same_secret
 from media_mgr.errors import InvalidRequest, Unauthorized, UnsupportedMedia
+from media_mgr.http.openapi import error_responses
 from media_mgr.media.recording_urls import RecordingUrls
 from media_mgr.media.staging import read_file, stage
 from media_mgr.recording.recorder import Recorder
@@ -35,6 +36,11 @@ REALM = "Kazoo Media Storage Proxy"
 _TYPE_EXT = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/x-mpeg": "mp3", "audio/wav": "wav",
              "audio/x-wav": "wav", "audio/wave": "wav", "audio/vnd.wave": "wav"}  # fmt: skip
 _CHALLENGE = {"www-authenticate": f'Basic realm="{REALM}"'}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **error_responses(400, 404, 409, 410, 413, 415, 422, 503),
+    401: {"description": "Kazoo's text page, with a Basic challenge",
+          "content": {"text/html": {"schema": {"type": "string"}}}},
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,10 @@ def store_put_router(recorder: Recorder, urls: RecordingUrls, config: StorePutCo
     """``PUT``/``POST /store/<token>/<name>``; authenticated by its own rules, not the admin guard."""
     router = APIRouter(tags=["store"])
 
-    @router.api_route("/store/{token}/{name}", methods=["PUT", "POST"], summary="Store a finished recording")
+    @router.api_route(
+        "/store/{token}/{name}", methods=["PUT", "POST"], summary="Store a finished recording",
+        responses=_RESPONSES,
+    )  # fmt: skip
     async def store(request: Request, token: str, name: str) -> Response:
         peer = request.client.host if request.client else None
         try:

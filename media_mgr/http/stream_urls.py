@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from media_mgr.errors import InvalidRequest
+from media_mgr.errors import NotFound
 from media_mgr.http.guard import AdminGuard
+from media_mgr.http.openapi import GUARDED, OPTIONAL_RATE_SCHEMA, error_responses
 from media_mgr.media.playback import Playback
 from media_mgr.tts.speech import TtsOptions
 
@@ -30,7 +31,11 @@ class StreamUrlRequest(BaseModel):
     stream_type: Literal["new", "extant"] = "new"
     protocol: Literal["http", "https", "shout", "vlc"] | None = None
     format: Literal["wav", "mp3"] | None = None
-    rate: int | None = Field(default=None, description="resample to this rate")
+    rate: int | None = Field(
+        default=None,
+        description="resample to this rate",
+        json_schema_extra=OPTIONAL_RATE_SCHEMA,
+    )
     # A media_req's TTS keys, for a tts:// media_name (Text, Voice, Language, Engine).
     text: str | None = Field(default=None, max_length=10000, description="tts: the words (else the name's)")
     voice: str | None = Field(default=None, max_length=32, description="tts: male or female")
@@ -45,9 +50,11 @@ class RevokeRequest(BaseModel):
 
 
 def stream_urls_router(playback: Playback, guard: AdminGuard) -> APIRouter:
-    router = APIRouter(prefix="/v1", dependencies=[Depends(guard)], tags=["media"])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(guard)], tags=["media"],
+                       responses=error_responses(*GUARDED, 400, 503))  # fmt: skip
 
-    @router.post("/stream-urls", summary="Issue a stream URL for a Media-Name, as a media_req would")
+    @router.post("/stream-urls", summary="Issue a stream URL for a Media-Name, as a media_req would",
+                 responses=error_responses(404))  # fmt: skip
     async def issue_stream_url(body: StreamUrlRequest) -> dict[str, str]:
         url = await playback.stream_url(
             body.media_name, body.stream_type, body.protocol, body.format, body.rate,
@@ -55,13 +62,12 @@ def stream_urls_router(playback: Playback, guard: AdminGuard) -> APIRouter:
         )  # fmt: skip
         return {"stream_url": url}
 
-    @router.post("/stream-urls/revoke", status_code=204, summary="Refuse an issued stream URL from now on")
+    @router.post("/stream-urls/revoke", status_code=204, summary="Refuse an issued stream URL from now on",
+                 responses=error_responses(404))  # fmt: skip
     async def revoke_stream_url(body: RevokeRequest) -> Response:
         parts = urlsplit(body.stream_url).path.strip("/").split("/")
         if len(parts) != 3 or parts[0] not in ("single", "continuous"):
-            raise InvalidRequest(
-                "not a stream URL of this service: expected /single|continuous/<token>/<name>"
-            )
+            raise NotFound("not a stream URL of this service: expected /single|continuous/<token>/<name>")
         await playback.revoke(parts[1])
         return Response(status_code=204)
 

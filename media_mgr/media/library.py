@@ -21,8 +21,12 @@ from media_mgr.media.staging import StagedFile, read_file
 from media_mgr.store.media import DuplicateId, DuplicatePrompt, MediaStore
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-PROMPT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-LANGUAGE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})*$")
+PROMPT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+"""A prompt id (Kazoo's prompt file names); also the pattern the HTTP edge declares."""
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$"
+"""A language tag such as en-us or fr (compared in lower case)."""
+PROMPT_ID = re.compile(PROMPT_ID_PATTERN)
+LANGUAGE = re.compile(LANGUAGE_PATTERN.replace("A-Za-z", "a-z"))
 MAX_NAME = 255
 
 
@@ -108,7 +112,7 @@ class MediaLibrary:
                     f"{owner} already has prompt {meta.prompt_id!r} in language {meta.language!r}"
                 ) from None
             except DuplicateId:
-                raise Conflict(f"media {media_id} already exists") from None
+                raise Conflict(f"id {media_id} already names media or a recording") from None
         finally:
             staged.discard()
 

@@ -104,7 +104,7 @@ class Recorder(Component):
             )
             return Recording.of(row)
         except DuplicateRecording:
-            raise Conflict(f"recording {new.recording_id} already exists") from None
+            raise Conflict(f"id {new.recording_id} already names a recording or media") from None
 
     async def get(self, recording_id: str) -> Recording:
         got = await self.store.get(recording_id)

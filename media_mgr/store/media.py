@@ -73,7 +73,23 @@ class DuplicatePrompt(Exception):
 
 
 class DuplicateId(Exception):
-    """The media id is already taken."""
+    """The media id is already taken (by media or by a recording: one id space)."""
+
+
+async def id_is_taken(conn: Connection, item_id: str) -> bool:
+    """Whether ``item_id`` already names media (any account's or the system's) or a recording.
+
+    Media and recordings share one id space (a recording's media record has the recording's id),
+    so a caller-chosen id for either must name nothing yet. The transaction-scoped advisory lock
+    makes two creations of the same id wait for each other, so both cannot pass this check.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('media-mgr id ' || $1, 0))", item_id)
+    taken: bool = await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM media WHERE id = $1)
+                  OR EXISTS (SELECT 1 FROM recordings WHERE id = $1)""",
+        item_id,
+    )
+    return taken
 
 
 def _row(row: asyncpg.Record) -> MediaRow:
@@ -90,6 +106,8 @@ class MediaStore:
     ) -> MediaRow:
         """Write the content and the record in one transaction: both exist, or neither."""
         async with self._pool.transaction() as conn:
+            if await id_is_taken(conn, media_id):
+                raise DuplicateId(media_id)
             blob = await self.blobs.write(conn, content)
             try:
                 row = await conn.fetchrow(
@@ -214,12 +232,25 @@ class MediaStore:
 
 
 async def put_for_recording(
-    conn: Connection, media_id: str, account_id: str | None, name: str, info: AudioInfo, blob: BlobInfo
-) -> None:
+    conn: Connection,
+    media_id: str,
+    account_id: str | None,
+    name: str,
+    info: AudioInfo,
+    blob: BlobInfo,
+    *,
+    previous_blob_id: int | None,
+) -> bool:
     """A recording's media record (same id), inside the recording's transaction: made on the
-    first close, refreshed on a later one; new content is a new revision, as ``replace_content``."""
+    first close, refreshed on a later one; new content is a new revision, as ``replace_content``.
+
+    An existing row is refreshed only if it is this recording's own: same owner and the content
+    the recording held before (``previous_blob_id``). Any other row with that id (another
+    account's media, a system prompt) is left as it is and False returned; the owner column is
+    never updated.
+    """
     old = await conn.fetchval("SELECT blob_id FROM media WHERE id = $1 FOR UPDATE", media_id)
-    await conn.execute(
+    result = await conn.execute(
         """INSERT INTO media (id, account_id, name, content_type, codec, size, duration_ms, sample_rate,
                               channels, sha256, blob_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -227,14 +258,20 @@ async def put_for_recording(
                   size = EXCLUDED.size, duration_ms = EXCLUDED.duration_ms,
                   sample_rate = EXCLUDED.sample_rate, channels = EXCLUDED.channels,
                   sha256 = EXCLUDED.sha256, blob_id = EXCLUDED.blob_id, updated_at = now(),
-                  revision = media.revision + 1""",
+                  revision = media.revision + 1
+            WHERE media.account_id IS NOT DISTINCT FROM EXCLUDED.account_id
+              AND media.blob_id = $12""",
         media_id,
         account_id,
         name,
         *_content(info, blob),
+        previous_blob_id,
     )
+    if result.split()[-1] == "0":
+        return False
     if old is not None and old != blob.id:
         await variants.drop_all(conn, media_id)  # made from the old content
+    return True
 
 
 async def _orphan(conn: Connection, media_id: str, blob_id: int) -> None:

@@ -58,13 +58,16 @@ class RecordingStore:
     ) -> RecordingRow:
         """A new recording in state ``pending``; ``DuplicateRecording`` if the id is taken."""
         try:
-            await self._pool.execute(
-                "INSERT INTO recordings (id, account_id, name, format) VALUES ($1, $2, $3, $4)",
-                recording_id,
-                account_id,
-                name,
-                fmt,
-            )
+            async with self._pool.transaction() as conn:
+                if await media.id_is_taken(conn, recording_id):
+                    raise DuplicateRecording(recording_id)
+                await conn.execute(
+                    "INSERT INTO recordings (id, account_id, name, format) VALUES ($1, $2, $3, $4)",
+                    recording_id,
+                    account_id,
+                    name,
+                    fmt,
+                )
         except asyncpg.UniqueViolationError as exc:
             raise DuplicateRecording(recording_id) from exc
         got = await self.get(recording_id)
@@ -222,8 +225,9 @@ class RecordingStore:
                 info = AudioInfo(recording.format, summary.codec, summary.sample_rate, summary.channels,
                                  summary.duration_ms)  # fmt: skip
                 await media.put_for_recording(
-                    conn, recording.id, recording.account_id, recording.name, info, blob
-                )
+                    conn, recording.id, recording.account_id, recording.name, info, blob,
+                    previous_blob_id=recording.blob_id,
+                )  # fmt: skip
         got = await self.get(recording.id)
         assert got is not None
         return got
@@ -262,8 +266,9 @@ class RecordingStore:
             )
             info = AudioInfo(fmt, audio.codec, audio.sample_rate, audio.channels, audio.duration_ms)
             await media.put_for_recording(
-                conn, recording_id, recording.account_id, recording.name, info, blob
-            )
+                conn, recording_id, recording.account_id, recording.name, info, blob,
+                previous_blob_id=recording.blob_id,
+            )  # fmt: skip
             if recording.blob_id is not None and recording.blob_id != blob.id:
                 await blob_rows.orphan(conn, [recording.blob_id])
         return await self.get(recording_id)
