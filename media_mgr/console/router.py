@@ -13,13 +13,16 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 import media_mgr
 from media_mgr.console.waveform import MediaSource, Waveforms
 from media_mgr.errors import NotFound
+from media_mgr.http.openapi import GUARDED, error_responses
+from media_mgr.ids import HEX32_PATTERN
 
 Guard = Callable[[Request], Awaitable[None]]
 """The ``/v1`` admin check (token or loopback), as a FastAPI dependency."""
@@ -116,8 +119,10 @@ def console_router(library: MediaSource, guard: Guard, shout_port: int) -> APIRo
         tags=["media"],
         summary="The item's waveform (peaks per column; clipped columns red), an SVG cached per revision",
         response_class=Response,
-    )
-    async def waveform(request: Request, media_id: str) -> Response:
+        responses={200: {"description": "the picture", "content": {"image/svg+xml": {}}},
+                   **error_responses(*GUARDED, 404, 503)},
+    )  # fmt: skip
+    async def waveform(request: Request, media_id: Annotated[str, Path(pattern=HEX32_PATTERN)]) -> Response:
         picture = await waveforms.get(media_id)
         headers = {
             "etag": picture.etag,
