@@ -6,10 +6,13 @@ import re
 import secrets
 from typing import Final
 
-HEX32_PATTERN: Final = r"^[0-9a-f]{32}$"
+HEX32: Final = r"[0-9a-f]{32}"
+"""The bare fragment, for patterns that embed an id (a mount path, a URL)."""
+
+HEX32_PATTERN: Final = rf"^{HEX32}$"
 """For pydantic ``Field(pattern=...)`` and OpenAPI: the same rule the domain checks."""
 
-_HEX32: Final = re.compile(r"[0-9a-f]{32}")
+_HEX32: Final = re.compile(HEX32)
 
 
 def is_hex32(value: str) -> bool:

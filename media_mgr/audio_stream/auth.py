@@ -10,12 +10,11 @@ Checks are a compare and an HMAC, fast enough for amigniter's 1 s connect budget
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from media_mgr.credentials import basic_credentials, is_loopback
+from media_mgr.credentials import basic_credentials, bearer_token, is_loopback, same_secret
 from media_mgr.errors import Forbidden, Gone, NotFound, Unauthorized
 from media_mgr.media import urls
 
@@ -33,13 +32,10 @@ def presented_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str
     if query.get("token"):
         return query["token"]
     authorization = headers.get("authorization", "")
-    scheme, _, value = authorization.strip().partition(" ")
-    if scheme.lower() == "basic":
-        creds = basic_credentials(authorization)
-        return (creds[1] or None) if creds else None
-    if scheme.lower() == "bearer":
-        return value.strip() or None
-    return None
+    creds = basic_credentials(authorization)
+    if creds is not None:
+        return creds[1] or None
+    return bearer_token(authorization)
 
 
 def authorize(
@@ -47,7 +43,7 @@ def authorize(
 ) -> Grant:
     """The grant for a connection; ``Unauthorized`` (no token) or ``Forbidden`` (a wrong one)."""
     if token is not None:
-        if admin_token is not None and hmac.compare_digest(token.encode(), admin_token.encode()):
+        if admin_token is not None and same_secret(token, admin_token):
             return Grant("admin")
         if len(token) == urls.TOKEN_CHARS:
             try:

@@ -8,10 +8,10 @@ stored speech, so every path that takes a Media-Name plays TTS like any other it
 
 from __future__ import annotations
 
-import re
 from typing import Protocol
 
 from media_mgr.errors import NotFound
+from media_mgr.ids import is_hex32
 from media_mgr.media.models import MediaItem
 from media_mgr.media.names import (
     MediaIdRef,
@@ -24,8 +24,6 @@ from media_mgr.media.names import (
 )
 from media_mgr.store.media import MediaRow, MediaStore
 from media_mgr.tts.speech import TtsOptions
-
-_HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
 class SpeechSource(Protocol):
@@ -56,7 +54,7 @@ class Catalog:
         item: MediaRow | None
         match ref:
             case MediaIdRef(account_id=account_id, media_id=media_id):
-                item = await self.store.get(media_id) if _HEX32.fullmatch(media_id) else None
+                item = await self.store.get(media_id) if is_hex32(media_id) else None
                 if item is not None and item.account_id != account_id:
                     item = None  # another account's media is not found, not forbidden
             case SystemPromptRef(language=language, prompt_id=prompt_id):

@@ -16,11 +16,11 @@ from media_mgr.audio.info import AudioInfo
 from media_mgr.audio.probe import probe
 from media_mgr.audio.wav import fix_open_ended_sizes
 from media_mgr.errors import Conflict, InvalidRequest, NotFound
+from media_mgr.ids import is_hex32
 from media_mgr.media.models import MediaFilter, MediaItem, NewMedia
 from media_mgr.media.staging import StagedFile, read_file
 from media_mgr.store.media import DuplicateId, DuplicatePrompt, MediaStore
 
-HEX32 = re.compile(r"^[0-9a-f]{32}$")
 PROMPT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 """A prompt id (Kazoo's prompt file names); also the pattern the HTTP edge declares."""
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$"
@@ -38,14 +38,14 @@ def check_account_id(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     lowered = value.strip().lower()
-    if not HEX32.match(lowered):
+    if not is_hex32(lowered):
         raise InvalidRequest(f"account_id {value!r} is not 32 hexadecimal characters")
     return lowered
 
 
 def check_media_id(value: str) -> str:
     lowered = value.strip().lower()
-    if not HEX32.match(lowered):
+    if not is_hex32(lowered):
         raise NotFound(f"no media {value!r}: media ids are 32 hexadecimal characters")
     return lowered
 
@@ -88,7 +88,7 @@ class MediaLibrary:
             lang = self.default_language
         if media_id:
             media_id = media_id.strip().lower()
-            if not HEX32.match(media_id):
+            if not is_hex32(media_id):
                 raise InvalidRequest(f"id {media_id!r} is not 32 hexadecimal characters")
         display = (name or "").strip() or (Path(filename).name if filename else "") or prompt or ""
         if len(display) > MAX_NAME or any(ord(c) < 32 for c in display):

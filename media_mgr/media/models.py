@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from media_mgr.audio.info import CONTENT_TYPES, AudioFormat, AudioInfo
+from media_mgr.isotime import iso
 from media_mgr.media.names import media_name_for
 from media_mgr.store.blobs import BlobInfo
 from media_mgr.store.media import MediaFilter, MediaRow, NewMedia
@@ -53,6 +54,6 @@ class MediaItem(MediaRow):
             "channels": self.channels,
             "sha256": self.sha256,
             "revision": self.revision,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
         }

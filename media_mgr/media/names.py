@@ -24,13 +24,13 @@ from typing import TypeAlias
 from urllib.parse import quote, unquote_plus
 
 from media_mgr.errors import InvalidRequest
+from media_mgr.ids import is_hex32
 
 SYSTEM_MEDIA = "system_media"
 TTS_SCHEME = "tts://"
 PROMPT_SCHEME = "prompt://"
 MAX_NAME_LENGTH = 2048
 
-_HEX32 = re.compile(r"[0-9a-f]{32}")
 _ACCOUNT_DB = re.compile(r"account/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{28})")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -93,7 +93,7 @@ def parse_media_name(name: str) -> MediaRef:
 def account_id_from_db(text: str) -> str | None:
     """The 32-hex account id in a raw id or an (encoded or not) account db name; None if it is neither."""
     lowered = text.lower().replace("%2f", "/")
-    if _HEX32.fullmatch(lowered):
+    if is_hex32(lowered):
         return lowered
     match = _ACCOUNT_DB.fullmatch(lowered)
     return "".join(match.groups()) if match else None

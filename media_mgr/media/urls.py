@@ -21,6 +21,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from media_mgr.errors import Gone, NotFound
+from media_mgr.ids import is_hex32
 
 Format = Literal["wav", "mp3"]
 StreamType = Literal["single", "continuous"]
@@ -37,7 +38,6 @@ _MAC_BYTES = 14
 _TOKEN_BYTES = _PAYLOAD.size + _MAC_BYTES
 TOKEN_CHARS = (4 * _TOKEN_BYTES + 2) // 3
 _MAC_CONTEXT = b"media-mgr stream token\x00"
-_HEX32 = re.compile(r"[0-9a-f]{32}")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 _HOST = re.compile(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]")
@@ -62,7 +62,7 @@ class StreamClaims:
     nonce: bytes = b""
 
     def __post_init__(self) -> None:
-        if not _HEX32.fullmatch(self.media_id):
+        if not is_hex32(self.media_id):
             raise ValueError(f"media_id {self.media_id!r} is not 32 lowercase hex characters")
         if not 0 <= self.revision <= _U32 or not 0 <= self.expires <= _U32:
             raise ValueError("revision and expires must fit in 32 bits")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from media_mgr.audio.info import CONTENT_TYPES
+from media_mgr.isotime import iso
 from media_mgr.store.recording_rows import RecordingRow
 
 
@@ -51,9 +52,9 @@ class Recording(RecordingRow):
             "media_id": self.id if self.has_media else None,
             "media_name": self.media_name,
             "peer": self.peer,
-            "created_at": self.created_at.isoformat(),
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
         }
 
     def event_body(self) -> dict[str, Any]:

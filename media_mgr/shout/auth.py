@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 from media_mgr.credentials import same_secret
 from media_mgr.errors import Gone, NotFound, Unauthorized
+from media_mgr.ids import HEX32
 from media_mgr.media import urls
 
-_RECORDING_MOUNT = re.compile(r"/([0-9a-f]{32})(?:\.[A-Za-z0-9]{1,8})?")
+_RECORDING_MOUNT = re.compile(rf"/({HEX32})(?:\.[A-Za-z0-9]{{1,8}})?")
 REALM = "media-mgr"
 CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}  # libshout then retries with credentials
 
