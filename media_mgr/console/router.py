@@ -98,7 +98,13 @@ def console_router(library: MediaSource, guard: Guard, shout_port: int) -> APIRo
     async def console_bare() -> RedirectResponse:
         return RedirectResponse("/console/", status_code=307)
 
-    @router.get("/console/", summary="The operator console", tags=["console"])
+    @router.get(
+        "/console/",
+        summary="The operator console (a web page)",
+        tags=["console"],
+        response_class=Response,
+        responses={200: {"description": "the page", "content": {"text/html": {}}}},
+    )
     async def console_index(request: Request) -> Response:
         return asset_response(request, "index.html")
 
