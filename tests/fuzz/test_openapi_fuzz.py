@@ -31,7 +31,7 @@ from sounds import tone
 
 pytestmark = pytest.mark.slow
 
-CASES_PER_OPERATION = int(os.environ.get("MEDIA_MGR_FUZZ_CASES", "100"))
+CASES_PER_OPERATION = int(os.environ.get("MEDIA_MGR_FUZZ_CASES", "250"))
 SEEDED_CASES = CASES_PER_OPERATION // 2
 SEED = 20261130
 FD_TOLERANCE = 8
