@@ -135,12 +135,15 @@ class Service:
             amqp = await stack.enter_async_context(self._amqp(playback))
             events: EventPublisher = amqp or NoEvents()
             recorder = await stack.enter_async_context(open_recorder(settings, store, events))
+            urls = recording_urls(
+                settings, secret, http_port=sockets.http_port, shout_port=sockets.shout_port
+            )
             registry = MountRegistry(
                 queue_bytes=settings.shout_queue_bytes, burst_bytes=settings.shout_burst_bytes
             )
             await stack.enter_async_context(
                 ShoutServer(ShoutConfig.from_settings(settings), sockets.shout, recorder=recorder,
-                            registry=registry, auth=SourceAuth(secret, settings.shout_source_password),
+                            registry=registry, auth=SourceAuth(urls, settings.shout_source_password),
                             activity=self.activity, metrics=self.metrics.registry)
             )  # fmt: skip
             host, port = sockets.shout.getsockname()[:2]
@@ -158,9 +161,6 @@ class Service:
             )  # fmt: skip
             sweeper = await stack.enter_async_context(TaskSet("sweeper", log))
             sweeper.spawn(self._sweep(store, tts), name="sweeper")
-            urls = recording_urls(
-                settings, secret, http_port=sockets.http_port, shout_port=sockets.shout_port
-            )
             guard = admin_guard(settings.admin_token)
             routers = [
                 health_router(lambda: self._readiness(store, amqp), self.metrics),

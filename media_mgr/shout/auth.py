@@ -13,14 +13,13 @@ URL's, python-shout ``source``):
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from media_mgr.credentials import same_secret
 from media_mgr.errors import Gone, NotFound, Unauthorized
 from media_mgr.ids import HEX32
 from media_mgr.media import urls
+from media_mgr.media.recording_urls import RecordingUrls
 
 _RECORDING_MOUNT = re.compile(rf"/({HEX32})(?:\.[A-Za-z0-9]{{1,8}})?")
 REALM = "media-mgr"
@@ -40,12 +39,9 @@ def recording_of_mount(mount: str) -> str | None:
 
 
 class SourceAuth:
-    def __init__(
-        self, secret: bytes, source_password: str | None, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.secret = secret
+    def __init__(self, tokens: RecordingUrls, source_password: str | None) -> None:
+        self.tokens = tokens  # the one issuer of recording URLs checks their tokens too
         self.source_password = source_password
-        self.clock = clock
 
     def check(self, mount: str, credentials: tuple[str, str] | None) -> SourceGrant:
         """The grant, or ``Unauthorized`` (401, carrying the Basic challenge to answer with)."""
@@ -55,12 +51,11 @@ class SourceAuth:
         recording_id = recording_of_mount(mount)
         if recording_id is not None and len(password) == urls.TOKEN_CHARS:
             try:
-                claims = urls.verify(self.secret, password, self.clock())
+                self.tokens.verify(password, "record", recording_id)
             except (NotFound, Gone):
                 pass
             else:
-                if claims.kind == "record" and claims.media_id == recording_id:
-                    return SourceGrant(mount, recording_id, adhoc=False)
+                return SourceGrant(mount, recording_id, adhoc=False)
         if self.source_password and same_secret(password, self.source_password):
             return SourceGrant(mount, recording_id, adhoc=True)
         raise Unauthorized("wrong or expired source credentials for this mount", headers=CHALLENGE)

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from shout_peers import ShoutUrl, kill, push
 
 from media_mgr.live.registry import MountRegistry
+from media_mgr.media.recording_urls import RecordingUrls, RecordingUrlsConfig
 from media_mgr.recording.config import RecorderConfig
 from media_mgr.recording.recorder import Recorder
 from media_mgr.shout.auth import SourceAuth
@@ -60,7 +61,8 @@ async def test_leaving_the_server_ends_sources_and_listeners_and_stops_accepting
     mount = f"/exit-{time.monotonic_ns()}.mp3"
     metrics = CollectorRegistry()
     registry = MountRegistry(queue_bytes=512 * 1024, burst_bytes=64 * 1024)
-    auth = SourceAuth(b"k" * 32, "hackme")
+    tokens = RecordingUrls(RecordingUrlsConfig("127.0.0.1", 0, port, 60, 60), b"k" * 32)
+    auth = SourceAuth(tokens, "hackme")
     url = ShoutUrl("source", "hackme", "127.0.0.1", port, mount)
     source: subprocess.Popen[bytes] | None = None
     try:
