@@ -1,0 +1,92 @@
+"""Debian's firefox-esr under Playwright's WebDriver BiDi driver (``channel="moz-firefox"``).
+
+Playwright follows Firefox's release channel, and asks for BiDi commands that an ESR does not have yet
+(``emulation.setMediaFeaturesOverride`` on 153, sent for every new context). Playwright starts the
+"browser" named by ``executable_path`` and reads the BiDi address from its output, so this module,
+run as that executable, starts firefox-esr with the same arguments, stands between the two on a
+loopback WebSocket, and answers only those commands itself: every other message passes unchanged.
+The commands it answered are appended to ``MEDIA_MGR_BIDI_SHIM_LOG`` so a test can say what Firefox
+did not do (the colour scheme override: Firefox then keeps its own ``prefers-color-scheme``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+
+FIREFOX = "/usr/bin/firefox-esr"
+# Commands Playwright sends that firefox-esr answers "unknown command"; answered here with no effect.
+MISSING = frozenset({"emulation.setMediaFeaturesOverride"})
+LISTENING = re.compile(r"WebDriver BiDi listening on (ws://\S+)")
+
+
+def launcher(folder: Path) -> Path:
+    """An executable for Playwright's ``executable_path`` that runs this module in this interpreter."""
+    script = folder / "firefox-esr-bidi"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+async def pump(source: ServerConnection | ClientConnection, sink: ServerConnection | ClientConnection) -> None:
+    async for message in source:
+        await sink.send(message)
+
+
+async def bridge(client: ServerConnection, upstream_url: str, answered: Path | None) -> None:
+    async with connect(upstream_url + client.request.path, max_size=None, ping_interval=None) as firefox:
+
+        async def from_client() -> None:
+            async for message in client:
+                command = json.loads(message)
+                if command.get("method") in MISSING:
+                    if answered is not None:
+                        with answered.open("a") as log:
+                            log.write(command["method"] + "\n")
+                    await client.send(json.dumps({"type": "success", "id": command["id"], "result": {}}))
+                else:
+                    await firefox.send(message)
+
+        done, pending = await asyncio.wait(
+            [asyncio.create_task(from_client()), asyncio.create_task(pump(firefox, client))],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for task in pending:
+            task.cancel()
+
+
+async def main(args: list[str]) -> int:
+    browser = await asyncio.create_subprocess_exec(
+        FIREFOX, *args, stdout=None, stderr=asyncio.subprocess.PIPE
+    )
+    assert browser.stderr is not None
+    answered = os.environ.get("MEDIA_MGR_BIDI_SHIM_LOG")
+    server = None
+    while line := await browser.stderr.readline():
+        text = line.decode(errors="replace")
+        found = LISTENING.search(text)
+        if found and server is None:
+            upstream = found.group(1)
+            server = await serve(
+                lambda c: bridge(c, upstream, Path(answered) if answered else None),
+                "127.0.0.1", 0, max_size=None, ping_interval=None,
+            )  # fmt: skip
+            port = next(iter(server.sockets)).getsockname()[1]
+            text = text.replace(upstream, f"ws://127.0.0.1:{port}")
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    code = await browser.wait()
+    if server is not None:
+        server.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))
