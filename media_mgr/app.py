@@ -7,12 +7,15 @@ Order of entry (each leaves in reverse, so nothing is stopped while something ab
 3. events / AMQP  the broker connection: media_req consumer and the events exchange; it leaves
                   after every producer of events, so ``stopped`` and ``interrupted`` events go out
 4. recorder       owner lock, crash recovery, flushing every recording at least once a second
+   fleet          this instance registered in PostgreSQL, beating; silent instances declared gone
 5. SHOUT server   sources into recordings, live mounts; then the relays that read those mounts
 6. audio_stream   mod_audio_stream sessions: left first, their audio flushed into the recorder
 7. sweeper        replaced content, revocations and expired speech, once a minute
 8. HTTP           uvicorn on the socket bound before anything started (see :meth:`Service.serve`)
 
-Sockets are bound first, so every URL issued carries the port really bound (port 0 too).
+Sockets are bound first, so every URL issued carries the port really bound (port 0 too). Besides
+the shared HTTP and SHOUT ports, each instance binds its own internal port (``MEDIA_MGR_INTERNAL_PORT``,
+a free one by default): the same HTTP app, the address other instances use to reach this one.
 """
 
 from __future__ import annotations
@@ -44,12 +47,16 @@ from media_mgr.builders import (
 from media_mgr.config import Settings
 from media_mgr.console.router import console_router
 from media_mgr.events import EventPublisher, NoEvents
+from media_mgr.fleet.config import FleetConfig, advertised_host
+from media_mgr.fleet.instance import Fleet
+from media_mgr.fleet.peers import Peers
 from media_mgr.http.activity import activity_router
 from media_mgr.http.admin import AdminLimits, admin_router
 from media_mgr.http.api import create_app
 from media_mgr.http.audio_streams import audio_streams_router
 from media_mgr.http.guard import admin_guard
 from media_mgr.http.health import health_router
+from media_mgr.http.instances import instances_router
 from media_mgr.http.playback import playback_router
 from media_mgr.http.recordings import recordings_router
 from media_mgr.http.relays import relays_router
@@ -67,6 +74,7 @@ from media_mgr.shout.config import ShoutConfig
 from media_mgr.shout.relays import RelayConfig, RelayManager, media_reader
 from media_mgr.shout.server import ShoutServer
 from media_mgr.store.errors import StoreUnavailable
+from media_mgr.store.instances import InstanceStore
 from media_mgr.store.pool import reachable
 from media_mgr.store.revocations import Revocations
 from media_mgr.tasks import TaskSet
@@ -110,8 +118,14 @@ class Sockets:
 class Service:
     """``media-mgr serve``: every component in one process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, worker: int | None = None) -> None:
         self.settings = settings
+        self.worker = worker  # index under ``serve --workers N``; None: a single process
+        # Set by ``open`` (tests and ``serve`` reach them here): this instance's own port and its
+        # place in the fleet.
+        self.internal_socket: socket.socket | None = None
+        self.fleet: Fleet | None = None
+        self.peers: Peers | None = None
         self.metrics = Metrics()
         self.activity = ActivityRegistry()
         self.on_bound: Callable[[int, int], None] | None = None  # told (http, shout) once bound
@@ -126,6 +140,9 @@ class Service:
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(log.info, "service stopped")  # the last thing leaving does
             stack.callback(sockets.close)
+            internal = bind_socket(settings.bind, settings.internal_port, "MEDIA_MGR_INTERNAL_PORT")
+            stack.callback(internal.close)
+            self.internal_socket = internal
             store = await stack.enter_async_context(open_store(settings))
             secret = await shared_secret(settings, store)
             tts = await stack.enter_async_context(open_tts(settings, store))
@@ -135,6 +152,15 @@ class Service:
             amqp = await stack.enter_async_context(self._amqp(playback))
             events: EventPublisher = amqp or NoEvents()
             recorder = await stack.enter_async_context(open_recorder(settings, store, events))
+            internal_url = f"http://{_url_host(advertised_host(settings))}:{internal.getsockname()[1]}"
+            fleet_config = FleetConfig.from_settings(settings, worker=self.worker)
+            fleet = await stack.enter_async_context(
+                Fleet(InstanceStore(store.pool), recorder, fleet_config, internal_url=internal_url,
+                      secret=secret)
+            )  # fmt: skip
+            redact.add(fleet.token)
+            peers = await stack.enter_async_context(Peers(fleet))
+            self.fleet, self.peers = fleet, peers
             urls = recording_urls(
                 settings, secret, http_port=sockets.http_port, shout_port=sockets.shout_port
             )
@@ -160,8 +186,8 @@ class Service:
                                    publish=events.publish)
             )  # fmt: skip
             sweeper = await stack.enter_async_context(TaskSet("sweeper", log))
-            sweeper.spawn(self._sweep(store, tts), name="sweeper")
-            guard = admin_guard(settings.admin_token)
+            sweeper.spawn(self._sweep(store, tts, fleet), name="sweeper")
+            guard = admin_guard(settings.admin_token, fleet.token)
             routers = [
                 health_router(lambda: self._readiness(store, amqp), self.metrics),
                 admin_router(library, playback.variants, guard, AdminLimits.from_settings(settings),
@@ -175,6 +201,7 @@ class Service:
                 audio_streams_router(streams, guard),
                 audio_stream_routes.router,
                 console_router(library, guard, sockets.shout_port),
+                instances_router(fleet, guard),
             ]  # fmt: skip
             app = create_app(routers, self.metrics)
             app.state.audio_stream = streams
@@ -190,7 +217,7 @@ class Service:
         async with AmqpConsumer(config, playback) as consumer:
             yield consumer  # it connects (and reconnects) in the background
 
-    async def _sweep(self, store: Store, tts: TtsService | None) -> None:
+    async def _sweep(self, store: Store, tts: TtsService | None, fleet: Fleet) -> None:
         """Delete replaced or deleted content once downloads that started on it had time to end."""
         revocations = Revocations(store.pool)
         while True:
@@ -202,6 +229,7 @@ class Service:
                 await revocations.purge()
                 if tts is not None:
                     await tts.sweep()
+                await fleet.purge()
             except StoreUnavailable as exc:
                 log.warning("sweep failed; will retry", extra={"error": str(exc)})
 
@@ -228,12 +256,17 @@ class Service:
                 return
             try:
                 http = await stack.enter_async_context(
-                    HttpServer(HttpServerConfig.from_settings(self.settings), app, sockets.http)
-                )
+                    HttpServer(HttpServerConfig.from_settings(self.settings), app, sockets.http,
+                               *([self.internal_socket] if self.internal_socket else []))
+                )  # fmt: skip
             except HttpStartFailed:
                 raise SystemExit(3) from None
             stop.attach(http)
             await http.wait()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def bind_socket(host: str, port: int, variable: str = "") -> socket.socket:

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     http_max_head_bytes: int = Field(default=16384, ge=1024, le=1048576, description="larger heads: 431")
     timeout_http_head: float = Field(default=15.0, gt=0, description="a request head must arrive in this")
     timeout_http_keep_alive: int = Field(default=5, ge=1, description="idle keep-alive connections close")
+    internal_port: int = Field(
+        default=0, ge=0, le=65535, description="this instance's own port for the fleet; 0: a free one"
+    )
+    advertise_host: str | None = Field(
+        default=None, description="address other instances reach this one at; default: bind, else hostname"
+    )
+    fleet_grace_seconds: float = Field(
+        default=5.0, ge=1.0, le=300.0, description="a silent instance, lock free, this long is declared gone"
+    )
 
     # Security.
     admin_token: str | None = Field(default=None, description="Bearer token for /v1/*; unset: loopback only")
@@ -227,7 +236,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "database_url", "amqp_url", "admin_token", "secret", "public_host", "shout_source_password",
-        "store_put_username", "store_put_password", mode="before",
+        "store_put_username", "store_put_password", "advertise_host", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from media_mgr.credentials import bearer_token, is_loopback, same_secret
 from media_mgr.errors import Forbidden, Unauthorized
+from media_mgr.fleet.peers import FLEET_HEADER
 
 AdminGuard = Callable[[Request], Awaitable[None]]
 """A FastAPI dependency that raises unless the request may use ``/v1/*``."""
@@ -15,10 +16,14 @@ AdminGuard = Callable[[Request], Awaitable[None]]
 _BEARER = {"www-authenticate": "Bearer"}
 
 
-def admin_guard(admin_token: str | None) -> AdminGuard:
-    """The ``/v1/*`` check for one configured token (None: loopback clients only)."""
+def admin_guard(admin_token: str | None, fleet_token: str | None = None) -> AdminGuard:
+    """The ``/v1/*`` check for one configured token (None: loopback clients only). Another
+    instance forwarding a request shows ``fleet_token`` instead (fleet/peers.py)."""
 
     async def require_admin(request: Request) -> None:
+        shown = request.headers.get(FLEET_HEADER)
+        if fleet_token is not None and shown is not None and same_secret(shown, fleet_token):
+            return
         if admin_token is None:
             client = request.client.host if request.client else None
             if not is_loopback(client):

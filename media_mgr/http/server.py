@@ -53,8 +53,11 @@ class HttpServerConfig:
 
 
 class HttpServer:
-    def __init__(self, config: HttpServerConfig, app: FastAPI, sock: socket.socket) -> None:
+    def __init__(
+        self, config: HttpServerConfig, app: FastAPI, sock: socket.socket, *extra: socket.socket
+    ) -> None:
         self.sock = sock
+        self._sockets = [sock, *extra]  # the instance's internal port serves the same app
         self._server = _Server(
             uvicorn.Config(
                 app,
@@ -73,7 +76,7 @@ class HttpServer:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._server.serve(sockets=[self.sock]), name="http.server")
+        self._task = asyncio.create_task(self._server.serve(sockets=self._sockets), name="http.server")
         started = asyncio.create_task(self._server.started_event.wait())
         await asyncio.wait({self._task, started}, return_when=asyncio.FIRST_COMPLETED)
         started.cancel()

@@ -25,4 +25,5 @@ class RecorderConfig:
             max_seconds=settings.limit_recording_seconds,
             max_bytes=settings.limit_recording_bytes,
             buffer_bytes=settings.limit_recording_buffer_bytes,
+            recovery_grace=settings.fleet_grace_seconds,
         )

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterable, Callable, Coroutine
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine
 from typing import Any, Literal
 
 from media_mgr.errors import Conflict, InvalidRequest, NotFound
@@ -228,20 +228,35 @@ class Recorder(Component):
         closed: list[Recording] = []
         async with self._recovering:
             for owner in await self.store.stale_owners(self.owner, self.config.recovery_grace):
-                if not await self._lock.holder_is_gone(owner):
-                    continue
-                try:
-                    for rec in await self.store.live_of(owner):
-                        summary = await summarize_stored(self.store, rec)
-                        done = Recording.of(
-                            await self.store.finalize(rec, "interrupted", "crash", summary, owner=None)
-                        )
-                        log.warning("recording cut off by a crash closed as interrupted",
-                                    extra={"recording_id": rec.id, "size": done.size})  # fmt: skip
-                        closed.append(done)
-                        await self.announce(done)
-                finally:
-                    await self._lock.forget(owner)
+                closed += await self._close_if_gone(owner, None) or []
+        return closed
+
+    async def take_over(self, owner: int, decide: Callable[[], Awaitable[bool]]) -> list[Recording] | None:
+        """For the fleet: if ``owner``'s lock is free and ``decide()`` (called while this instance
+        holds that lock, so the owner cannot come back meanwhile) says so, close its recordings.
+        None when the owner is alive or ``decide`` said no."""
+        async with self._recovering:
+            return await self._close_if_gone(owner, decide)
+
+    async def _close_if_gone(
+        self, owner: int, decide: Callable[[], Awaitable[bool]] | None
+    ) -> list[Recording] | None:
+        if not await self._lock.holder_is_gone(owner):
+            return None
+        closed: list[Recording] = []
+        try:
+            if decide is not None and not await decide():
+                return None
+            for rec in await self.store.live_of(owner):
+                summary = await summarize_stored(self.store, rec)
+                row = await self.store.finalize(rec, "interrupted", "crash", summary, owner=None)
+                done = Recording.of(row)
+                log.warning("recording cut off by a crash closed as interrupted",
+                            extra={"recording_id": rec.id, "size": done.size})  # fmt: skip
+                closed.append(done)
+                await self.announce(done)
+        finally:
+            await self._lock.forget(owner)
         return closed
 
     # -- the ticker -------------------------------------------------------------------------------

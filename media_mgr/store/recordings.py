@@ -198,14 +198,17 @@ class RecordingStore:
     ) -> RecordingRow:
         """Close the recording and, when it holds audio, make (or refresh) its media record.
 
-        ``owner`` None closes it whoever wrote it (recovery); else only if ``owner`` still does.
+        ``owner`` None closes it whoever wrote it (recovery) and clears its owner, so a writer that
+        was only cut off finds, when it comes back, that it no longer owns the row (``append`` and
+        ``finalize`` raise ``LostOwnership``) instead of reviving it; else only if ``owner`` still does.
         """
         assert recording.blob_id is not None
         async with self._pool.transaction() as conn:
             result = await conn.execute(
                 """UPDATE recordings SET state = $2, end_reason = $3, size = $4, sha256 = $5,
                           duration_ms = $6, sample_rate = coalesce($7, sample_rate),
-                          channels = coalesce($8, channels), ended_at = now()
+                          channels = coalesce($8, channels), ended_at = now(),
+                          owner = CASE WHEN $9::integer IS NULL THEN NULL ELSE owner END
                     WHERE id = $1 AND ($9::integer IS NULL OR owner = $9)""",
                 recording.id,
                 state,
