@@ -78,7 +78,7 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 # Playwright's screenshotter appends ``<style>body {}</style>`` to settle animations; the page's
-# ``style-src 'self'`` refuses it, and Firefox reports that as an error (Chromium says nothing).
+# ``style-src 'self'`` refuses it, and Firefox reports that as a page error (Chromium says nothing).
 SCREENSHOT_STYLE = "sha256-" + base64.b64encode(hashlib.sha256(b"body {}").digest()).decode()
 
 
@@ -95,7 +95,7 @@ def visit(browser: Browser, screenshots: Path) -> Iterator[Visit]:
     folder.mkdir(exist_ok=True)
     seen = Visit(page, folder)
     page.on("request", lambda r: seen.requests.append(r.url) if isinstance(r, Request) else None)
-    page.on("pageerror", lambda e: seen.errors.append(str(e)))
+    page.on("pageerror", lambda e: seen.errors.append(str(e)) if not expected_noise(str(e)) else None)
     page.on("console", lambda m: seen.errors.append(m.text) if isinstance(m, ConsoleMessage) and m.type == "error"
             and not expected_noise(m.text) else None)  # fmt: skip
     yield seen
