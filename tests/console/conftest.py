@@ -59,7 +59,9 @@ def browser(
         )
     else:
         if not Path(FIREFOX).exists():
-            pytest.fail("Debian's firefox-esr is not installed (scripts/test installs it: apt-get install firefox-esr)")
+            pytest.fail(
+                "Debian's firefox-esr is not installed (scripts/test installs it: apt-get install firefox-esr)"
+            )
         browser = playwright_driver.firefox.launch(
             channel="moz-firefox", executable_path=launcher(tmp_path_factory.mktemp("firefox-bidi")),
             firefox_user_prefs={"media.autoplay.default": 0, "media.volume_scale": "0.0"},

@@ -35,13 +35,16 @@ def launcher(folder: Path) -> Path:
     return script
 
 
-async def pump(source: ServerConnection | ClientConnection, sink: ServerConnection | ClientConnection) -> None:
+async def pump(
+    source: ServerConnection | ClientConnection, sink: ServerConnection | ClientConnection
+) -> None:
     async for message in source:
         await sink.send(message)
 
 
 async def bridge(client: ServerConnection, upstream_url: str, answered: Path | None) -> None:
-    async with connect(upstream_url + client.request.path, max_size=None, ping_interval=None) as firefox:
+    path = client.request.path if client.request is not None else "/session"
+    async with connect(upstream_url + path, max_size=None, ping_interval=None) as firefox:
 
         async def from_client() -> None:
             async for message in client:
@@ -54,7 +57,7 @@ async def bridge(client: ServerConnection, upstream_url: str, answered: Path | N
                 else:
                     await firefox.send(message)
 
-        done, pending = await asyncio.wait(
+        _, pending = await asyncio.wait(
             [asyncio.create_task(from_client()), asyncio.create_task(pump(firefox, client))],
             return_when=asyncio.FIRST_COMPLETED,
         )
@@ -67,17 +70,19 @@ async def main(args: list[str]) -> int:
         FIREFOX, *args, stdout=None, stderr=asyncio.subprocess.PIPE
     )
     assert browser.stderr is not None
-    answered = os.environ.get("MEDIA_MGR_BIDI_SHIM_LOG")
+    log = os.environ.get("MEDIA_MGR_BIDI_SHIM_LOG")
+    answered = Path(log) if log else None
     server = None
     while line := await browser.stderr.readline():
         text = line.decode(errors="replace")
         found = LISTENING.search(text)
         if found and server is None:
             upstream = found.group(1)
-            server = await serve(
-                lambda c: bridge(c, upstream, Path(answered) if answered else None),
-                "127.0.0.1", 0, max_size=None, ping_interval=None,
-            )  # fmt: skip
+
+            async def handler(client: ServerConnection, upstream: str = upstream) -> None:
+                await bridge(client, upstream, answered)
+
+            server = await serve(handler, "127.0.0.1", 0, max_size=None, ping_interval=None)
             port = next(iter(server.sockets)).getsockname()[1]
             text = text.replace(upstream, f"ws://127.0.0.1:{port}")
         sys.stderr.write(text)

@@ -56,7 +56,9 @@ def test_health_lists_both_instances_marks_the_one_serving_and_shows_a_killed_on
         expect(theirs).to_have_attribute("data-self", "false")
         expect(theirs).to_have_attribute("data-state", "live")
         expect(theirs).not_to_contain_text("this page")
-        expect(table.locator("caption")).to_contain_text(f"Instances: 2 live · this page answered by {me[:8]}")
+        expect(table.locator("caption")).to_contain_text(
+            f"Instances: 2 live · this page answered by {me[:8]}"
+        )
         card = page.locator("#health-cards .card", has_text="Instances")
         expect(card).to_contain_text("2 live")
         expect(card).to_contain_text(f"this page: {me[:8]} (pid {server.proc.pid}")
@@ -73,7 +75,9 @@ def test_health_lists_both_instances_marks_the_one_serving_and_shows_a_killed_on
     visit.shot("health-instance-gone")
 
 
-def test_a_stopped_instance_is_shown_stopped_not_gone(two_instances: list[RunningServer], visit: Visit) -> None:
+def test_a_stopped_instance_is_shown_stopped_not_gone(
+    two_instances: list[RunningServer], visit: Visit
+) -> None:
     first, second = two_instances
     leaving = own_id(second)
     page = visit.page

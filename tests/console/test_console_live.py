@@ -149,7 +149,9 @@ def test_health_page_shows_database_broker_and_version(
     console_server: RunningServer, visit: Visit, tmp_path: Path
 ) -> None:
     wav = tone(tmp_path / "counted.wav", seconds=0.2)  # so that the upload counters exist
-    assert httpx.post(f"{console_server.url}/v1/media", files={"file": ("c.wav", wav.read_bytes())}).is_success
+    assert httpx.post(
+        f"{console_server.url}/v1/media", files={"file": ("c.wav", wav.read_bytes())}
+    ).is_success
     page = visit.page
     page.goto(console_server.url + "/console/#health")
     cards = page.locator("#health-cards")
