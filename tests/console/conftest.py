@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from browser_visit import Visit
-from firefox_bidi import FIREFOX, launcher
+from firefox_bidi import launch_firefox
 from playwright.sync_api import Browser, ConsoleMessage, Playwright, Request, sync_playwright
 
 from servers import RunningServer, start_server
@@ -58,14 +58,7 @@ def browser(
             args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required", "--mute-audio"],
         )
     else:
-        if not Path(FIREFOX).exists():
-            pytest.fail(
-                "Debian's firefox-esr is not installed (scripts/test installs it: apt-get install firefox-esr)"
-            )
-        browser = playwright_driver.firefox.launch(
-            channel="moz-firefox", executable_path=launcher(tmp_path_factory.mktemp("firefox-bidi")),
-            firefox_user_prefs={"media.autoplay.default": 0, "media.volume_scale": "0.0"},
-        )  # fmt: skip
+        browser = launch_firefox(playwright_driver, tmp_path_factory.mktemp("firefox-bidi"))
     yield browser
     browser.close()
 

@@ -18,6 +18,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+from playwright.sync_api import Browser, Playwright
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -25,6 +27,20 @@ FIREFOX = "/usr/bin/firefox-esr"
 # Commands Playwright sends that firefox-esr answers "unknown command"; answered here with no effect.
 MISSING = frozenset({"emulation.setMediaFeaturesOverride"})
 LISTENING = re.compile(r"WebDriver BiDi listening on (ws://\S+)")
+
+
+def launch_firefox(
+    driver: Playwright, folder: Path, prefs: dict[str, str | int | bool] | None = None
+) -> Browser:
+    """Headless firefox-esr through Playwright's BiDi channel; media may play without a gesture."""
+    if not Path(FIREFOX).exists():
+        pytest.fail(
+            "Debian's firefox-esr is not installed (scripts/test installs it: apt-get install firefox-esr)"
+        )
+    return driver.firefox.launch(
+        channel="moz-firefox", executable_path=launcher(folder),
+        firefox_user_prefs={"media.autoplay.default": 0, "media.volume_scale": "0.0", **(prefs or {})},
+    )  # fmt: skip
 
 
 def launcher(folder: Path) -> Path:
