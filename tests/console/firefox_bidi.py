@@ -3,28 +3,27 @@
 Playwright follows Firefox's release channel, and asks for BiDi commands that an ESR does not have yet
 (``emulation.setMediaFeaturesOverride`` on 153, sent for every new context). Playwright starts the
 "browser" named by ``executable_path`` and reads the BiDi address from its output, so this module,
-run as that executable, starts firefox-esr with the same arguments, stands between the two on a
-loopback WebSocket, and answers only those commands itself: every other message passes unchanged.
-The commands it answered are appended to ``MEDIA_MGR_BIDI_SHIM_LOG`` so a test can say what Firefox
-did not do (the colour scheme override: Firefox then keeps its own ``prefers-color-scheme``).
+run as that executable, starts firefox-esr with the same arguments and stands between the two on a
+loopback WebSocket. Every message passes unchanged, except Firefox's "unknown command" answer to one
+of those commands, which becomes an empty success: the override then has no effect (Firefox keeps
+its own ``prefers-color-scheme``), and once Debian's ESR knows the command, nothing is changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Playwright
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 FIREFOX = "/usr/bin/firefox-esr"
-# Commands Playwright sends that firefox-esr answers "unknown command"; answered here with no effect.
+# Commands Playwright sends that firefox-esr 153 answers "unknown command"; made successes, no effect.
 MISSING = frozenset({"emulation.setMediaFeaturesOverride"})
 LISTENING = re.compile(r"WebDriver BiDi listening on (ws://\S+)")
 
@@ -51,30 +50,31 @@ def launcher(folder: Path) -> Path:
     return script
 
 
-async def pump(
-    source: ServerConnection | ClientConnection, sink: ServerConnection | ClientConnection
-) -> None:
-    async for message in source:
-        await sink.send(message)
-
-
-async def bridge(client: ServerConnection, upstream_url: str, answered: Path | None) -> None:
+async def bridge(client: ServerConnection, upstream_url: str) -> None:
+    """Pass every message through; turn Firefox's "unknown command" to a ``MISSING`` one into success."""
     path = client.request.path if client.request is not None else "/session"
+    asked: set[int] = set()  # ids of MISSING commands awaiting Firefox's answer
     async with connect(upstream_url + path, max_size=None, ping_interval=None) as firefox:
 
-        async def from_client() -> None:
+        async def to_firefox() -> None:
             async for message in client:
                 command = json.loads(message)
                 if command.get("method") in MISSING:
-                    if answered is not None:
-                        with answered.open("a") as log:
-                            log.write(command["method"] + "\n")
-                    await client.send(json.dumps({"type": "success", "id": command["id"], "result": {}}))
-                else:
-                    await firefox.send(message)
+                    asked.add(command["id"])
+                await firefox.send(message)
+
+        async def from_firefox() -> None:
+            async for message in firefox:
+                if asked:
+                    answer = json.loads(message)
+                    if answer.get("id") in asked:
+                        asked.discard(answer["id"])
+                        if answer.get("error") == "unknown command":
+                            message = json.dumps({"type": "success", "id": answer["id"], "result": {}})
+                await client.send(message)
 
         _, pending = await asyncio.wait(
-            [asyncio.create_task(from_client()), asyncio.create_task(pump(firefox, client))],
+            [asyncio.create_task(to_firefox()), asyncio.create_task(from_firefox())],
             return_when=asyncio.FIRST_COMPLETED,
         )
         for task in pending:
@@ -86,8 +86,6 @@ async def main(args: list[str]) -> int:
         FIREFOX, *args, stdout=None, stderr=asyncio.subprocess.PIPE
     )
     assert browser.stderr is not None
-    log = os.environ.get("MEDIA_MGR_BIDI_SHIM_LOG")
-    answered = Path(log) if log else None
     server = None
     while line := await browser.stderr.readline():
         text = line.decode(errors="replace")
@@ -96,7 +94,7 @@ async def main(args: list[str]) -> int:
             upstream = found.group(1)
 
             async def handler(client: ServerConnection, upstream: str = upstream) -> None:
-                await bridge(client, upstream, answered)
+                await bridge(client, upstream)
 
             server = await serve(handler, "127.0.0.1", 0, max_size=None, ping_interval=None)
             port = next(iter(server.sockets)).getsockname()[1]
