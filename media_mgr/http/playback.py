@@ -30,7 +30,8 @@ from media_mgr.http.openapi import RATE_SCHEMA, audio_response, error_responses
 from media_mgr.http.ranges import select_range, unsatisfied_content_range
 from media_mgr.media.activity import Activity, ActivityRegistry
 from media_mgr.media.models import CONTENT_TYPES
-from media_mgr.media.playback import Playback
+from media_mgr.media.playback import Opened, Playback
+from media_mgr.media.variants import Content
 from media_mgr.metrics import Metrics
 
 ICY_METAINT = 16000  # Icecast's default
@@ -84,7 +85,10 @@ class _Streamer:
             return error_response(exc)
 
     async def _answer(self, request: Request, path: str, token: str, rate: int | None) -> Response:
-        opened = await self.playback.open(token, path, rate)
+        return await self.respond(request, await self.playback.open(token, path, rate))
+
+    async def respond(self, request: Request, opened: Opened) -> Response:
+        """The answer for an opened URL: the body, a range of it, or ICY-framed MP3."""
         content = opened.content
         headers = {
             "accept-ranges": "bytes",
@@ -157,7 +161,10 @@ class StreamFastPath:
     def __init__(self, app: ASGIApp, streamer: _Streamer, metrics: Metrics) -> None:
         self.app = app
         self.streamer = streamer
+        self.playback = streamer.playback
         self.access = AccessMiddleware(self._serve, metrics)  # the same access line and metrics
+        self._served = {fmt: metrics.served_bytes.labels(fmt) for fmt in CONTENT_TYPES}
+        self._heads: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and not scope["query_string"]:
@@ -171,8 +178,38 @@ class StreamFastPath:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         _, path, token, _ = scope["path"].split("/")
-        response = await self.streamer.answer(Request(scope, receive), path, token, None)
-        await response(scope, receive, send)
+        try:
+            opened = await self.playback.open(token, path, None)
+            plain = scope["method"] == "GET" and not any(
+                name in (b"range", b"if-range") for name, _ in scope["headers"]
+            )
+            whole = await self.playback.body(opened) if plain else None
+        except MediaMgrError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        if whole is None:  # a range, a HEAD, or a body too large to keep: the general answer
+            response = await self.streamer.respond(Request(scope, receive), opened)
+            await response(scope, receive, send)
+            return
+        content = opened.content
+        await send({"type": "http.response.start", "status": 200, "headers": self._head(content)})
+        await send({"type": "http.response.body", "body": whole})
+        self._served[content.format].inc(len(whole))
+
+    def _head(self, content: Content) -> list[tuple[bytes, bytes]]:
+        """The 200's header lines for this content, made once (what ``respond`` would send)."""
+        key = (content.etag, content.size)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= 4096:
+                self._heads.clear()
+            head = self._heads[key] = [
+                (b"accept-ranges", b"bytes"), (b"etag", content.etag.encode()),
+                (b"cache-control", b"private, max-age=3600"), (b"server", SERVER.encode()),
+                (b"content-length", str(content.size).encode()),
+                (b"content-type", CONTENT_TYPES[content.format].encode()),
+            ]  # fmt: skip
+        return head
 
 
 def add_fast_path(app: FastAPI, playback: Playback, activity: ActivityRegistry, metrics: Metrics) -> None:

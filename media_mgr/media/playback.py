@@ -27,6 +27,9 @@ from media_mgr.media.variants import Content, VariantCache
 from media_mgr.store.revocations import Revocations
 from media_mgr.tts.speech import TtsOptions
 
+VERIFIED_TOKENS = 8192
+"""Tokens whose signature was checked, kept so a URL fetched again is not verified again."""
+
 RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 STREAM_PATHS: dict[str, urls.StreamType] = {"new": "single", "extant": "continuous"}
 
@@ -79,6 +82,7 @@ class Playback:
         self.revoked = revoked or RevokedNonces(revocations)  # never live unless subscribed
         self.config = config
         self.clock = clock
+        self._verified: dict[str, urls.StreamClaims] = {}
 
     async def stream_url(
         self,
@@ -125,7 +129,7 @@ class Playback:
 
     async def open(self, token: str, path: str, rate: int | None) -> Opened:
         """Verify a URL's token and find its bytes; 404 unknown, 410 expired/revoked/replaced."""
-        claims = urls.verify(self.config.secret, token, self.clock())
+        claims = self._verify(token)
         if claims.kind != "play" or claims.stream_type != path:
             raise NotFound("unknown stream token")
         revoked = self.revoked.known(claims.nonce)
@@ -144,6 +148,19 @@ class Playback:
         if rate is not None:
             claims = replace(claims, rate=check_rate(rate))
         return Opened(item, await self._content(item, claims.format, claims.rate), claims)
+
+    def _verify(self, token: str) -> urls.StreamClaims:
+        """``urls.verify``, remembered: a token's claims never change, only whether it expired."""
+        now = self.clock()
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = urls.verify(self.config.secret, token, now)
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[token] = claims
+        elif now >= claims.expires:
+            raise Gone("this stream URL has expired; ask for a new one")
+        return claims
 
     async def _content(self, item: MediaItem, fmt: urls.Format, rate: int | None) -> Content:
         """Where the bytes are (a transcoded variant's place is kept in memory once found)."""
