@@ -99,7 +99,11 @@ class Result:
     requests: int
 
     def line(self, name: str, size: int) -> str:
-        per_k = f"{1000 * self.server_cpu_s / self.requests:.2f} s" if self.server_cpu_s and self.requests else "-"
+        per_k = (
+            f"{1000 * self.server_cpu_s / self.requests:.2f} s"
+            if self.server_cpu_s and self.requests
+            else "-"
+        )
         return (f"| {name} | {self.rps:,.0f} ({self.rps * size / 2**20:,.0f} MiB/s) | {self.p50_ms:.1f} ms "
                 f"| {self.p99_ms:.1f} ms | {self.non_2xx} | {self.socket_errors or '0'} | {per_k} "
                 f"| {self.wrk_cpu_s:.1f} s |")  # fmt: skip
@@ -155,7 +159,8 @@ def wrk(url: str, connections: int, seconds: int, server_pid: int | None) -> Res
     total = re.search(r"(\d+) requests in", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    assert rps and total, out
+    assert rps, out
+    assert total, out
     return Result(
         rps=float(rps.group(1)),
         p50_ms=ms("50%"),
@@ -224,7 +229,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=1, help="media-mgr serve --workers (MEDIA_MGR_WORKERS)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="media-mgr serve --workers (MEDIA_MGR_WORKERS)"
+    )
     parser.add_argument("--server-url", help="measure this running media-mgr instead of starting one")
     parser.add_argument("--formats", default="wav", help="comma-separated: wav, mp3")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -245,7 +252,8 @@ def main() -> None:
                 issued = httpx.post(f"{base}/v1/stream-urls", json={"media_name": item["media_name"]})
                 url = issued.json()["stream_url"]
                 check = httpx.get(url)
-                assert check.status_code == 200 and check.content == path.read_bytes(), check.status_code
+                assert check.status_code == 200, check.text
+                assert check.content == path.read_bytes()
                 label = "media-mgr" + (f" ({args.workers} workers)" if args.workers > 1 else "")
                 rows.append((fmt, size, label if not args.server_url else f"media-mgr at {base}",
                              measure(url, args, pid)))  # fmt: skip
@@ -266,9 +274,13 @@ def main() -> None:
         for name, result in mine:
             print(result.line(name, size))
     for fmt in sizes:
-        ours, ref = (next(r for f, _, n, r in rows if f == fmt and n.startswith(w)) for w in ("media-mgr", "nginx"))
-        print(f"media-mgr / nginx ({fmt}): {100 * ours.rps / ref.rps:.0f} % of the requests/s, "
-              f"p99 {ours.p99_ms / ref.p99_ms:.1f}x")
+        ours, ref = (
+            next(r for f, _, n, r in rows if f == fmt and n.startswith(w)) for w in ("media-mgr", "nginx")
+        )
+        print(
+            f"media-mgr / nginx ({fmt}): {100 * ours.rps / ref.rps:.0f} % of the requests/s, "
+            f"p99 {ours.p99_ms / ref.p99_ms:.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -152,7 +152,10 @@ class _RouteName:
         self.path = path
 
 
-_ROUTES = {"single": _RouteName("/single/{token}/{name}"), "continuous": _RouteName("/continuous/{token}/{name}")}
+_ROUTES = {
+    "single": _RouteName("/single/{token}/{name}"),
+    "continuous": _RouteName("/continuous/{token}/{name}"),
+}
 
 
 class StreamFastPath:

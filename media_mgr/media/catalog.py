@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from media_mgr.errors import NotFound
-from media_mgr.media.cache import MISS, NAMES, MediaCache
 from media_mgr.ids import is_hex32
+from media_mgr.media.cache import MISS, NAMES, MediaCache
 from media_mgr.media.models import MediaItem
 from media_mgr.media.names import (
     MediaIdRef,
@@ -48,7 +48,9 @@ class Catalog:
         self.store = store
         self.default_language = default_language.lower()
         self.tts = tts
-        self.cache = cache if cache is not None else MediaCache(0, 0)  # never live: every lookup reads the database
+        self.cache = (
+            cache if cache is not None else MediaCache(0, 0)
+        )  # never live: every lookup reads the database
 
     async def resolve_name(self, media_name: str, tts: TtsOptions | None = None) -> MediaItem:
         """Raises ``InvalidMediaName`` for a bad name and ``NotFound`` for a missing item.

@@ -29,6 +29,9 @@ from media_mgr.store.pool import DRIVER_ERRORS, Connection, Database
 
 log = logging.getLogger("media_mgr.store")
 
+_LOST: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, asyncpg.PostgresError, asyncpg.InternalClientError)
+"""What a listening connection's failure may raise: it is then treated as lost."""
+
 OnNotify = Callable[[str], None]
 OnReset = Callable[[bool], None]
 
@@ -91,7 +94,7 @@ class Listener:
             subs.remove(sub)
 
     async def __aenter__(self) -> Self:
-        with contextlib.suppress(*DRIVER_ERRORS, asyncpg.PostgresError):
+        with contextlib.suppress(*_LOST):
             await self._connect()  # the first try in the open: a failure is retried in the background
         self._task = asyncio.create_task(self._run(), name="store.listener")
         return self
@@ -113,7 +116,7 @@ class Listener:
             if self._conn is None:
                 try:
                     await self._connect()
-                except (*DRIVER_ERRORS, asyncpg.PostgresError) as exc:
+                except _LOST as exc:
                     log.debug("listener: connect failed", extra={"error": type(exc).__name__})
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.config.retry_max)
@@ -158,7 +161,7 @@ class Listener:
             try:
                 async with self._using:
                     await conn.fetchval("SELECT 1", timeout=self.config.probe_every)
-            except (*DRIVER_ERRORS, asyncpg.PostgresError, asyncpg.InternalClientError):
+            except _LOST:
                 return
 
     async def _listen_late(self, sub: Subscription) -> None:
@@ -168,7 +171,7 @@ class Listener:
         try:
             async with self._using:
                 await conn.add_listener(sub.channel, self._deliver)
-        except (*DRIVER_ERRORS, asyncpg.PostgresError, asyncpg.InternalClientError):
+        except _LOST:
             self._lost.set()
             return
         if self._conn is conn and self.live:
@@ -198,5 +201,5 @@ class Listener:
         if conn is not None and not conn.is_closed():
             try:
                 await asyncio.wait_for(conn.close(), 2)
-            except (*DRIVER_ERRORS, asyncpg.PostgresError):
+            except _LOST:
                 conn.terminate()

@@ -29,7 +29,9 @@ def start(dsn: str, where: Path) -> RunningServer:
 
 
 @pytest.fixture(scope="module")
-def pair(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, RunningServer]]:
+def pair(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningServer, RunningServer]]:
     base = tmp_path_factory.mktemp("pair")
     a = start(database_url, base / "a")
     b = start(database_url, base / "b")

@@ -39,6 +39,12 @@ class Heard:
                 await self.changed.wait()
 
 
+async def abandoned(db: Database, channel: str) -> None:
+    async with db.transaction() as conn:
+        await notify(conn, channel, "rolled back")
+        raise RuntimeError("abandon")
+
+
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     p = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -54,9 +60,7 @@ async def test_a_notification_goes_out_on_commit_only(database_url: str, pool: a
         await heard.until(lambda: heard.resets[-1:] == [True])
         db = Database(pool)
         with pytest.raises(RuntimeError):
-            async with db.transaction() as conn:
-                await notify(conn, channel, "rolled back")
-                raise RuntimeError("abandon")
+            await abandoned(db, channel)
         async with db.transaction() as conn:
             await notify(conn, channel, "first")
             await asyncio.sleep(0.2)
