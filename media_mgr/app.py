@@ -37,6 +37,7 @@ from media_mgr.audio_stream.service import AudioStreamConfig, AudioStreamService
 from media_mgr.builders import (
     Store,
     open_library,
+    open_listener,
     open_playback,
     open_recorder,
     open_store,
@@ -57,7 +58,7 @@ from media_mgr.http.audio_streams import audio_streams_router
 from media_mgr.http.guard import admin_guard
 from media_mgr.http.health import health_router
 from media_mgr.http.instances import instances_router
-from media_mgr.http.playback import playback_router
+from media_mgr.http.playback import add_fast_path, playback_router
 from media_mgr.http.recordings import recordings_router
 from media_mgr.http.relays import relays_router
 from media_mgr.http.server import HttpServer, HttpServerConfig, HttpStartFailed
@@ -146,8 +147,9 @@ class Service:
             store = await stack.enter_async_context(open_store(settings))
             secret = await shared_secret(settings, store)
             tts = await stack.enter_async_context(open_tts(settings, store))
+            listener = await stack.enter_async_context(open_listener(settings, store))  # streamcache
             playback = await open_playback(
-                settings, store, http_port=sockets.http_port, secret=secret, tts=tts
+                settings, store, http_port=sockets.http_port, secret=secret, tts=tts, listener=listener
             )
             amqp = await stack.enter_async_context(self._amqp(playback))
             events: EventPublisher = amqp or NoEvents()
@@ -204,6 +206,7 @@ class Service:
                 instances_router(fleet, guard),
             ]  # fmt: skip
             app = create_app(routers, self.metrics)
+            add_fast_path(app, playback, self.activity, self.metrics)  # streamcache
             app.state.audio_stream = streams
             yield app
 

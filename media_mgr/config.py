@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     store_chunk_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
     store_pool_min: int = Field(default=2, ge=1)
     store_pool_max: int = Field(default=20, ge=1)
+    # Playback cache (media.cache): records, names and small contents, kept current by LISTEN/NOTIFY.
+    cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="memory the cache may hold; 0: off")
+    cache_item_bytes: int = Field(default=1024 * 1024, ge=0, description="larger contents are not kept")
     blob_grace_seconds: int = Field(
         default=900, ge=0, description="how long replaced content stays readable for downloads in flight"
     )
