@@ -4,6 +4,7 @@ Order of entry (each leaves in reverse, so nothing is stopped while something ab
 
 1. store          PostgreSQL reached (or the embedded one started), migrations, pool
 2. tts            speech engines (their worker processes die with it)
+   notifications  one LISTEN connection (store/notify.py): caches drop what another instance changed
 3. events / AMQP  the broker connection: media_req consumer and the events exchange; it leaves
                   after every producer of events, so ``stopped`` and ``interrupted`` events go out
 4. recorder       owner lock, crash recovery, flushing every recording at least once a second
@@ -147,7 +148,7 @@ class Service:
             store = await stack.enter_async_context(open_store(settings))
             secret = await shared_secret(settings, store)
             tts = await stack.enter_async_context(open_tts(settings, store))
-            listener = await stack.enter_async_context(open_listener(settings, store))  # streamcache
+            listener = await stack.enter_async_context(open_listener(settings, store))
             playback = await open_playback(
                 settings, store, http_port=sockets.http_port, secret=secret, tts=tts, listener=listener
             )
@@ -206,7 +207,7 @@ class Service:
                 instances_router(fleet, guard),
             ]  # fmt: skip
             app = create_app(routers, self.metrics)
-            add_fast_path(app, playback, self.activity, self.metrics)  # streamcache
+            add_fast_path(app, playback, self.activity, self.metrics)  # stream URLs before FastAPI
             app.state.audio_stream = streams
             yield app
 
