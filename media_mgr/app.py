@@ -115,6 +115,7 @@ class Service:
         self.metrics = Metrics()
         self.activity = ActivityRegistry()
         self.on_bound: Callable[[int, int], None] | None = None  # told (http, shout) once bound
+        self.migrate = True  # a supervisor's workers leave the migrations to the supervisor
         redact.add(settings.admin_token, settings.secret, settings.store_put_password,
                    settings.shout_source_password)  # fmt: skip
 
@@ -126,7 +127,7 @@ class Service:
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(log.info, "service stopped")  # the last thing leaving does
             stack.callback(sockets.close)
-            store = await stack.enter_async_context(open_store(settings))
+            store = await stack.enter_async_context(open_store(settings, apply_migrations=self.migrate))
             secret = await shared_secret(settings, store)
             tts = await stack.enter_async_context(open_tts(settings, store))
             playback = await open_playback(
@@ -212,9 +213,10 @@ class Service:
             checks["broker"] = amqp.ready
         return checks
 
-    async def serve(self) -> None:
-        """Bind, enter the components, serve HTTP until SIGTERM/SIGINT, then leave everything."""
-        sockets = Sockets.bind(self.settings)
+    async def serve(self, sockets: Sockets | None = None) -> None:
+        """Bind (unless a supervisor bound ``sockets``), enter the components, serve HTTP until
+        SIGTERM/SIGINT, then leave everything."""
+        sockets = sockets or Sockets.bind(self.settings)
         if self.on_bound is not None:
             self.on_bound(sockets.http_port, sockets.shout_port)
         async with contextlib.AsyncExitStack() as stack:

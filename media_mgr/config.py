@@ -7,6 +7,7 @@ Each edge gets its own small config object built from it in ``app.py``.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
@@ -42,6 +43,13 @@ class Settings(BaseSettings):
     http_max_head_bytes: int = Field(default=16384, ge=1024, le=1048576, description="larger heads: 431")
     timeout_http_head: float = Field(default=15.0, gt=0, description="a request head must arrive in this")
     timeout_http_keep_alive: int = Field(default=5, ge=1, description="idle keep-alive connections close")
+    workers: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=256,
+        description="processes serving the same ports; default: usable cores; 1: one process, no supervisor",
+    )  # fmt: skip
+    timeout_worker_stop: float = Field(
+        default=30.0, gt=0, description="after SIGTERM, workers still running this long are killed"
+    )
 
     # Security.
     admin_token: str | None = Field(default=None, description="Bearer token for /v1/*; unset: loopback only")

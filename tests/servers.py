@@ -59,7 +59,7 @@ def start_server(
     ``prefix`` runs it through another command (``setpriv`` to drop root).
     """
     full_env = {**os.environ, "MEDIA_MGR_BIND": "127.0.0.1", "MEDIA_MGR_HTTP_PORT": "0",
-                "MEDIA_MGR_SHOUT_PORT": "0", **env}  # fmt: skip
+                "MEDIA_MGR_SHOUT_PORT": "0", "MEDIA_MGR_WORKERS": "1", **env}  # fmt: skip
     log = log_path.open("wb")
     proc = subprocess.Popen([*prefix, *media_mgr_command(), "serve"], env=full_env, stdout=log,
                             stderr=subprocess.STDOUT)  # fmt: skip
