@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from media_mgr.app import Sockets
 from media_mgr.builders import open_store, shared_secret
@@ -79,8 +80,9 @@ class Supervisor:
         failed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         keepers = [asyncio.create_task(self._keep(w, settings, sockets, failed)) for w in self._workers]
         stopped = asyncio.create_task(stop.wait())
+        waiting: set[asyncio.Future[Any]] = {stopped, failed}
         try:
-            await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._stopping = True
             stopped.cancel()

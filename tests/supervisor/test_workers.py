@@ -116,7 +116,7 @@ def test_sigterm_and_sigint_stop_every_worker_with_status_0(
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # reaped by the supervisor, not left behind
-    stopped = [r.get("worker") for r in records(srv) if r["msg"] == "service stopped"]
+    stopped = [int(r["worker"]) for r in records(srv) if r["msg"] == "service stopped"]
     assert sorted(stopped) == [0, 1]  # each worker closed its components
     assert any(r["msg"] == "all workers stopped" for r in records(srv))
     log = srv.log()
@@ -163,7 +163,9 @@ def test_workers_the_database_refuses_end_the_supervisor_in_one_line(
         finally:
             await conn.close()
 
-    run_sync(sql(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 2', f'CREATE DATABASE "{role}" OWNER "{role}"'))
+    run_sync(
+        sql(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 2', f'CREATE DATABASE "{role}" OWNER "{role}"')
+    )
     try:
         base = pg_admin_dsn.split("?")[0].rsplit("/", 1)[0].replace("//postgres@", f"//{role}@")
         done = serve_once({"MEDIA_MGR_DATABASE_URL": f"{base}/{role}", "MEDIA_MGR_DATA_DIR": str(tmp_path),
@@ -174,4 +176,3 @@ def test_workers_the_database_refuses_end_the_supervisor_in_one_line(
     line = one_error_line(done)
     assert "died 3 times" in line and "too many connections" in line, line
     assert "worker restarted" in done.stderr
-
