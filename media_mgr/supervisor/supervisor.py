@@ -99,7 +99,12 @@ class Supervisor:
     ) -> None:
         """Start the worker, and again each time it dies, until it dies too quickly too often."""
         while True:
-            self._start(worker, settings, sockets)
+            try:
+                self._start(worker, settings, sockets)
+            except Exception as exc:  # no process to watch: say why instead of waiting forever
+                if not failed.done():
+                    failed.set_result(f"cannot start worker {worker.index}: {exc}")
+                return
             status = await _exited(worker)
             lived = time.monotonic() - worker.started
             worker.reason = _reason(worker, status)

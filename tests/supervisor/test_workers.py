@@ -6,9 +6,13 @@ status 0, and a worker that cannot start or a port in use ends the supervisor in
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +23,7 @@ import pytest
 from shout_peers import ShoutUrl, content, create_recording, kill, push, wait_state
 from supervised import records, request, request_on, start_workers, worker_pids
 
-from servers import RunningServer, media_mgr_command, run_sync
+from servers import RunningServer, media_mgr_command, run_sync, start_server
 from sounds import decode, mp3, raw_mp3
 
 BYTES_PER_SECOND = 2000  # 16 kbit/s
@@ -176,3 +180,55 @@ def test_workers_the_database_refuses_end_the_supervisor_in_one_line(
     line = one_error_line(done)
     assert "died 3 times" in line and "too many connections" in line, line
     assert "worker restarted" in done.stderr
+
+
+AS_NOBODY = (
+    ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] if os.geteuid() == 0 else []
+)
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A data dir the server's user owns (nobody when the tests run as root: the embedded PostgreSQL
+    refuses root), removed after."""
+    top = Path(tempfile.mkdtemp(prefix="mm-workers-"))
+    top.chmod(0o755)
+    data = top / "data"
+    data.mkdir()
+    if AS_NOBODY:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    yield data
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def nobody_can_start_this_python() -> bool:
+    """The supervisor starts its workers with ``sys.executable``; as ``nobody`` that path must be
+    reachable (a venv whose interpreter lives under a 0700 /root is not)."""
+    probe = "import subprocess, sys; subprocess.run([sys.executable, '-c', ''], check=True)"
+    done = subprocess.run([*AS_NOBODY, sys.executable, "-c", probe], capture_output=True, cwd="/")
+    return done.returncode == 0
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_embedded_database_the_supervisor_starts(
+    embedded_data_dir: Path, tmp_path: Path
+) -> None:
+    if AS_NOBODY and not nobody_can_start_this_python():
+        pytest.skip(f"nobody cannot execute {sys.executable} (its interpreter is out of nobody's reach)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIA_MGR_") and k != "XDG_RUNTIME_DIR"}
+    env |= {"MEDIA_MGR_DATA_DIR": str(embedded_data_dir), "MEDIA_MGR_WORKERS": "2"}
+    srv = start_server(env, tmp_path / "server.log", timeout=120, prefix=AS_NOBODY)
+    try:
+        path = mp3(tmp_path / "e.mp3", seconds=2.0)
+        with path.open("rb") as f:
+            up, uploader = request(srv, "POST", "/v1/media", files={"file": ("e.mp3", f)})
+        assert up.status_code == 201, up.text
+        got = request_on(srv, 1 - uploader, "GET", f"/v1/media/{up.json()['id']}")
+        assert got.json()["sha256"] == up.json()["sha256"]
+        applied = [r for r in records(srv) if r["msg"] == "migration applied"]
+        assert applied and all("worker" not in r for r in applied)  # by the supervisor, once
+    finally:
+        assert srv.stop(signal.SIGINT) == 0
+    assert not (embedded_data_dir / "pg" / "postmaster.pid").exists()  # stopped with the supervisor
+    assert all(line.startswith("{") for line in srv.log().splitlines())
