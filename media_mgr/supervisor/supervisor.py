@@ -15,19 +15,23 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from media_mgr.app import Sockets
 from media_mgr.builders import open_store, shared_secret
 from media_mgr.config import Settings
 from media_mgr.store.embedded import EmbeddedPostgres
+from media_mgr.supervisor.metrics import remove_snapshot
 
 log = logging.getLogger("media_mgr.supervisor")
 
@@ -60,10 +64,12 @@ class Supervisor:
         self.on_bound: Callable[[int, int], None] | None = None  # told (http, shout) once bound
         self._workers = [_Worker(i) for i in range(settings.workers)]
         self._stopping = False
+        self._metrics = Path()  # the folder where the workers' metrics snapshots meet, while serving
 
     async def serve(self) -> None:
         """Bind, prepare the database, run the workers until SIGTERM/SIGINT; then stop them all."""
         sockets = Sockets.bind(self.settings)
+        self._metrics = Path(tempfile.mkdtemp(prefix="media-mgr-metrics-"))
         try:
             if self.on_bound is not None:
                 self.on_bound(sockets.http_port, sockets.shout_port)
@@ -75,6 +81,7 @@ class Supervisor:
                     await self._run(settings, sockets, stop)
         finally:
             sockets.close()
+            shutil.rmtree(self._metrics, ignore_errors=True)
 
     async def _run(self, settings: Settings, sockets: Sockets, stop: asyncio.Event) -> None:
         failed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -109,6 +116,7 @@ class Supervisor:
             lived = time.monotonic() - worker.started
             worker.reason = _reason(worker, status)
             self._close(worker)
+            remove_snapshot(self._metrics, worker.index)
             quick = lived < QUICK_SECONDS
             worker.quick_deaths = worker.quick_deaths + 1 if quick else 0
             log.warning(
@@ -131,7 +139,8 @@ class Supervisor:
         fds = (theirs.fileno(), sockets.http.fileno(), sockets.shout.fileno())
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "media_mgr.supervisor.worker", str(worker.index), *map(str, fds)],
+                [sys.executable, "-m", "media_mgr.supervisor.worker", str(worker.index), *map(str, fds),
+                 str(self._metrics)],
                 pass_fds=fds, stdin=subprocess.DEVNULL, process_group=0,
             )  # fmt: skip
         except BaseException:

@@ -1,10 +1,11 @@
 """One worker of ``serve --workers N``: a full :class:`Service` on the sockets the supervisor bound.
 
-Started by the supervisor as ``python -m media_mgr.supervisor.worker INDEX CHANNEL HTTP SHOUT``, the
-last three being inherited file descriptors. The channel is a socket pair with the supervisor: the
-worker reads its settings from it (one JSON line: the DSN and secrets never appear in argv or the
-environment), writes the one-line reason there when it cannot start or run, and stops cleanly when
-it reaches end of file (the supervisor is gone, even killed: no worker outlives it).
+Started by the supervisor as ``python -m media_mgr.supervisor.worker INDEX CHANNEL HTTP SHOUT METRICS``:
+three inherited file descriptors and the folder where the workers' metrics meet (metrics.py). The
+channel is a socket pair with the supervisor: the worker reads its settings from it (one JSON line:
+the DSN and secrets never appear in argv or the environment), writes the one-line reason there when
+it cannot start or run, and stops cleanly when it reaches end of file (the supervisor is gone, even
+killed: no worker outlives it).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from media_mgr import logs
 from media_mgr.app import Service, Sockets
 from media_mgr.config import Settings
 from media_mgr.store.preflight import explain
+from media_mgr.supervisor.metrics import WorkerRegistry
 
 log = logging.getLogger("media_mgr.supervisor")
 
@@ -59,7 +62,7 @@ def report(channel: socket.socket, reason: str) -> None:
         channel.sendall(reason.replace("\n", " ").encode(errors="replace") + b"\n")
 
 
-async def serve(service: Service, sockets: Sockets, channel: socket.socket) -> None:
+async def serve(service: Service, sockets: Sockets, channel: socket.socket, metrics: WorkerRegistry) -> None:
     """Serve until SIGTERM/SIGINT, or until the supervisor's end of the channel closes."""
     loop = asyncio.get_running_loop()
     channel.setblocking(False)
@@ -77,14 +80,16 @@ async def serve(service: Service, sockets: Sockets, channel: socket.socket) -> N
         os.kill(os.getpid(), signal.SIGTERM)  # the service's own handler: a clean stop
 
     loop.add_reader(channel.fileno(), readable)
+    publishing = asyncio.create_task(metrics.keep_publishing(), name="metrics.publish")
     try:
         await service.serve(sockets)
     finally:
+        publishing.cancel()
         loop.remove_reader(channel.fileno())
 
 
 def main(argv: list[str]) -> None:
-    index, channel_fd, http_fd, shout_fd = (int(a) for a in argv)
+    index, channel_fd, http_fd, shout_fd = (int(a) for a in argv[:4])
     channel = socket.socket(fileno=channel_fd)
     settings = read_settings(channel)
     logs.configure(settings.log_level)
@@ -93,10 +98,12 @@ def main(argv: list[str]) -> None:
     sockets = Sockets(socket.socket(fileno=http_fd), socket.socket(fileno=shout_fd))
     service = Service(settings)
     service.migrate = False  # the supervisor applied them before starting any worker
+    metrics = WorkerRegistry(service.metrics.registry, Path(argv[4]), index)
+    service.metrics.registry = metrics  # /metrics: every worker's figures (metrics.py)
     try:
         import uvloop
 
-        uvloop.run(serve(service, sockets, channel))
+        uvloop.run(serve(service, sockets, channel, metrics))
     except SystemExit as exc:
         if exc.code in (None, 0):
             return

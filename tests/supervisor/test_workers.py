@@ -20,6 +20,7 @@ from pathlib import Path
 import asyncpg
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from shout_peers import ShoutUrl, content, create_recording, kill, push, wait_state
 from supervised import records, request, request_on, start_workers, worker_pids
 
@@ -64,6 +65,31 @@ def test_both_workers_take_connections_and_play_what_the_other_stored(
     assert played.status_code == 200, played.text
     sent = decode(path.read_bytes())
     assert len(sent) > 8000 and np.array_equal(decode(played.content), sent)
+
+
+def test_metrics_from_any_worker_count_every_worker_s_requests(two_workers: RunningServer) -> None:
+    srv = two_workers
+    answered = [request(srv, "GET", "/healthz")[1] for _ in range(30)]
+    expected = {str(w): answered.count(w) for w in (0, 1)}
+    assert all(expected.values())
+
+    def healthz_counts(text: str) -> dict[str, int]:
+        counts = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "media_mgr_http_requests_total" and sample.labels["route"] == "/healthz":
+                    counts[sample.labels["worker"]] = int(sample.value)
+        return counts
+
+    seen_by: set[int] = set()
+    for _ in range(200):  # a scrape of each worker; snapshots are at most a second old
+        scrape, by = request(srv, "GET", "/metrics")
+        if healthz_counts(scrape.text) == expected:
+            seen_by.add(by)
+            if seen_by == {0, 1}:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"never both workers' counts {expected} from each: {healthz_counts(scrape.text)}")
 
 
 def test_a_worker_killed_mid_recording_is_restarted_and_its_recording_ends_interrupted(
