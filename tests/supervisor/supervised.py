@@ -24,7 +24,7 @@ def start_workers(database_url: str, data: Path, workers: int = 2, **env: str) -
     srv, shout_port = start_shout_server(database_url, data, MEDIA_MGR_WORKERS=str(workers), **env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        listening = {r.get("worker") for r in records(srv) if r["msg"].startswith("listening http")}
+        listening = {r.get("worker", 0) for r in records(srv) if r["msg"].startswith("listening http")}
         if listening == set(range(workers)):
             return srv, shout_port
         assert srv.proc.poll() is None, srv.log()[-4000:]

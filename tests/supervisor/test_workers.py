@@ -5,6 +5,7 @@ status 0, and a worker that cannot start or a port in use ends the supervisor in
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -44,7 +45,7 @@ def parent_of(pid: int) -> int:
 def test_both_workers_take_connections_and_play_what_the_other_stored(
     two_workers: RunningServer, tmp_path: Path
 ) -> None:
-    srv = two_workers
+    srv, data = two_workers, tmp_path / "srv"
     pids = worker_pids(srv)
     assert sorted(pids) == [0, 1] and len(set(pids.values())) == 2
     assert all(parent_of(pid) == srv.proc.pid for pid in pids.values())  # the supervisor's children
@@ -53,13 +54,18 @@ def test_both_workers_take_connections_and_play_what_the_other_stored(
             assert r["pid"] == pids[r["worker"]]  # every worker line names its worker and its pid
     answered = {request(srv, "GET", "/healthz")[1] for _ in range(40)}
     assert answered == {0, 1}
+    applied = [r for r in records(srv) if r["msg"] == "migration applied"]
+    assert applied and all("worker" not in r for r in applied)  # by the supervisor, before any worker
+    bound = json.loads((data / "serve.json").read_text())  # written once, by the supervisor
+    assert (bound["pid"], bound["http_port"]) == (srv.proc.pid, srv.port)
 
     path = mp3(tmp_path / "up.mp3", seconds=3.0)
     with path.open("rb") as f:
         up, uploader = request(srv, "POST", "/v1/media", files={"file": ("up.mp3", f)})
     assert up.status_code == 201, up.text
-    other = 1 - uploader
-    issued = request_on(srv, other, "POST", "/v1/stream-urls", json={"media_name": up.json()["media_name"]})
+    other = 1 - uploader  # the URL signed by one worker plays on the other: one secret
+    name = up.json()["media_name"]
+    issued = request_on(srv, uploader, "POST", "/v1/stream-urls", json={"media_name": name})
     assert issued.status_code == 200, issued.text
     played = request_on(srv, other, "GET", issued.json()["stream_url"])
     assert played.status_code == 200, played.text
@@ -152,6 +158,15 @@ def test_sigterm_and_sigint_stop_every_worker_with_status_0(
     log = srv.log()
     assert "Aborted!" not in log and "Traceback" not in log
     assert all(line.startswith("{") for line in log.splitlines())
+
+
+def test_ctrl_c_with_one_worker_is_status_0_without_aborted(database_url: str, tmp_path: Path) -> None:
+    """``--workers 1`` is the single process of before: no supervisor, no worker fields."""
+    srv, _ = start_workers(database_url, tmp_path / "one", workers=1)
+    assert srv.stop(signal.SIGINT) == 0
+    log = srv.log()
+    assert "Aborted!" not in log and '"service stopped"' in log and "media_mgr.supervisor" not in log
+    assert not any("worker" in r for r in records(srv))
 
 
 def serve_once(env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
