@@ -131,6 +131,7 @@ class Service:
         self.metrics = Metrics()
         self.activity = ActivityRegistry()
         self.on_bound: Callable[[int, int], None] | None = None  # told (http, shout) once bound
+        self.migrate = True  # a supervisor's workers leave the migrations to the supervisor
         redact.add(settings.admin_token, settings.secret, settings.store_put_password,
                    settings.shout_source_password)  # fmt: skip
 
@@ -142,10 +143,12 @@ class Service:
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(log.info, "service stopped")  # the last thing leaving does
             stack.callback(sockets.close)
-            internal = bind_socket(settings.bind, settings.internal_port, "MEDIA_MGR_INTERNAL_PORT")
+            # A fixed internal port is the first worker's; worker i takes the i-th after it.
+            internal_port = settings.internal_port + (self.worker or 0) if settings.internal_port else 0
+            internal = bind_socket(settings.bind, internal_port, "MEDIA_MGR_INTERNAL_PORT")
             stack.callback(internal.close)
             self.internal_socket = internal
-            store = await stack.enter_async_context(open_store(settings))
+            store = await stack.enter_async_context(open_store(settings, apply_migrations=self.migrate))
             secret = await shared_secret(settings, store)
             tts = await stack.enter_async_context(open_tts(settings, store))
             listener = await stack.enter_async_context(open_listener(settings, store))
@@ -244,9 +247,10 @@ class Service:
             checks["broker"] = amqp.ready
         return checks
 
-    async def serve(self) -> None:
-        """Bind, enter the components, serve HTTP until SIGTERM/SIGINT, then leave everything."""
-        sockets = Sockets.bind(self.settings)
+    async def serve(self, sockets: Sockets | None = None) -> None:
+        """Bind (unless a supervisor bound ``sockets``), enter the components, serve HTTP until
+        SIGTERM/SIGINT, then leave everything."""
+        sockets = sockets or Sockets.bind(self.settings)
         if self.on_bound is not None:
             self.on_bound(sockets.http_port, sockets.shout_port)
         async with contextlib.AsyncExitStack() as stack:

@@ -7,6 +7,7 @@ Each edge gets its own small config object built from it in ``app.py``.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
@@ -50,6 +51,13 @@ class Settings(BaseSettings):
     )
     fleet_grace_seconds: float = Field(
         default=5.0, ge=1.0, le=300.0, description="a silent instance, lock free, this long is declared gone"
+    )
+    workers: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=256,
+        description="processes serving the same ports; default: usable cores; 1: one process, no supervisor",
+    )  # fmt: skip
+    timeout_worker_stop: float = Field(
+        default=30.0, gt=0, description="after SIGTERM, workers still running this long are killed"
     )
 
     # Security.

@@ -54,20 +54,21 @@ def media_mgr_command() -> list[str]:
 def start_server(
     env: dict[str, str], log_path: Path, timeout: float = 60.0, prefix: Sequence[str] = ()
 ) -> RunningServer:
-    """Start a server and wait for its ``listening http`` line; raises with its log if it dies.
+    """Start a server and wait for its ``listening http`` line (one per worker with
+    ``MEDIA_MGR_WORKERS``); raises with its log if it dies.
 
     ``prefix`` runs it through another command (``setpriv`` to drop root).
     """
     full_env = {**os.environ, "MEDIA_MGR_BIND": "127.0.0.1", "MEDIA_MGR_HTTP_PORT": "0",
-                "MEDIA_MGR_SHOUT_PORT": "0", **env}  # fmt: skip
+                "MEDIA_MGR_SHOUT_PORT": "0", "MEDIA_MGR_WORKERS": "1", **env}  # fmt: skip
     log = log_path.open("wb")
     proc = subprocess.Popen([*prefix, *media_mgr_command(), "serve"], env=full_env, stdout=log,
                             stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        match = LISTENING.search(log_path.read_text(errors="replace"))
-        if match:
-            port = int(match.group(1))
+        found = LISTENING.findall(log_path.read_text(errors="replace"))
+        if len(found) >= int(full_env["MEDIA_MGR_WORKERS"]):
+            port = int(found[0])
             return RunningServer(proc, f"http://127.0.0.1:{port}", port, log_path)
         if proc.poll() is not None:
             break
@@ -83,6 +84,20 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants now (``serve --workers N``: the supervisor and its workers), from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            continue  # gone meanwhile
+    return found
 
 
 def peak_rss_kib(pid: int) -> int:
