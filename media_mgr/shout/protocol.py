@@ -194,6 +194,19 @@ class ShoutProtocol(asyncio.Protocol):
 
     def _listen(self, request: ShoutRequest) -> None:
         mount = self.host.registry.get(request.path)
+        if mount is None and self.host.elsewhere is not None:  # fleet hook: another instance's mount?
+            self._to(State.LISTENING)  # (nothing is read meanwhile: a listener has nothing to say)
+            self.host.spawn(self._listen_elsewhere(request), name=f"shout listener {request.path}")
+            return
+        self._listen_to(request, mount)
+
+    async def _listen_elsewhere(self, request: ShoutRequest) -> None:
+        assert self.host.elsewhere is not None
+        mount = await self.host.elsewhere(request.path)
+        if self.transport is not None and not self.transport.is_closing():
+            self._listen_to(request, mount)
+
+    def _listen_to(self, request: ShoutRequest, mount: Mount | None) -> None:
         if mount is None:
             self._reply(404, request.version, body=b"no source on this mount\r\n")
             return
@@ -208,7 +221,8 @@ class ShoutProtocol(asyncio.Protocol):
             self._reply(200, "1.0", headers)
             return
         self._write_head(200, "1.0", {**headers, "Server": "media-mgr", "Connection": "close"})
-        self._to(State.LISTENING)
+        if self.state is not State.LISTENING:
+            self._to(State.LISTENING)
         self._mount = mount
         self._cursor = mount.attach(self)
         self.host.stats["listeners_total"] += 1
