@@ -9,7 +9,8 @@ source stops.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 @pytest.fixture
-def two(new_database: object, tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
-    dsn = new_database()  # type: ignore[operator]
+def two(new_database: Callable[[], str], tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
+    dsn = new_database()
     a = start_instance(dsn, tmp_path / "a")
     b = start_instance(dsn, tmp_path / "b")
     yield a, b
@@ -32,7 +33,7 @@ def two(new_database: object, tmp_path: Path) -> Iterator[tuple[Instance, Instan
         i.server.stop(signal.SIGKILL)
 
 
-def source(instance: Instance, mount: str, path: Path, delay: float = 0.0):  # type: ignore[no-untyped-def]
+def source(instance: Instance, mount: str, path: Path, delay: float = 0.0) -> subprocess.Popen[bytes]:
     url = ShoutUrl("source", "hackme", "127.0.0.1", instance.shout_port, mount)
     return push(url, path, pace=True, extra=["--delay", str(delay)] if delay else None)
 

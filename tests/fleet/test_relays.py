@@ -9,7 +9,8 @@ that declares it gone takes the relay over and Icecast receives audio again.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 @pytest.fixture
-def two(new_database: object, tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
-    dsn = new_database()  # type: ignore[operator]
+def two(new_database: Callable[[], str], tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
+    dsn = new_database()
     a = start_instance(dsn, tmp_path / "a", MEDIA_MGR_TIMEOUT_SHOUT_SOURCE="5")
     b = start_instance(dsn, tmp_path / "b", MEDIA_MGR_TIMEOUT_SHOUT_SOURCE="5")
     yield a, b
@@ -65,16 +66,16 @@ def static(items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def streaming(instance: Instance, relay_id: str) -> bool:
-    return relay(instance, relay_id)["state"] == "streaming"
+    return bool(relay(instance, relay_id)["state"] == "streaming")
 
 
 def icecast_has(ice: Icecast, mount: str) -> bool:
     """Whether Icecast has a source on ``mount`` (it answers a listener 200, else 404)."""
     with httpx.stream("GET", f"http://127.0.0.1:{ice.port}{mount}", timeout=10) as r:
-        return r.status_code == 200
+        return bool(r.status_code == 200)
 
 
-def source(instance: Instance, mount: str, path: Path):  # type: ignore[no-untyped-def]
+def source(instance: Instance, mount: str, path: Path) -> subprocess.Popen[bytes]:
     return push(ShoutUrl("source", "hackme", "127.0.0.1", instance.shout_port, mount), path, pace=True)
 
 
