@@ -58,6 +58,7 @@ class FleetMounts:
         self.registry.watch(self._claimed)
         self.registry.watch_release(self._released)
         self._fleet.on_gone(self._gone)
+        self._fleet.on_declared_gone(self._declared_gone)
         self._tasks.spawn(self._write_rows(), name="live mount rows")
         return self
 
@@ -110,6 +111,12 @@ class FleetMounts:
         if removed:
             log.info("live mounts of a gone instance forgotten", extra={"gone_instance": row.id,
                                                                        "mounts": removed})  # fmt: skip
+
+    async def _declared_gone(self) -> None:
+        """We were declared gone while cut off, and our rows removed: our sources still stream
+        here, so their mounts are registered again."""
+        for mount in self.registry.mounts():
+            self._writes.put_nowait((True, mount))
 
     # -- mirrors of other instances' mounts --------------------------------------------------------
 

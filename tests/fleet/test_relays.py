@@ -136,3 +136,17 @@ def test_a_relay_reads_a_mount_of_another_instance_and_is_deleted_through_either
         wait_for(lambda: not icecast_has(icecast, "/far.mp3"), what="Icecast mount gone")
     finally:
         kill(pusher)
+
+
+def test_the_relays_of_a_cleanly_stopped_instance_are_adopted_by_another(
+    two: tuple[Instance, Instance], icecast: Icecast
+) -> None:
+    """Nobody declares a stopped instance gone: its relays stay in the table and the next pass of
+    a live instance adopts them (one UPDATE, so one adopter)."""
+    a, b = two
+    created = add_relay(a, icecast, "/kept.mp3", "/later.mp3")
+    assert created["instance"] == a.id
+    assert a.server.stop(signal.SIGTERM) == 0
+    wait_for(lambda: relays(b)[0]["instance"] == b.id, what="relay adopted by B")
+    assert "relays of a stopped instance adopted" in b.server.log()
+    assert relay(b, created["id"])["state"] == "waiting"  # running on B, waiting for a source
