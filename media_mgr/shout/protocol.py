@@ -122,6 +122,9 @@ class ShoutProtocol(asyncio.Protocol):
         if self.state is State.AUTH:
             self._early_eof = True
             return True
+        if self.state is State.LISTENING and self._mount is None:  # fleet hook: answer the lookup first
+            self._early_eof = True
+            return True
         if self.state is State.READ_HEAD:  # half a head, then nothing more: say so, then close
             if self._parser.started:  # (a bare connect-and-close, as a port probe does, is not news)
                 log.info("incomplete request head", extra={"peer": self.peer})
@@ -205,6 +208,8 @@ class ShoutProtocol(asyncio.Protocol):
         mount = await self.host.elsewhere(request.path)
         if self.transport is not None and not self.transport.is_closing():
             self._listen_to(request, mount)
+            if self._early_eof:  # the client half-closed meanwhile: what it was sent, then close
+                self._close()
 
     def _listen_to(self, request: ShoutRequest, mount: Mount | None) -> None:
         if mount is None:
