@@ -9,13 +9,14 @@ source stops.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fleet_shout import Instance, Listener, live_mounts, start_instance, wait_for
+from fleet_shout import Instance, Listener, live_mounts, mod_shout_get, start_instance, wait_for
 from shout_peers import ShoutUrl, kill, push
 
 from sounds import decode, raw_mp3
@@ -87,3 +88,26 @@ def test_a_mount_nobody_holds_is_404_on_every_instance(two: tuple[Instance, Inst
     for instance in two:
         listener = Listener(instance.shout_port, "/nobody.mp3").start().join()
         assert listener.status == 404
+
+
+def test_the_mirror_lets_go_of_the_owner_when_its_last_listener_leaves(
+    two: tuple[Instance, Instance], tmp_path: Path
+) -> None:
+    a, b = two
+    raw_mp3(tmp_path / "long.mp3", seconds=60.0)
+    pusher = source(a, "/leave.mp3", tmp_path / "long.mp3")
+    try:
+        wait_for(lambda: "/leave.mp3" in live_mounts(a), what="source on A")
+        with socket.create_connection(("127.0.0.1", b.shout_port), timeout=30) as sock:
+            sock.sendall(mod_shout_get(b.shout_port, "/leave.mp3"))
+            assert sock.recv(65536).startswith(b"HTTP/1.0 200 OK")
+            wait_for(lambda: live_mounts(a)["/leave.mp3"] == 1, what="B's mirror listening on A")
+        # B's only listener left: B's mirror closes its stream from A, A's mount has no listener.
+        wait_for(lambda: live_mounts(a)["/leave.mp3"] == 0, what="A's listener (the mirror) gone")
+        assert "mirror has no listener left" in b.server.log()
+        again = Listener(b.shout_port, "/leave.mp3").start()  # a new listener opens a new mirror
+        wait_for(lambda: len(again.data) > 4000, what="audio on B again")
+    finally:
+        kill(pusher)
+    again.join()
+    assert again.closed_by_server
