@@ -8,7 +8,7 @@ that declared its instance gone, in one UPDATE, so exactly one survivor starts i
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -74,7 +74,7 @@ class RelayRow:
     port: int
     target_mount: str
     user: str
-    password: str
+    password: str = field(repr=False)  # the target's source password: never in a log line
     created_at: datetime
 
 
