@@ -59,6 +59,7 @@ from media_mgr.http.audio_streams import audio_streams_router
 from media_mgr.http.guard import admin_guard
 from media_mgr.http.health import health_router
 from media_mgr.http.instances import instances_router
+from media_mgr.http.internal_mounts import internal_mounts_router
 from media_mgr.http.playback import add_fast_path, playback_router
 from media_mgr.http.recordings import recordings_router
 from media_mgr.http.relays import relays_router
@@ -73,10 +74,13 @@ from media_mgr.metrics import Metrics
 from media_mgr.redaction import redact
 from media_mgr.shout.auth import SourceAuth
 from media_mgr.shout.config import ShoutConfig
+from media_mgr.shout.fleet_mounts import FleetMounts
+from media_mgr.shout.fleet_relays import FleetRelays
 from media_mgr.shout.relays import RelayConfig, RelayManager, media_reader
 from media_mgr.shout.server import ShoutServer
 from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.instances import InstanceStore
+from media_mgr.store.live_fleet import LiveMountStore, RelayStore
 from media_mgr.store.pool import reachable
 from media_mgr.store.revocations import Revocations
 from media_mgr.tasks import TaskSet
@@ -173,18 +177,26 @@ class Service:
             registry = MountRegistry(
                 queue_bytes=settings.shout_queue_bytes, burst_bytes=settings.shout_burst_bytes
             )
+            # fleet (live mounts): ours registered, other instances' mirrored for our listeners
+            mounts = await stack.enter_async_context(
+                FleetMounts(registry, LiveMountStore(store.pool), fleet, peers)
+            )
             await stack.enter_async_context(
                 ShoutServer(ShoutConfig.from_settings(settings), sockets.shout, recorder=recorder,
                             registry=registry, auth=SourceAuth(urls, settings.shout_source_password),
-                            activity=self.activity, metrics=self.metrics.registry)
+                            activity=self.activity, metrics=self.metrics.registry, elsewhere=mounts.mirror)
             )  # fmt: skip
             host, port = sockets.shout.getsockname()[:2]
             logging.getLogger(LISTENING_LOGGER).info(f"listening shout {host}:{port}")
             library = open_library(settings, store)
-            relays = await stack.enter_async_context(
+            relay_manager = await stack.enter_async_context(
                 RelayManager(RelayConfig.from_settings(settings), registry,
-                             media_reader(library, playback.variants))
+                             media_reader(library, playback.variants), elsewhere=mounts.mirror)
             )  # fmt: skip
+            # fleet (relays): stored, run by their owner, taken over from a gone instance
+            relays = await stack.enter_async_context(
+                FleetRelays(relay_manager, RelayStore(store.pool), LiveMountStore(store.pool), fleet, peers)
+            )
             streams = await stack.enter_async_context(
                 AudioStreamService(AudioStreamConfig.from_settings(settings), secret=secret,
                                    http_port=sockets.http_port, recorder=recorder, catalog=playback.catalog,
@@ -208,6 +220,7 @@ class Service:
                 audio_stream_routes.router,
                 console_router(library, guard, sockets.shout_port),
                 instances_router(fleet, guard),
+                internal_mounts_router(registry, fleet.token),  # fleet: our mounts for other instances
             ]  # fmt: skip
             app = create_app(routers, self.metrics)
             add_fast_path(app, playback, self.activity, self.metrics)  # stream URLs before FastAPI

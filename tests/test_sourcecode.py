@@ -40,6 +40,7 @@ HELPER_PATHS = {
     "tests/tts": "tests:tests/amqp",
     "tests/faults": "tests:tests/shout",
     "tests/supervisor": "tests:tests/shout",
+    "tests/fleet": "tests:tests/shout",
     "bench": "tests:tests/amqp:tests/shout",
 }
 
