@@ -6,8 +6,15 @@ every broker restart. ``ready`` says whether requests are being consumed right n
 
 Acknowledgement: manual in both layouts, and only once the reply was confirmed by the broker. In the
 shared layout that makes an instance that dies mid-request hand it to another; in both it bounds the
-messages in flight to ``prefetch`` (Kazoo's ``no_ack`` lets the broker push without limit). Messages that
+messages in flight to ``prefetch`` (Kazoo's ``no_ack`` lets the broker push without limit). Each delivery
+is its own task (aiormq's), so replies await their confirms side by side, not one after another;
+``concurrency`` of them resolve at once, the others wait their turn in arrival order. Messages that
 cannot be read, or that carry no Server-ID to reply to, are logged and rejected without requeue.
+
+Late requests: a request is answered only before its deadline, ``budget`` (ecallmgr's 2 s wait) after it
+was published according to its timestamp property, or after it reached us when that stamp cannot be
+trusted (``request_age``). Past it, checked when its turn comes and again once resolved, the request is
+acknowledged, counted (``media_mgr_amqp_requests_late_total``) and not answered.
 """
 
 from __future__ import annotations
@@ -30,11 +37,12 @@ from aio_pika.abc import (
 )
 from yarl import URL
 
-from media_mgr.amqp import wire
+from media_mgr.amqp import request_age, wire
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
 from media_mgr.lifecycle import Component
 from media_mgr.logs import request_id
+from media_mgr.metrics import Metrics
 from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.amqp")
@@ -49,8 +57,13 @@ class AmqpConsumer(Component):
     and stops it on exit; it is the service's ``EventPublisher`` while AMQP is on.
     """
 
-    def __init__(self, config: AmqpConfig, resolver: StreamUrlResolver) -> None:
+    def __init__(self, config: AmqpConfig, resolver: StreamUrlResolver, metrics: Metrics | None = None) -> None:
+        request_age.install()  # Kazoo's timestamps would otherwise break every delivery
         self.config = config
+        self.metrics = metrics or Metrics()
+        self._slots = asyncio.Semaphore(config.concurrency)
+        # The broker drops what waited longer than the queue's TTL: an older stamp means clocks disagree.
+        self._max_age = config.queue_message_ttl_ms / 1000 + config.budget
         self.handler = MediaReqHandler(
             resolver,
             node=config.node,
@@ -229,11 +242,15 @@ class AmqpConsumer(Component):
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         """One delivery: decode, validate, answer, then settle. Never raises into aio-pika."""
+        loop = asyncio.get_running_loop()
+        age = request_age.waited(message.timestamp, self._max_age)
+        due = request_age.deadline(loop.time(), self.config.budget, age)
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)
         try:
-            await self._answer(message)
+            async with self._slots:
+                await self._answer(message, due, age is not None)
         except Exception:
             log.exception("media_req delivery failed; dropped")
             await _settle(message, "reject")
@@ -241,7 +258,10 @@ class AmqpConsumer(Component):
             if task is not None:
                 self._inflight.discard(task)
 
-    async def _answer(self, message: AbstractIncomingMessage) -> None:
+    async def _answer(self, message: AbstractIncomingMessage, due: float, stamped: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= due:
+            return await self._late(message, "queued")
         try:
             body = wire.decode_body(message.body, message.content_type, message.content_encoding)
             request_id.set(_correlation_id(body))
@@ -264,12 +284,25 @@ class AmqpConsumer(Component):
             if req.server_id is None:
                 await _drop(message, "media_req dropped: no Server-ID to reply to", msg_id=req.msg_id)
                 return
-            server_id, reply = req.server_id, await self.handler.handle(req)
+            server_id, answer = req.server_id, await self.handler.handle(req, due)
+            if answer is None or loop.time() >= due:
+                return await self._late(message, "resolving")
+            reply = answer
         if await self._publish(self._targeted, server_id, wire.encode(reply)):
             await _settle(message, "ack")
+        elif loop.time() < due and (stamped or not message.redelivered):
+            # Not confirmed, still wanted: let the broker deliver it again (maybe elsewhere). Its stamp
+            # bounds the retries by the budget; without one, once.
+            await _settle(message, "requeue")
         else:
-            # Not confirmed: let the broker deliver it again (maybe elsewhere), but only once.
-            await _settle(message, "reject" if message.redelivered else "requeue")
+            await _settle(message, "reject")
+
+    async def _late(self, message: AbstractIncomingMessage, stage: Literal["queued", "resolving"]) -> None:
+        """Past ecallmgr's wait: acknowledged (nobody wants it any more), counted, not answered."""
+        self.metrics.amqp_requests_late.labels(stage=stage).inc()
+        if log.isEnabledFor(logging.INFO):
+            log.info("media_req too old to answer", extra={"stage": stage, "budget": self.config.budget})
+        await _settle(message, "ack")
 
     async def _publish(self, exchange: AbstractExchange | None, routing_key: str, body: bytes) -> bool:
         """Publish with a broker confirm, within ``timeout_publish``; False when that did not happen."""
