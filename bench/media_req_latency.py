@@ -41,12 +41,12 @@ from aio_pika.abc import AbstractIncomingMessage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "amqp"))
+from media_mgr.amqp import request_age
+
 from amqp_peers import AMQP_URL, Ecallmgr
 from memory_large_file import drop_db, scratch_db
 from servers import start_server
 from sounds import tone
-
-from media_mgr.amqp import request_age
 
 # CPU time, not wall time: on a shared machine wall time charges other processes' turns to whatever ran.
 PROFILED_SERVE = (
@@ -95,13 +95,18 @@ async def measure(queue_name: str, media_name: str, rate: int, seconds: float) -
     async with Ecallmgr(exchange="", routing_key=queue_name, confirms=False) as ecallmgr:
         sent: dict[str, float] = {}
 
+        all_in = asyncio.Event()
+
         async def collect() -> None:
             while True:
                 message = await ecallmgr.replies.get()
                 started = sent.pop(json.loads(message.body)["Msg-ID"], None)
                 if started is not None:
                     run.latencies.append((time.perf_counter() - started) * 1000)
+                if not sent and sending_done:
+                    all_in.set()
 
+        sending_done = False
         collector = asyncio.create_task(collect())
         n = int(rate * seconds)
         t0 = time.perf_counter()
@@ -115,9 +120,9 @@ async def measure(queue_name: str, media_name: str, rate: int, seconds: float) -
             sent[body["Msg-ID"]] = now
             await ecallmgr.publish(json.dumps(body).encode())
         run.seconds = time.perf_counter() - t0
-        deadline = time.monotonic() + 3.0
-        while sent and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        sending_done = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_in.wait(), 3.0)  # a reply later than this is as good as lost
         collector.cancel()
         run.lost = len(sent)
     return run

@@ -57,7 +57,9 @@ class AmqpConsumer(Component):
     and stops it on exit; it is the service's ``EventPublisher`` while AMQP is on.
     """
 
-    def __init__(self, config: AmqpConfig, resolver: StreamUrlResolver, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, config: AmqpConfig, resolver: StreamUrlResolver, metrics: Metrics | None = None
+    ) -> None:
         request_age.install()  # Kazoo's timestamps would otherwise break every delivery
         self.config = config
         self.metrics = metrics or Metrics()

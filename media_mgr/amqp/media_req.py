@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final, Protocol
+from typing import Final, Protocol, overload
 
 from media_mgr.amqp import wire
 from media_mgr.amqp.wire import MediaReq, Reply, StreamType, WireError
@@ -52,6 +52,11 @@ class MediaReqHandler:
         self.node = node
         self.legacy_error_codes = legacy_error_codes
         self.timeout = timeout
+
+    @overload
+    async def handle(self, req: MediaReq) -> Reply: ...
+    @overload
+    async def handle(self, req: MediaReq, deadline: float | None) -> Reply | None: ...
 
     async def handle(self, req: MediaReq, deadline: float | None = None) -> Reply | None:
         """``media_resp`` with the URL, or ``media_error``; never raises (except cancellation).

@@ -72,7 +72,9 @@ def published_at(raw: int, now: float) -> float | None:
     for unit in _UNITS:
         for epoch in _EPOCHS:
             reading = raw / unit - epoch
-            if abs(reading - now) <= PLAUSIBLE_SECONDS and (best is None or abs(reading - now) < abs(best - now)):
+            if abs(reading - now) <= PLAUSIBLE_SECONDS and (
+                best is None or abs(reading - now) < abs(best - now)
+            ):
                 best = reading
     return best
 

@@ -107,7 +107,9 @@ class Ecallmgr:
     sends and a 16-hex Msg-ID, replies read back as JSON.
     """
 
-    def __init__(self, exchange: str = "kapps", routing_key: str = "media_req", confirms: bool = True) -> None:
+    def __init__(
+        self, exchange: str = "kapps", routing_key: str = "media_req", confirms: bool = True
+    ) -> None:
         self.confirms = confirms  # False: publish without waiting for the broker (a load generator)
         self.exchange_name = exchange
         self.routing_key = routing_key
@@ -161,8 +163,11 @@ class Ecallmgr:
         body.update(extra)
         return {key: value for key, value in body.items() if value is not None}
 
-    async def send(self, media_name: str, *, age: float = 0.0, **extra: Any) -> dict[str, Any]:
-        """Publish a media_req; ``age`` back-dates its timestamp property (a request that waited)."""
+    async def send(self, media_name: str, **extra: Any) -> dict[str, Any]:
+        return await self.send_aged(media_name, 0.0, **extra)
+
+    async def send_aged(self, media_name: str, age: float, **extra: Any) -> dict[str, Any]:
+        """Publish a media_req whose timestamp property is ``age`` seconds old (a request that waited)."""
         body = self.media_req(media_name, **extra)
         await self.publish(json.dumps(body).encode(), timestamp=kazoo_timestamp(age))
         return body

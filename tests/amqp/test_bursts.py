@@ -75,8 +75,8 @@ async def test_a_request_older_than_the_budget_is_acknowledged_counted_and_not_a
 ) -> None:
     consumer = await start_consumer()
     async with Ecallmgr(config.exchange) as ecallmgr:
-        await ecallmgr.send(GREETING, age=2.5)  # ecallmgr gave up on it half a second ago
-        fresh = await ecallmgr.send(GREETING, age=1.0)
+        await ecallmgr.send_aged(GREETING, 2.5)  # ecallmgr gave up on it half a second ago
+        fresh = await ecallmgr.send_aged(GREETING, 1.0)
         reply, _ = await ecallmgr.reply()
         assert_media_resp(reply, fresh, consumer.config.node, GREETING_URL)
         assert await ecallmgr.replies_for(0.5) == []
@@ -103,7 +103,7 @@ async def test_a_request_whose_budget_runs_out_while_resolving_is_not_answered(
 ) -> None:
     consumer = await start_consumer(resolver=SlowResolver(1.0), timeout_reply=1.5)
     async with Ecallmgr(config.exchange) as ecallmgr:
-        await ecallmgr.send(GREETING, age=1.5)  # half a second left: less than the lookup takes
+        await ecallmgr.send_aged(GREETING, 1.5)  # half a second left: less than the lookup takes
         assert await ecallmgr.replies_for(1.5) == []
     assert late(consumer, "resolving") == 1
     assert late(consumer, "queued") == 0
@@ -115,8 +115,8 @@ async def test_a_stamp_the_clocks_cannot_explain_counts_the_budget_from_arrival(
     """An hour old is older than the queue keeps anything: the publisher's clock is off, not the request."""
     consumer = await start_consumer()
     async with Ecallmgr(config.exchange) as ecallmgr:
-        old = await ecallmgr.send(GREETING, age=3600)
-        ahead = await ecallmgr.send(GREETING, age=-3600)
+        old = await ecallmgr.send_aged(GREETING, 3600)
+        ahead = await ecallmgr.send_aged(GREETING, -3600)
         replies = {r["Msg-ID"]: r for r in await ecallmgr.replies_for(1.5)}
     assert_media_resp(replies[old["Msg-ID"]], old, consumer.config.node, GREETING_URL)
     assert_media_resp(replies[ahead["Msg-ID"]], ahead, consumer.config.node, GREETING_URL)
@@ -182,7 +182,9 @@ async def test_connection_lost_mid_burst_loses_nothing_and_answers_every_request
                 replies.append((await ecallmgr.reply(timeout=30))[0])
             replies += await ecallmgr.replies_for(1.0)
     assert {r["Msg-ID"] for r in replies} == wanted
-    for reply in replies:  # some requests may be answered twice (replied, then the ack was lost): never wrongly
+    for (
+        reply
+    ) in replies:  # some requests may be answered twice (replied, then the ack was lost): never wrongly
         request = next(r for r in requests if r["Msg-ID"] == reply["Msg-ID"])
         assert_media_resp(reply, request, consumer.config.node, GREETING_URL)
     assert late(consumer, "queued") == late(consumer, "resolving") == 0

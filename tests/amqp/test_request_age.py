@@ -96,8 +96,10 @@ def test_an_ordinary_seconds_timestamp_still_decodes_to_its_datetime() -> None:
     sent = datetime.datetime(2026, 11, 30, 4, 0, 0, tzinfo=datetime.UTC)
     _, _, decoded = frame.unmarshal(_content_header(sent))
     assert isinstance(decoded, header.ContentHeader)
-    assert decoded.properties.timestamp == sent
-    assert decoded.properties.timestamp.raw == int(sent.timestamp())
+    stamp = decoded.properties.timestamp
+    assert stamp == sent
+    assert isinstance(stamp, RawTimestamp)
+    assert stamp.raw == int(sent.timestamp())
 
 
 def test_a_truncated_timestamp_is_still_an_error() -> None:
