@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing as mp
 import os
 import re
 import secrets
@@ -32,8 +33,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from multiprocessing import Process
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import httpx
@@ -64,9 +70,10 @@ class Run:
     lateness: list[float] = field(default_factory=list)
     lost: int = 0
     seconds: float = 0.0
+    cpu_ms_per_request: float = float("nan")  # the responder process's CPU time per request sent
 
 
-async def echo_responder(queue_name: str) -> aio_pika.abc.AbstractConnection:
+async def echo_responder(queue_name: str, ready: Event, stop: Event) -> None:
     """The floor: answer each request with a fixed media_resp, as fast as aio-pika can.
 
     It needs media-mgr's timestamp decoder too: bare aio-pika drops its connection on Kazoo's stamp.
@@ -86,46 +93,93 @@ async def echo_responder(queue_name: str) -> aio_pika.abc.AbstractConnection:
                                routing_key=req["Server-ID"])  # fmt: skip
 
     await queue.consume(on_message, no_ack=True)
-    return connection
+    ready.set()
+    await asyncio.to_thread(stop.wait)
+    await connection.close()
 
 
-async def measure(queue_name: str, media_name: str, rate: int, seconds: float) -> Run:
-    """Offer ``rate`` requests/s on schedule; each reply's latency counts from when its request left."""
-    run = Run()
+async def collect(server_id: Connection, stop: Event, out: Connection) -> None:
+    """The requester's reply side: its own queue bound to ``targeted``; Msg-ID -> arrival (monotonic)."""
+    arrived: dict[str, float] = {}
+    async with Ecallmgr() as ecallmgr:
+        server_id.send(ecallmgr.server_id)
+        while not (stop.is_set() and ecallmgr.replies.empty()):
+            try:
+                message = await asyncio.wait_for(ecallmgr.replies.get(), 0.1)
+            except TimeoutError:
+                continue
+            arrived.setdefault(json.loads(message.body)["Msg-ID"], time.monotonic())
+    out.send(arrived)
+
+
+async def send(queue_name: str, server_id: str, media_name: str, rate: int, seconds: float,
+               out: Connection) -> None:  # fmt: skip
+    """The requester's sending side: ``rate``/s on schedule; Msg-ID -> departure, and its own lateness."""
+    departed: dict[str, float] = {}
+    lateness: list[float] = []
     async with Ecallmgr(exchange="", routing_key=queue_name, confirms=False) as ecallmgr:
-        sent: dict[str, float] = {}
-
-        all_in = asyncio.Event()
-
-        async def collect() -> None:
-            while True:
-                message = await ecallmgr.replies.get()
-                started = sent.pop(json.loads(message.body)["Msg-ID"], None)
-                if started is not None:
-                    run.latencies.append((time.perf_counter() - started) * 1000)
-                if not sent and sending_done:
-                    all_in.set()
-
-        sending_done = False
-        collector = asyncio.create_task(collect())
+        ecallmgr.server_id = server_id
         n = int(rate * seconds)
-        t0 = time.perf_counter()
+        t0 = time.monotonic()
         for i in range(n):
             due = t0 + i / rate
-            if (delay := due - time.perf_counter()) > 0:
+            if (delay := due - time.monotonic()) > 0:
                 await asyncio.sleep(delay)
             body = ecallmgr.media_req(media_name)
-            now = time.perf_counter()
-            run.lateness.append((now - due) * 1000)
-            sent[body["Msg-ID"]] = now
+            now = time.monotonic()
+            lateness.append((now - due) * 1000)
+            departed[body["Msg-ID"]] = now
             await ecallmgr.publish(json.dumps(body).encode())
-        run.seconds = time.perf_counter() - t0
-        sending_done = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(all_in.wait(), 3.0)  # a reply later than this is as good as lost
-        collector.cancel()
-        run.lost = len(sent)
+        elapsed = time.monotonic() - t0
+    out.send((departed, lateness, elapsed))
+
+
+def run_in_process(target: Callable[..., Coroutine[Any, Any, None]], *args: object) -> Process:
+    process = Process(target=_run, args=(target, *args), daemon=True)
+    process.start()
+    return process
+
+
+def _run(target: Callable[..., Coroutine[Any, Any, None]], *args: object) -> None:
+    asyncio.run(target(*args))
+
+
+def measure(queue_name: str, media_name: str, rate: int, seconds: float) -> Run:
+    """Sender and collector in processes of their own (the responder in a third): none slows another."""
+    stop = mp.Event()
+    ids_in, ids_out = mp.Pipe(duplex=False)
+    collected_in, collected_out = mp.Pipe(duplex=False)
+    sent_in, sent_out = mp.Pipe(duplex=False)
+    collector = run_in_process(collect, ids_out, stop, collected_out)
+    server_id = ids_in.recv()
+    sender = run_in_process(send, queue_name, server_id, media_name, rate, seconds, sent_out)
+    departed, lateness, elapsed = sent_in.recv()
+    sender.join()
+    time.sleep(3.0)  # a reply later than this is as good as lost
+    stop.set()
+    arrived = collected_in.recv()
+    collector.join()
+    run = Run(lateness=lateness, seconds=elapsed)
+    for msg_id, left in departed.items():
+        if msg_id in arrived:
+            run.latencies.append((arrived[msg_id] - left) * 1000)
+        else:
+            run.lost += 1
     return run
+
+
+def measure_cpu(pid: int | None, queue_name: str, media_name: str, args: argparse.Namespace) -> Run:
+    """``measure``, with the responder process's CPU time per request sent."""
+    before = cpu_seconds(pid or 0)
+    run = measure(queue_name, media_name, args.rate, args.seconds)
+    run.cpu_ms_per_request = (cpu_seconds(pid or 0) - before) * 1000 / max(len(run.lateness), 1)
+    return run
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc (clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -167,23 +221,18 @@ def main() -> None:
             while httpx.get(f"{srv.url}/readyz").status_code != 200:
                 time.sleep(0.1)
 
-            async def run() -> dict[str, Run]:
-                results = {}
-                if not args.no_echo:
-                    echo_queue = f"bench.echo.{secrets.token_hex(3)}"
-                    echo = await echo_responder(echo_queue)
-                    try:
-                        results["bare aio-pika echo (anchor)"] = await measure(
-                            echo_queue, "x", args.rate, args.seconds
-                        )
-                    finally:
-                        await echo.close()
-                results["media-mgr, /<account>/<id> name"] = await measure(
-                    queue_name, item["media_name"], args.rate, args.seconds
-                )
-                return results
-
-            results = asyncio.run(run())
+            results = {}
+            if not args.no_echo:
+                echo_queue = f"bench.echo.{secrets.token_hex(3)}"
+                ready, stop = mp.Event(), mp.Event()
+                echo = run_in_process(echo_responder, echo_queue, ready, stop)
+                ready.wait(30)
+                results["bare aio-pika echo (anchor)"] = measure_cpu(echo.pid, echo_queue, "x", args)
+                stop.set()
+                echo.join()
+            results["media-mgr, /<account>/<id> name"] = measure_cpu(
+                srv.proc.pid, queue_name, item["media_name"], args
+            )
             refused = late_refused(httpx.get(f"{srv.url}/metrics").text)
         finally:
             srv.stop()
@@ -192,13 +241,15 @@ def main() -> None:
                 asyncio.run(delete_queue(queue_name))
     print(f"{args.rate} requests/s offered for {args.seconds:.0f} s each, RabbitMQ and PostgreSQL on loopback, "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
-    print("| responder | replies | lost | p50 | p99 | max | generator late p99 / max | sent/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| responder | replies | lost | p50 | p99 | max | generator late p99 / max | sent/s | CPU/request |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         lat = r.latencies or [float("nan")]
         print(f"| {name} | {len(r.latencies)} | {r.lost} | {pct(lat, 50):.2f} ms | {pct(lat, 99):.2f} ms "
               f"| {max(lat):.2f} ms | {pct(r.lateness, 99):.2f} / {max(r.lateness):.2f} ms "
-              f"| {len(r.lateness) / r.seconds:.0f} |")  # fmt: skip
+              f"| {len(r.lateness) / r.seconds:.0f} | {r.cpu_ms_per_request:.3f} ms |")  # fmt: skip
     print(f"media-mgr refused as late (past 2 s, its own metric): {refused}")
 
 

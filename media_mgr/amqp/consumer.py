@@ -35,6 +35,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     ExchangeType,
 )
+from aiormq import spec
 from yarl import URL
 
 from media_mgr.amqp import request_age, wire
@@ -81,6 +82,7 @@ class AmqpConsumer(Component):
         self._connection: AbstractRobustConnection | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
+        self._publisher: AbstractRobustChannel | None = None  # every exchange below is declared on it
         self._targeted: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
         self._nodes: AbstractExchange | None = None
@@ -121,6 +123,7 @@ class AmqpConsumer(Component):
             await asyncio.gather(*late, return_exceptions=True)
         connection, self._connection = self._connection, None
         self._queue = self._targeted = self._events = self._nodes = None
+        self._publisher = None
         self._consumer_tag = None
         if connection is not None:
             try:
@@ -197,7 +200,7 @@ class AmqpConsumer(Component):
             requests = await channel.declare_exchange(
                 cfg.exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
             )
-            publisher = await connection.channel(publisher_confirms=True)
+            publisher = self._publisher = await connection.channel(publisher_confirms=True)
             self._targeted = await publisher.declare_exchange(
                 cfg.reply_exchange, ExchangeType.DIRECT, durable=False, auto_delete=False
             )
@@ -310,10 +313,17 @@ class AmqpConsumer(Component):
         """Publish with a broker confirm, within ``timeout_publish``; False when that did not happen."""
         if exchange is None:
             return False
-        message = aio_pika.Message(body, content_type=wire.CONTENT_TYPE)
         try:
             async with asyncio.timeout(self.config.timeout_publish):
-                await exchange.publish(message, routing_key=routing_key, mandatory=False)
+                # aiormq directly, as aio-pika's Exchange.publish does, without building an aio-pika
+                # Message and then its properties first; a nack raises here too.
+                if self._publisher is None:
+                    return False
+                channel = await self._publisher.get_underlay_channel()
+                props = spec.Basic.Properties(content_type=wire.CONTENT_TYPE)
+                await channel.basic_publish(
+                    body, exchange=exchange.name, routing_key=routing_key, properties=props, mandatory=False
+                )
         except Exception as exc:
             log.warning(
                 "amqp publish failed",
