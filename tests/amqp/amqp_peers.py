@@ -33,7 +33,7 @@ GREETING_URL = "http://apps1.example.com:24517/single/tok3n/greeting.mp3"
 UNIX_EPOCH_IN_GREGORIAN = 62_167_219_200
 
 
-class RawTimestamp(datetime.datetime):
+class OutgoingStamp(datetime.datetime):
     """An AMQP timestamp property carrying any 64-bit value: pamqp encodes ``int(value.timestamp())``."""
 
     value: int
@@ -42,11 +42,11 @@ class RawTimestamp(datetime.datetime):
         return self.value  # an int: pamqp packs it as the property's unsigned 64 bits, unchanged
 
 
-def kazoo_timestamp(age: float = 0.0) -> RawTimestamp:
+def kazoo_timestamp(age: float = 0.0) -> OutgoingStamp:
     """The timestamp kz_amqp_util:basic_publish/5 puts on every message (Kazoo 4.3, 5.x):
     ``kz_time:now_us()``, microseconds since year 0 (Gregorian), not AMQP's seconds since 1970.
     ``age`` makes it that many seconds old."""
-    stamp = RawTimestamp.now(datetime.UTC)
+    stamp = OutgoingStamp.now(datetime.UTC)
     stamp.value = time.time_ns() // 1000 - int(age * 1_000_000) + UNIX_EPOCH_IN_GREGORIAN * 1_000_000
     return stamp
 
