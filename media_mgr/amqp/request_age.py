@@ -17,6 +17,7 @@ moment the delivery reached us instead, which can only make us answer, never ref
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import struct
 import time
@@ -30,6 +31,7 @@ _U64: Final = struct.Struct(">Q")
 _UNITS: Final = (1, 1_000, 1_000_000)  # seconds (AMQP), milliseconds, microseconds (Kazoo)
 _EPOCHS: Final = (0, UNIX_EPOCH_IN_GREGORIAN)
 _UNKNOWN: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_PAMQP_READABLE: Final = 253_402_300_799_000  # pamqp reads values above 2**32 as ms: the end of year 9999
 
 
 class RawTimestamp(datetime.datetime):
@@ -44,10 +46,10 @@ def _decode_timestamp(value: bytes) -> tuple[int, datetime.datetime]:
         (raw,) = _U64.unpack_from(value)
     except struct.error as exc:
         raise ValueError("Could not unpack timestamp value") from exc
-    try:
-        _, reading = _PAMQP_TIMESTAMP(value)
-    except (ValueError, OverflowError, OSError):
-        reading = _UNKNOWN
+    reading = _UNKNOWN
+    if raw <= _PAMQP_READABLE:  # skip the exception pamqp would raise on every Kazoo stamp
+        with contextlib.suppress(ValueError, OverflowError, OSError):
+            _, reading = _PAMQP_TIMESTAMP(value)
     stamp = RawTimestamp.fromtimestamp(reading.timestamp(), datetime.UTC)
     stamp.raw = raw
     return 8, stamp
