@@ -234,7 +234,7 @@ class Service:
             log.info("amqp off: MEDIA_MGR_AMQP_URL is not set")
             yield None
             return
-        async with AmqpConsumer(config, playback) as consumer:
+        async with AmqpConsumer(config, playback, self.metrics) as consumer:
             yield consumer  # it connects (and reconnects) in the background
 
     async def _sweep(self, store: Store, tts: TtsService | None, fleet: Fleet) -> None:
