@@ -18,6 +18,10 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 LISTENING = re.compile(r"listening http 127\.0\.0\.1:(\d+)")
+LISTENING_WS = re.compile(r"listening audio_stream 127\.0\.0\.1:(\d+)")
+# Which listener mod_audio_stream's tests use: "own" (MEDIA_MGR_AUDIO_STREAM_PORT, picows) or "http"
+# (the route on the HTTP port); ``MEDIA_MGR_TEST_WS_LISTENER=http scripts/test tests/audio_stream``.
+WS_LISTENER = os.environ.get("MEDIA_MGR_TEST_WS_LISTENER", "own")
 
 
 @dataclass
@@ -26,6 +30,7 @@ class RunningServer:
     url: str
     port: int
     log_path: Path
+    ws_port: int = 0  # where mod_audio_stream connects: the audio_stream listener, else the HTTP port
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -58,17 +63,21 @@ def start_server(
 
     ``prefix`` runs it through another command (``setpriv`` to drop root).
     """
+    own = {"MEDIA_MGR_AUDIO_STREAM_PORT": "0"} if WS_LISTENER == "own" else {}
     full_env = {**os.environ, "MEDIA_MGR_BIND": "127.0.0.1", "MEDIA_MGR_HTTP_PORT": "0",
-                "MEDIA_MGR_SHOUT_PORT": "0", **env}  # fmt: skip
+                "MEDIA_MGR_SHOUT_PORT": "0", **own, **env}  # fmt: skip
     log = log_path.open("wb")
     proc = subprocess.Popen([*prefix, *media_mgr_command(), "serve"], env=full_env, stdout=log,
                             stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        match = LISTENING.search(log_path.read_text(errors="replace"))
+        text = log_path.read_text(errors="replace")
+        match = LISTENING.search(text)
         if match:
             port = int(match.group(1))
-            return RunningServer(proc, f"http://127.0.0.1:{port}", port, log_path)
+            ws = LISTENING_WS.search(text)
+            return RunningServer(proc, f"http://127.0.0.1:{port}", port, log_path,
+                                 int(ws.group(1)) if ws else port)  # fmt: skip
         if proc.poll() is not None:
             break
         time.sleep(0.05)
