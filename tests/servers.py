@@ -57,13 +57,18 @@ def media_mgr_command() -> list[str]:
 
 
 def start_server(
-    env: dict[str, str], log_path: Path, timeout: float = 60.0, prefix: Sequence[str] = ()
+    env: dict[str, str],
+    log_path: Path,
+    timeout: float = 60.0,
+    prefix: Sequence[str] = (),
+    ws_listener: str = WS_LISTENER,
 ) -> RunningServer:
     """Start a server and wait for its ``listening http`` line; raises with its log if it dies.
 
-    ``prefix`` runs it through another command (``setpriv`` to drop root).
+    ``prefix`` runs it through another command (``setpriv`` to drop root). ``ws_listener`` "own" gives
+    mod_audio_stream its own listener (``ws_port``), else it uses the HTTP port.
     """
-    own = {"MEDIA_MGR_AUDIO_STREAM_PORT": "0"} if WS_LISTENER == "own" else {}
+    own = {"MEDIA_MGR_AUDIO_STREAM_PORT": "0"} if ws_listener == "own" else {}
     full_env = {**os.environ, "MEDIA_MGR_BIND": "127.0.0.1", "MEDIA_MGR_HTTP_PORT": "0",
                 "MEDIA_MGR_SHOUT_PORT": "0", **own, **env}  # fmt: skip
     log = log_path.open("wb")
