@@ -7,7 +7,8 @@ second, all paced on one 20 ms clock. The same load goes, one server after the o
   asyncio server, uvicorn with wsproto and with websockets-sansio (the HTTP port's stack);
 - media-mgr, recording every session into PostgreSQL, on its audio_stream listener (picows) and,
   with ``--http-port-too``, on the route of its HTTP port.
-Per server, over a steady window: CPU of its process (% of one core), RSS growth per session,
+Per server, over a steady window: CPU of its process (% of one core, and µs per frame the generator
+managed to send, which stays meaningful when the generator runs late), RSS growth per session,
 and for media-mgr what it saw (GET /v1/streams: RFC 3550 jitter per session, p95, and the gaps it
 inferred; the load has none, so any is false). The load generator (picows client, in this
 process) prints its own lateness: how far behind its 20 ms schedule a tick's last frame went out.
@@ -34,7 +35,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import uvloop
-from picows import WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, ws_connect
 
 from memory_large_file import drop_db, scratch_db
 
@@ -67,6 +68,7 @@ class Fleet:
         self.frame = pcm
         self.b64 = base64.b64encode(pcm).decode()
         self.late: list[float] = []  # per tick: how far behind schedule its last frame went out
+        self.sent = 0  # frames
 
     async def add(self, n: int) -> None:
         start, end = len(self.transports), len(self.transports) + n
@@ -113,10 +115,11 @@ class Fleet:
                 for t in self.transports:
                     t.send(WSMsgType.BINARY, self.frame)
             self.late.append(loop.time() - deadline)
+            self.sent += len(self.transports)
 
     def close(self) -> None:
         for t in self.transports:
-            t.send_close()
+            t.send_close(WSCloseCode.OK)
             t.disconnect()
 
 
@@ -142,15 +145,22 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, object]
     await fleet.add(args.sessions)
     ticker = asyncio.create_task(fleet.run())
     await asyncio.sleep(args.settle)
+    if target.http is not None:  # every session recording (each opened a recording in the database)
+        for _ in range(60):
+            if (await server_view(target.http))[2] >= args.sessions:
+                break
+            await asyncio.sleep(1)
     fleet.late.clear()
-    cpu0, t0 = cpu_seconds(target.pid), time.monotonic()
+    sent0, cpu0, t0 = fleet.sent, cpu_seconds(target.pid), time.monotonic()
     await asyncio.sleep(args.window)
-    cpu1, t1 = cpu_seconds(target.pid), time.monotonic()
+    sent1, cpu1, t1 = fleet.sent, cpu_seconds(target.pid), time.monotonic()
     late = [1000 * x for x in fleet.late]
     row: dict[str, object] = {
         "server": target.name,
         "sessions": args.sessions,
         "cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        "cpu_us_per_frame": round(1e6 * (cpu1 - cpu0) / max(1, sent1 - sent0), 1),
+        "frames_per_s": round((sent1 - sent0) / (t1 - t0)),
         "kib_per_session": round((rss_kib(target.pid) - base_rss) / args.sessions, 1),
         "gen_late_p95_ms": round(p95(late), 1),
         "gen_late_max_ms": round(max(late, default=0.0), 1),

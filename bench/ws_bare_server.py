@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from websockets.typing import Subprotocol
 
 import uvloop
 
@@ -53,13 +57,20 @@ async def picows_server(sock: socket.socket) -> None:
 
 async def websockets_server(sock: socket.socket) -> None:
     from websockets.asyncio.server import ServerConnection, serve
+    from websockets.exceptions import ConnectionClosed
 
     async def handler(ws: ServerConnection) -> None:
-        async for _ in ws:
+        try:
+            async for _ in ws:
+                pass
+        except ConnectionClosed:
             pass
 
-    async with serve(handler, sock=sock, subprotocols=["audio.freeswitch.org"], compression=None,  # type: ignore[list-item]
-                     ping_interval=None, max_size=256 * 1024) as server:  # fmt: skip
+    def echo(ws: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+        return offered[0] if offered else None
+
+    async with serve(handler, sock=sock, select_subprotocol=echo, compression=None, ping_interval=None,
+                     max_size=256 * 1024) as server:  # fmt: skip
         await server.serve_forever()
 
 

@@ -44,6 +44,7 @@ from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.audio_stream")
 PICOWS_LOG = logging.getLogger("media_mgr.audio_stream.picows")  # its per-connection lines are debug
+READ_BUFFER = 2048  # a frame of 20 ms at 8 kHz is ~450 bytes as voipbit JSON; picows grows it when needed
 PATH = "/audio_stream"
 INBOX_HIGH = 256  # messages queued for a connection's task before its socket stops being read
 INBOX_LOW = 64
@@ -247,6 +248,7 @@ class AudioStreamListener(Component):
         self.tasks = TaskSet("audio_stream.listener", log)
         self.server: asyncio.Server | None = None
         PICOWS_LOG.setLevel(max(PICOWS_LOG.getEffectiveLevel(), logging.WARNING))
+        self._picows_log = logging.LoggerAdapter(PICOWS_LOG, {})
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -269,9 +271,10 @@ class AudioStreamListener(Component):
 
         # The arguments ``picows.ws_create_server`` passes (it takes no hook that sees the peer). Frames
         # up to twice the message limit are read, so that ours (1009, a client's fault) is the check.
+        # A LoggerAdapter, not a Logger: picows would make a child Logger per connection of a Logger.
         proto = _PeerProtocol(
-            None, None, False, upgrade, PICOWS_LOG, True, HANDSHAKE_TIMEOUT, False, 20.0, 20.0,
-            WSAutoPingStrategy.PING_WHEN_IDLE, True, 2 * self.max_message_bytes, None, 16 * 1024,
+            None, None, False, upgrade, self._picows_log, True, HANDSHAKE_TIMEOUT, False, 20.0, 20.0,
+            WSAutoPingStrategy.PING_WHEN_IDLE, True, 2 * self.max_message_bytes, None, READ_BUFFER,
         )  # fmt: skip
         proto.peer = peer
         return proto
