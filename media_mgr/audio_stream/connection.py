@@ -146,10 +146,8 @@ class Connection:
                 if now - self.last_frame > self.config.timeout_idle:
                     await self._close(1001, "idle")
                     return None
-            try:
-                async with asyncio.timeout(max(0.0, next_tick - self.clock())):
-                    message = await self.ws.receive()
-            except TimeoutError:
+            message = await self.ws.receive(max(0.0, next_tick - self.clock()))
+            if message is None:  # the tick came first
                 continue
             now = self.last_frame = self.clock()
             if message["type"] == "websocket.disconnect":

@@ -7,6 +7,7 @@ costs a fraction of the CPU per frame; this route stays for modules already poin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,8 +49,12 @@ class StarletteSocket:
         response = Response(body, status_code=status, headers=headers, media_type="application/json")
         await self.ws.send_denial_response(response)
 
-    async def receive(self) -> dict[str, Any]:
-        return dict(await self.ws.receive())
+    async def receive(self, timeout: float) -> dict[str, Any] | None:
+        try:
+            async with asyncio.timeout(timeout):
+                return dict(await self.ws.receive())
+        except TimeoutError:
+            return None
 
     async def send_text(self, text: str) -> None:
         try:

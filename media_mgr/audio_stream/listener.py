@@ -65,6 +65,11 @@ def _close_code(code: int) -> WSCloseCode:
         return WSCloseCode.POLICY_VIOLATION
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class _Stream(WSListener):
     """One module's socket: a ``transport.Socket`` over picows' callbacks."""
 
@@ -98,14 +103,20 @@ class _Stream(WSListener):
     async def deny(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         raise RuntimeError("refusals are answered from the handshake callback")
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self, timeout: float) -> dict[str, Any] | None:
+        """Waits on a future a timer wakes: a tick costs no cancellation and no exception."""
         self._busy = False
-        while not self._inbox:
-            self._waiter = asyncio.get_running_loop().create_future()
+        if not self._inbox:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _wake, waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
                 self._waiter = None
+                timer.cancel()
+            if not self._inbox:
+                return None
         message = self._inbox.popleft()
         if not self._reading and len(self._inbox) <= INBOX_LOW and self.transport is not None:
             self._reading = True

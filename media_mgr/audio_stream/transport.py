@@ -44,7 +44,8 @@ class Socket(Protocol):
 
     async def deny(self, status: int, body: bytes, headers: dict[str, str]) -> None: ...
 
-    async def receive(self) -> dict[str, Any]: ...
+    async def receive(self, timeout: float) -> dict[str, Any] | None:
+        """The next message, or None after ``timeout`` seconds (a tick: no exception, no cancel)."""
 
     async def send_text(self, text: str) -> None: ...
 
