@@ -9,8 +9,8 @@ refusals as HTTP answers, the subprotocol echoed, pings answered, the same close
 Each socket is a ``transport.Socket`` for a ``connection.Connection``, whose task reads ASGI-shaped
 messages from an inbox. Audio of a recording session takes the hot path instead: placed from the
 frame callback (``Connection.frame_now``) while nothing is queued ahead of it, so the task wakes
-only for ticks and control frames. The inbox is bounded: past ``INBOX_HIGH`` messages the socket
-stops being read until the task catches up, so memory stays bounded per connection.
+only for ticks and control frames. The inbox is bounded: past ``INBOX_HIGH`` messages or
+``INBOX_BYTES`` the socket stops being read until the task catches up (memory bounded per connection).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ READ_BUFFER = 2048  # a frame of 20 ms at 8 kHz is ~450 bytes as voipbit JSON; p
 PATH = "/audio_stream"
 INBOX_HIGH = 256  # messages queued for a connection's task before its socket stops being read
 INBOX_LOW = 64
+INBOX_BYTES = 1 << 20  # ... or this much queued
 HANDSHAKE_TIMEOUT = 10.0  # libwebsockets' own timeout for the round trips of a handshake
 CLOSE_WAIT = 1.0  # after our close frame, how long the module has to answer before the TCP close
 SHUTDOWN_CLOSE = 1012  # what uvicorn sends its WebSockets when the server stops (service restart)
@@ -63,6 +64,10 @@ def _close_code(code: int) -> WSCloseCode:
         return WSCloseCode(code)
     except ValueError:
         return WSCloseCode.POLICY_VIOLATION
+
+
+def _size(message: dict[str, Any]) -> int:
+    return len(message.get("text") or message.get("bytes") or b"")
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -85,6 +90,7 @@ class _Stream(WSListener):
         self.conn = Connection(owner.service, self)
         self.transport: WSTransport | None = None
         self._inbox: deque[dict[str, Any]] = deque()
+        self._inbox_bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self._busy = False  # the task is handling a message taken from the inbox
         self._reading = True
@@ -118,9 +124,11 @@ class _Stream(WSListener):
             if not self._inbox:
                 return None
         message = self._inbox.popleft()
-        if not self._reading and len(self._inbox) <= INBOX_LOW and self.transport is not None:
+        self._inbox_bytes -= _size(message)
+        if not self._reading and len(self._inbox) <= INBOX_LOW and self._inbox_bytes <= INBOX_BYTES // 4:
             self._reading = True
-            self.transport.underlying_transport.resume_reading()
+            if self.transport is not None:
+                self.transport.underlying_transport.resume_reading()
         self._busy = message["type"] == "websocket.receive"
         return message
 
@@ -211,10 +219,12 @@ class _Stream(WSListener):
 
     def _push(self, message: dict[str, Any]) -> None:
         self._inbox.append(message)
+        self._inbox_bytes += _size(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if self._reading and len(self._inbox) >= INBOX_HIGH and self.transport is not None:
+        full = len(self._inbox) >= INBOX_HIGH or self._inbox_bytes >= INBOX_BYTES
+        if self._reading and full and self.transport is not None:
             self._reading = False
             self.transport.underlying_transport.pause_reading()
 
