@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import base64
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -144,12 +145,12 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, object]
     fleet = Fleet(target.ws_base, args.dialect)
     await fleet.add(args.sessions)
     ticker = asyncio.create_task(fleet.run())
-    await asyncio.sleep(args.settle)
     if target.http is not None:  # every session recording (each opened a recording in the database)
-        for _ in range(60):
+        for _ in range(20):
+            await asyncio.sleep(1)
             if (await server_view(target.http))[2] >= args.sessions:
                 break
-            await asyncio.sleep(1)
+    await asyncio.sleep(args.settle)  # and what queued while recordings opened, handled
     fleet.late.clear()
     sent0, cpu0, t0 = fleet.sent, cpu_seconds(target.pid), time.monotonic()
     await asyncio.sleep(args.window)
@@ -224,6 +225,7 @@ def main() -> None:
     parser.add_argument("--http-port-too", action="store_true", help="media-mgr's HTTP-port route as well")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
+    logging.getLogger("picows").setLevel(logging.ERROR)  # the generator's own "writing paused" lines
     print(f"# {args.dialect}, 8 kHz, one track, {args.sessions} sessions, {os.cpu_count()} cores, "
           f"load generator in this process; {args.window:.0f} s window per server", flush=True)  # fmt: skip
     rows = [run_anchor(stack, args) for stack in args.anchors]
