@@ -149,7 +149,7 @@ class Connection:
             message = await self.ws.receive(max(0.0, next_tick - self.clock()))
             if message is None:  # the tick came first
                 continue
-            now = self.last_frame = self.clock()
+            now = self.last_frame = message.get("at") or self.clock()  # when it arrived, if known
             if message["type"] == "websocket.disconnect":
                 return int(message.get("code") or 1005)
             try:

@@ -214,8 +214,10 @@ class _Stream(WSListener):
             if taken is True:
                 return
             if taken is not False:
-                return self._push({"type": "websocket.receive", "error": taken})
-        self._push({"type": "websocket.receive", "text": text, "bytes": data})
+                return self._push({"type": "websocket.receive", "error": taken, "at": self.conn.clock()})
+        # Stamped now: a frame queued while the task is busy (a recording opening) keeps its real
+        # arrival time, or a backlog handled late would look like a gap on the media clock.
+        self._push({"type": "websocket.receive", "text": text, "bytes": data, "at": self.conn.clock()})
 
     def _push(self, message: dict[str, Any]) -> None:
         self._inbox.append(message)
