@@ -4,8 +4,8 @@ and printed side by side; ``--workers 1`` is the anchor.
 
 Both benches are imported, not copied: the same load generators, the same measures. CPU is the server's
 process tree (supervisor and workers) over each steady window, in % of one core; on a machine of 2 cores,
-2 workers can use up to 200 %. Server jitter comes from GET /v1/streams asked on fresh connections until
-every worker answered (each lists its own sessions); ``client late`` is the load generator's own tick
+2 workers can use up to 200 %. Server jitter comes from GET /v1/streams (any worker lists every worker's
+sessions: the fleet registry); ``gen late`` is the load generator's own tick
 lateness, so a client bottleneck is not read as a server one. Bounded: under 2 minutes at the defaults.
 Run: .venv/bin/python bench/workers_scaling.py [--workers 1 2] [--steps 100 200] [--sources 100]
 """
@@ -13,6 +13,7 @@ Run: .venv/bin/python bench/workers_scaling.py [--workers 1 2] [--steps 100 200]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 
 import audio_stream_load
@@ -20,11 +21,20 @@ import shout_sources
 import uvloop
 from shout_harness import bench_audio, cleanup, scratch_database, workdir
 
+from memory_large_file import drop_db, scratch_db
 
-def audio_stream_rows(args: argparse.Namespace, workers: int) -> list[dict[str, float]]:
-    load = argparse.Namespace(dialect=args.dialect, steps=args.steps, window=args.window, late_ms=args.late_ms,
-                              pg=args.pg, workers=workers)  # fmt: skip
-    return audio_stream_load.run(load)
+
+def audio_stream_rows(args: argparse.Namespace, workers: int) -> list[dict[str, object]]:
+    load = argparse.Namespace(dialect=args.dialect, window=args.window, settle=args.settle, pg=args.pg)
+    rows = []
+    for sessions in args.steps:
+        load.sessions = sessions
+        dsn = asyncio.run(scratch_db(args.pg))
+        try:
+            rows.append(audio_stream_load.run_media_mgr("own", load, dsn, workers))
+        finally:
+            asyncio.run(drop_db(args.pg, dsn))
+    return rows
 
 
 def shout_rows(args: argparse.Namespace, workers: int) -> list[dict[str, float]]:
@@ -38,24 +48,15 @@ def shout_rows(args: argparse.Namespace, workers: int) -> list[dict[str, float]]
         cleanup(tmp)
 
 
-def print_audio_stream(results: dict[int, list[dict[str, float]]], dialect: str) -> None:
-    print(f"\naudio_stream: 8 kHz {dialect} sessions (a row stops where a step was not held):")
-    head = f"{'sessions':>8}"
-    for workers in results:
-        head += f" | w={workers}: {'CPU %':>6} {'jit p95 ms':>10} {'client late p95 ms':>18} {'gaps':>4} {'held':>4}"
-    print(head)
-    steps = sorted({int(r["sessions"]) for rows in results.values() for r in rows})
-    for step in steps:
-        line = f"{step:>8}"
-        for workers, rows in results.items():
-            row = next((r for r in rows if int(r["sessions"]) == step), None)
-            if row is None:
-                line += f" | w={workers}: {'-':>6} {'-':>10} {'-':>18} {'-':>4} {'-':>4}"
-                continue
-            line += (f" | w={workers}: {row['cpu_pct']:>6.1f} {row['jitter_p95_ms']:>10.2f} "
-                     f"{row['client_late_p95_ms']:>18.2f} {int(row['false_gaps']):>4} "
-                     f"{'yes' if row['held'] else 'no':>4}")  # fmt: skip
-        print(line)
+def print_audio_stream(results: dict[int, list[dict[str, object]]], dialect: str) -> None:
+    print(f"\naudio_stream: 8 kHz {dialect} sessions on the picows listener, each recorded:")
+    print(f"{'workers':>7} {'sessions':>8} {'CPU %':>6} {'us/frame':>8} {'jit p95 ms':>10} {'gaps':>4} "
+          f"{'KiB/sess':>8} {'gen late p95 ms':>15}")  # fmt: skip
+    for workers, rows in results.items():
+        for r in rows:
+            print(f"{workers:>7} {r['sessions']!s:>8} {r['cpu_pct']!s:>6} {r['cpu_us_per_frame']!s:>8} "
+                  f"{r.get('jitter_p95_ms')!s:>10} {r.get('false_gaps')!s:>4} {r['kib_per_session']!s:>8} "
+                  f"{r['gen_late_p95_ms']!s:>15}")  # fmt: skip
 
 
 def print_shout(results: dict[int, list[dict[str, float]]]) -> None:
@@ -79,7 +80,7 @@ def main() -> None:
     parser.add_argument("--dialect", choices=["voipbit", "binary"], default="voipbit")
     parser.add_argument("--steps", type=int, nargs="+", default=[100, 200], help="audio_stream sessions")
     parser.add_argument("--window", type=float, default=4.0, help="seconds measured at each step")
-    parser.add_argument("--late-ms", type=float, default=20.0, help="server p95 jitter that counts as late")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds of load before measuring")
     parser.add_argument("--sources", type=int, nargs="+", default=[100], help="SHOUT sources")
     parser.add_argument("--seconds", type=float, default=10.0, help="each SHOUT round")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")

@@ -34,6 +34,7 @@ from fastapi import FastAPI
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.consumer import AmqpConsumer
 from media_mgr.audio_stream import endpoint as audio_stream_routes
+from media_mgr.audio_stream.listener import AudioStreamListener
 from media_mgr.audio_stream.service import AudioStreamConfig, AudioStreamService
 from media_mgr.builders import (
     Store,
@@ -93,10 +94,11 @@ SWEEP_EVERY_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class Sockets:
-    """The two listening sockets, bound before anything starts."""
+    """The listening sockets, bound before anything starts (audio_stream's only when configured)."""
 
     http: socket.socket
     shout: socket.socket
+    audio_stream: socket.socket | None = None
 
     @property
     def http_port(self) -> int:
@@ -106,9 +108,17 @@ class Sockets:
     def shout_port(self) -> int:
         return int(self.shout.getsockname()[1])
 
+    @property
+    def ws_port(self) -> int:
+        """Where mod_audio_stream is sent: the audio_stream listener, else the HTTP port."""
+        sock = self.audio_stream or self.http
+        return int(sock.getsockname()[1])
+
     def close(self) -> None:
         self.http.close()
         self.shout.close()
+        if self.audio_stream is not None:
+            self.audio_stream.close()
 
     @classmethod
     def bind(cls, settings: Settings) -> Sockets:
@@ -118,7 +128,15 @@ class Sockets:
         except BaseException:
             http.close()
             raise
-        return cls(http, shout)
+        ws = None
+        if settings.audio_stream_port is not None:
+            try:
+                ws = bind_socket(settings.bind, settings.audio_stream_port, "MEDIA_MGR_AUDIO_STREAM_PORT")
+            except BaseException:
+                http.close()
+                shout.close()
+                raise
+        return cls(http, shout, ws)
 
 
 class Service:
@@ -199,10 +217,15 @@ class Service:
             )
             streams = await stack.enter_async_context(
                 AudioStreamService(AudioStreamConfig.from_settings(settings), secret=secret,
-                                   http_port=sockets.http_port, recorder=recorder, catalog=playback.catalog,
+                                   http_port=sockets.ws_port, recorder=recorder, catalog=playback.catalog,
                                    variants=playback.variants, metrics=self.metrics, activity=self.activity,
                                    publish=events.publish)
             )  # fmt: skip
+            if sockets.audio_stream is not None:  # leaves before the service ends the sessions
+                await stack.enter_async_context(
+                    AudioStreamListener(streams, sockets.audio_stream,
+                                        max_message_bytes=settings.limit_ws_message_bytes)
+                )  # fmt: skip
             sweeper = await stack.enter_async_context(TaskSet("sweeper", log))
             sweeper.spawn(self._sweep(store, tts, fleet), name="sweeper")
             guard = admin_guard(settings.admin_token, fleet.token)

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     bind: str = Field(default="127.0.0.1", description="address both servers bind")
     http_port: int = Field(default=24517, ge=0, le=65535)
     shout_port: int = Field(default=8000, ge=0, le=65535)
+    audio_stream_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="mod_audio_stream on its own listener (picows: cheapest per frame); issued URLs use it",
+    )  # fmt: skip
     public_host: str | None = Field(default=None, description="host written into issued URLs")
     http_max_connections: int = Field(default=8192, ge=1, description="HTTP-port connections, WebSockets too")
     http_max_head_bytes: int = Field(default=16384, ge=1024, le=1048576, description="larger heads: 431")

@@ -125,6 +125,7 @@ class Session:
         self.last_arrival = clock()
         self._first_arrival: float | None = None
         self.capture: Capture | None = None
+        self.hot = False  # audio may take the hot path: the format known, the early audio placed
         self._early: list[tuple[Media | Audio, float]] = []
         self._early_bytes = 0
 
@@ -168,6 +169,7 @@ class Session:
         early, self._early, self._early_bytes = self._early, [], 0
         for item, arrival in early:
             await self._place(item, arrival)
+        self.hot = True
 
     # -- audio in ----------------------------------------------------------------------------------
 
@@ -186,7 +188,20 @@ class Session:
             fmt = self.dialect.settle(None)
         await self._learnt(fmt)
 
+    def on_audio_now(self, audio: Media | Audio, now: float) -> None:
+        """The hot path (``Connection.frame_now``), once the format is known: placed without awaiting;
+        the recording gets it at the next ``tick``."""
+        self._arrived(now, audio.size)
+        if self.stream_id is None and isinstance(audio, Media) and audio.stream_id:
+            self.stream_id = audio.stream_id
+        self._place_now(audio, now)
+
     async def _place(self, audio: Media | Audio, now: float) -> None:
+        self._place_now(audio, now)
+        assert self.capture is not None
+        await self.capture.drain()
+
+    def _place_now(self, audio: Media | Audio, now: float) -> None:
         fmt, capture = self.fmt, self.capture
         assert fmt is not None
         assert capture is not None
@@ -200,7 +215,7 @@ class Session:
                 )
         frames = len(placed.pcm) // (2 * fmt.track_channels[placed.track])
         self.guard.media(placed.position / fmt.rate, (placed.position + frames) / fmt.rate, now)
-        await capture.put(placed.track, Chunk(placed.position, placed.pcm, now))
+        capture.place(placed.track, Chunk(placed.position, placed.pcm, now))
 
     def _arrived(self, now: float, size: int) -> None:
         self.last_arrival = now
@@ -222,8 +237,11 @@ class Session:
         """Housekeeping between frames: a format that never came, audio of a paused stream."""
         if self.fmt is None and self._first_arrival is not None:
             await self._learnt(self.dialect.settle(now - self._first_arrival))
-        if self.capture is not None and now - self.last_arrival >= self.config.record_lag:
-            await self.capture.flush()
+        if self.capture is not None:
+            if now - self.last_arrival >= self.config.record_lag:
+                await self.capture.flush()
+            else:
+                await self.capture.drain()  # what the hot path placed since the last tick
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

@@ -137,11 +137,12 @@ class Supervisor:
     def _start(self, worker: _Worker, settings: Settings, sockets: Sockets) -> None:
         ours, theirs = socket.socketpair()
         fds = (theirs.fileno(), sockets.http.fileno(), sockets.shout.fileno())
+        ws_fd = sockets.audio_stream.fileno() if sockets.audio_stream is not None else -1
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "media_mgr.supervisor.worker", str(worker.index), *map(str, fds),
-                 str(self._metrics)],
-                pass_fds=fds, stdin=subprocess.DEVNULL, process_group=0,
+                 str(ws_fd), str(self._metrics)],
+                pass_fds=fds if ws_fd < 0 else (*fds, ws_fd), stdin=subprocess.DEVNULL, process_group=0,
             )  # fmt: skip
         except BaseException:
             ours.close()

@@ -89,16 +89,17 @@ async def serve(service: Service, sockets: Sockets, channel: socket.socket, metr
 
 
 def main(argv: list[str]) -> None:
-    index, channel_fd, http_fd, shout_fd = (int(a) for a in argv[:4])
+    index, channel_fd, http_fd, shout_fd, ws_fd = (int(a) for a in argv[:5])
     channel = socket.socket(fileno=channel_fd)
     settings = read_settings(channel)
     logs.configure(settings.log_level)
     for handler in logging.getLogger().handlers:
         handler.addFilter(WorkerFields(index))
-    sockets = Sockets(socket.socket(fileno=http_fd), socket.socket(fileno=shout_fd))
+    ws = socket.socket(fileno=ws_fd) if ws_fd >= 0 else None  # the audio_stream listener, when set
+    sockets = Sockets(socket.socket(fileno=http_fd), socket.socket(fileno=shout_fd), ws)
     service = Service(settings, worker=index)
     service.migrate = False  # the supervisor applied them before starting any worker
-    metrics = WorkerRegistry(service.metrics.registry, Path(argv[4]), index)
+    metrics = WorkerRegistry(service.metrics.registry, Path(argv[5]), index)
     service.metrics.registry = metrics  # /metrics: every worker's figures (metrics.py)
     try:
         import uvloop
