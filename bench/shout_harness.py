@@ -30,8 +30,46 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process (all its threads) so far."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far: Python's work against the kernel's (sockets)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine so far, from /proc/stat: how loaded the run was."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+class LagProbe:
+    """The load generator's own lateness: how late a 10 ms timer fires in its event loop (max, p99)."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + 0.01
+            await asyncio.sleep(0.01)
+            self.lags.append(max(loop.time() - due, 0.0))
+
+    def start(self) -> None:
+        self.lags.clear()
+        self._task = asyncio.create_task(self._run())
+
+    def stop(self) -> tuple[float, float]:
+        """(p99, max) lateness in ms since ``start``."""
+        if self._task is not None:
+            self._task.cancel()
+        lags = sorted(self.lags) or [0.0]
+        return lags[int(len(lags) * 0.99) - 1 if len(lags) > 1 else 0] * 1000, lags[-1] * 1000
 
 
 def frames_of(data: bytes) -> tuple[list[bytes], float]:
