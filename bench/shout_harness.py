@@ -94,6 +94,7 @@ def bench_audio(workdir: Path, rate: int, bitrate: str, seconds: float = 20.0) -
 class SourceResult:
     mount: str
     sent: int = 0
+    frames: int = 0  # how many of the bench's frames, in order from the first: what was sent, exactly
     ok: bool = False
     error: str = ""
 
@@ -120,7 +121,7 @@ async def paced_source(port: int, mount: str, user: str, password: str, frames: 
                 writer.write(chunk)
                 await writer.drain()
                 result.sent += len(chunk)
-                done = due
+                result.frames = done = due
             await asyncio.sleep(0.1)
         writer.close()
         await writer.wait_closed()
@@ -162,6 +163,11 @@ async def listener(port: int, mount: str, until: float, result: ListenerResult) 
     except (OSError, asyncio.IncompleteReadError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         result.ended_early = True
+
+
+def sent_bytes(frames: list[bytes], count: int) -> bytes:
+    """What a ``paced_source`` that sent ``count`` frames sent."""
+    return b"".join(frames[k % len(frames)] for k in range(count))
 
 
 def bench_icecast(sources: int, listeners: int = 0) -> Icecast:
