@@ -16,8 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import subprocess
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,18 +90,41 @@ def media_mgr_round(
     srv, port = media_mgr(db, tmp, f"sources{n}", MEDIA_MGR_SHOUT_MAX_CONNECTIONS=str(n + 100))
     try:
         recs = asyncio.run(create_recordings(srv.url, n))
+        progress(f"media-mgr: {n} recordings created; sources start")
         creds = []
         for rec in recs:
             url = urlsplit(rec["shout_url"].replace("shout://", "http://"))
             creds.append((url.path, url.username or "", url.password or ""))
         results, row = asyncio.run(run_sources(port, creds, frames, frame_s, seconds, srv.proc.pid, db))
+        progress(
+            f"media-mgr: sources done ({sum(not r.ok for r in results)} failed); checking what was stored"
+        )
+        for text, count in Counter(r.error for r in results if not r.ok).most_common(5):
+            progress(f"source failed: {count} x {text}")
         checked = asyncio.run(check_stored(srv.url, recs, results, frames))
+        log_summary(srv.log_path)
         failed = [r.error for r in results if not r.ok]
         return {"sources": n, "connected_ok": n - len(failed), **checked, **row,
                 "cpu_ms_per_source_s": row["cpu_cores"] * 1000 / n, "sent": sum(r.sent for r in results),
                 "errors": len(failed)}  # fmt: skip
     finally:
         srv.stop()
+
+
+def progress(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def log_summary(path: Path) -> None:
+    """The server's warnings and errors, counted by message (the bench runs it at level warning)."""
+    counts: Counter[str] = Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if entry.get("level") in ("warning", "error", "critical"):
+                counts[f"{entry['level']}: {entry.get('msg')} {entry.get('error', '')}"[:200]] += 1
+    for text, count in counts.most_common(10):
+        progress(f"server log: {count} x {text}")
 
 
 async def create_recordings(base: str, n: int) -> list[dict[str, Any]]:
@@ -121,11 +147,13 @@ async def check_stored(
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         gate = asyncio.Semaphore(20)
 
+        deadline = asyncio.get_running_loop().time() + 30  # every recording closed within 30 s of the end
+
         async def one(rec: dict[str, Any], result: SourceResult) -> tuple[int, bool, bool]:
             async with gate:
-                for _ in range(300):  # closed within 30 s of the source's end
+                while True:
                     state = (await client.get(f"/v1/recordings/{rec['id']}")).json()["state"]
-                    if state not in ("pending", "recording"):
+                    if state not in ("pending", "recording") or asyncio.get_running_loop().time() > deadline:
                         break
                     await asyncio.sleep(0.1)
                 stored = (await client.get(f"/v1/recordings/{rec['id']}/content")).content
