@@ -95,6 +95,7 @@ class SourceResult:
     mount: str
     sent: int = 0
     frames: int = 0  # how many of the bench's frames, in order from the first: what was sent, exactly
+    answered: float = 0.0  # seconds from connecting to the server's 200 (0: never)
     ok: bool = False
     error: str = ""
 
@@ -102,7 +103,9 @@ class SourceResult:
 async def paced_source(port: int, mount: str, user: str, password: str, frames: list[bytes], frame_s: float,
                        seconds: float, result: SourceResult) -> None:  # fmt: skip
     """A source as mod_shout's write thread paces one: every 100 ms, the frames now due, for ``seconds``."""
+    loop = asyncio.get_running_loop()
     try:
+        began = loop.time()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         auth = base64.b64encode(f"{user}:{password}".encode()).decode()
         writer.write(f"SOURCE {mount} HTTP/1.0\r\nAuthorization: Basic {auth}\r\nContent-Type: audio/mpeg\r\n"
@@ -112,7 +115,7 @@ async def paced_source(port: int, mount: str, user: str, password: str, frames: 
             result.error = head.split(b"\r\n", 1)[0].decode()
             writer.close()
             return
-        loop = asyncio.get_running_loop()
+        result.answered = loop.time() - began
         start, done = loop.time(), 0
         while (now := loop.time() - start) < seconds:
             due = int(now / frame_s) + 2  # a frame ahead, as libshout's sync leaves it

@@ -17,8 +17,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -85,9 +87,16 @@ def pg_cpu(pids: list[int]) -> float:
 
 
 def media_mgr_round(
-    n: int, seconds: float, frames: list[bytes], frame_s: float, db: str, tmp: Path
+    n: int,
+    seconds: float,
+    frames: list[bytes],
+    frame_s: float,
+    db: str,
+    tmp: Path,
+    log_level: str = "warning",
 ) -> dict[str, float]:
-    srv, port = media_mgr(db, tmp, f"sources{n}", MEDIA_MGR_SHOUT_MAX_CONNECTIONS=str(n + 100))
+    srv, port = media_mgr(db, tmp, f"sources{n}", MEDIA_MGR_SHOUT_MAX_CONNECTIONS=str(n + 100),
+                          MEDIA_MGR_LOG_LEVEL=log_level)  # fmt: skip
     try:
         recs = asyncio.run(create_recordings(srv.url, n))
         progress(f"media-mgr: {n} recordings created; sources start")
@@ -101,8 +110,15 @@ def media_mgr_round(
         )
         for text, count in Counter(r.error for r in results if not r.ok).most_common(5):
             progress(f"source failed: {count} x {text}")
+        waits = sorted(r.answered for r in results if r.answered)
+        if waits:
+            progress(f"SOURCE answered in p50 {waits[len(waits) // 2]:.2f} s, p99 {waits[int(len(waits) * 0.99)]:.2f} s, "
+                     f"max {waits[-1]:.2f} s")  # fmt: skip
         checked = asyncio.run(check_stored(srv.url, recs, results, frames))
         log_summary(srv.log_path)
+        kept = Path(tempfile.gettempdir()) / f"shout-sources-{n}.log"
+        shutil.copy(srv.log_path, kept)
+        progress(f"media-mgr's log: {kept}")
         failed = [r.error for r in results if not r.ok]
         return {"sources": n, "connected_ok": n - len(failed), **checked, **row,
                 "cpu_ms_per_source_s": row["cpu_cores"] * 1000 / n, "sent": sum(r.sent for r in results),
@@ -150,6 +166,8 @@ async def check_stored(
         deadline = asyncio.get_running_loop().time() + 30  # every recording closed within 30 s of the end
 
         async def one(rec: dict[str, Any], result: SourceResult) -> tuple[int, bool, bool]:
+            if not result.ok:  # counted among the errors; what it stored is not compared
+                return 0, True, False
             async with gate:
                 while True:
                     state = (await client.get(f"/v1/recordings/{rec['id']}")).json()["state"]
@@ -183,6 +201,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sources", type=int, nargs="+", default=[100, 200, 400])
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--log-level", default="warning", help="media-mgr's (its log is kept: see the end)")
     args = parser.parse_args()
     uvloop.install()
     tmp = workdir()
@@ -199,7 +218,7 @@ def rounds(args: argparse.Namespace, frames: list[bytes], frame_s: float, db: st
           f"{'PG %core':>8} {'sent B':>10} {'lost B':>7} {'bad':>4} {'machine busy %':>14} "
           f"{'gen lag p99/max ms':>18}")  # fmt: skip
     for n in args.sources:
-        for name, row in (("media-mgr", media_mgr_round(n, args.seconds, frames, frame_s, db, tmp)),
+        for name, row in (("media-mgr", media_mgr_round(n, args.seconds, frames, frame_s, db, tmp, args.log_level)),
                           ("icecast2", icecast_round(n, args.seconds, frames, frame_s))):  # fmt: skip
             print(f"{name:10} {row['sources']:>7} {row['connected_ok']:>5} {row.get('complete', '-'):>8} "
                   f"{row['cpu_cores'] * 100:>9.1f} {row['cpu_ms_per_source_s']:>15.3f} "
