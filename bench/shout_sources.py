@@ -174,7 +174,13 @@ async def check_stored(
                     if state not in ("pending", "recording") or asyncio.get_running_loop().time() > deadline:
                         break
                     await asyncio.sleep(0.1)
-                stored = (await client.get(f"/v1/recordings/{rec['id']}/content")).content
+                for attempt in range(3):  # a connection dropped under load is tried again
+                    try:
+                        stored = (await client.get(f"/v1/recordings/{rec['id']}/content")).content
+                        break
+                    except httpx.TransportError:
+                        if attempt == 2:
+                            raise
             expected = sent_bytes(frames, result.frames)
             assert len(expected) == result.sent
             return max(len(expected) - len(stored), 0), stored == expected, state == "complete"
