@@ -38,6 +38,45 @@ def cpu_seconds(pid: int) -> float:
     return total / TICKS
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far: Python's work against the kernel's (sockets)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine so far, from /proc/stat: how loaded the run was."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+class LagProbe:
+    """The load generator's own lateness: how late a 10 ms timer fires in its event loop (max, p99)."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + 0.01
+            await asyncio.sleep(0.01)
+            self.lags.append(max(loop.time() - due, 0.0))
+
+    def start(self) -> None:
+        self.lags.clear()
+        self._task = asyncio.create_task(self._run())
+
+    def stop(self) -> tuple[float, float]:
+        """(p99, max) lateness in ms since ``start``."""
+        if self._task is not None:
+            self._task.cancel()
+        lags = sorted(self.lags) or [0.0]
+        return lags[int(len(lags) * 0.99) - 1 if len(lags) > 1 else 0] * 1000, lags[-1] * 1000
+
+
 def frames_of(data: bytes) -> tuple[list[bytes], float]:
     """The MP3 split into frames, and the seconds each frame lasts."""
     frames, i, seconds = [], 0, 0.0
@@ -60,6 +99,8 @@ def bench_audio(workdir: Path, rate: int, bitrate: str, seconds: float = 20.0) -
 class SourceResult:
     mount: str
     sent: int = 0
+    frames: int = 0  # how many of the bench's frames, in order from the first: what was sent, exactly
+    answered: float = 0.0  # seconds from connecting to the server's 200 (0: never)
     ok: bool = False
     error: str = ""
 
@@ -67,7 +108,9 @@ class SourceResult:
 async def paced_source(port: int, mount: str, user: str, password: str, frames: list[bytes], frame_s: float,
                        seconds: float, result: SourceResult) -> None:  # fmt: skip
     """A source as mod_shout's write thread paces one: every 100 ms, the frames now due, for ``seconds``."""
+    loop = asyncio.get_running_loop()
     try:
+        began = loop.time()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         auth = base64.b64encode(f"{user}:{password}".encode()).decode()
         writer.write(f"SOURCE {mount} HTTP/1.0\r\nAuthorization: Basic {auth}\r\nContent-Type: audio/mpeg\r\n"
@@ -77,7 +120,7 @@ async def paced_source(port: int, mount: str, user: str, password: str, frames: 
             result.error = head.split(b"\r\n", 1)[0].decode()
             writer.close()
             return
-        loop = asyncio.get_running_loop()
+        result.answered = loop.time() - began
         start, done = loop.time(), 0
         while (now := loop.time() - start) < seconds:
             due = int(now / frame_s) + 2  # a frame ahead, as libshout's sync leaves it
@@ -86,7 +129,7 @@ async def paced_source(port: int, mount: str, user: str, password: str, frames: 
                 writer.write(chunk)
                 await writer.drain()
                 result.sent += len(chunk)
-                done = due
+                result.frames = done = due
             await asyncio.sleep(0.1)
         writer.close()
         await writer.wait_closed()
@@ -128,6 +171,11 @@ async def listener(port: int, mount: str, until: float, result: ListenerResult) 
     except (OSError, asyncio.IncompleteReadError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         result.ended_early = True
+
+
+def sent_bytes(frames: list[bytes], count: int) -> bytes:
+    """What a ``paced_source`` that sent ``count`` frames sent."""
+    return b"".join(frames[k % len(frames)] for k in range(count))
 
 
 def bench_icecast(sources: int, listeners: int = 0) -> Icecast:

@@ -18,13 +18,15 @@ from urllib.parse import urlsplit
 import httpx
 import uvloop
 from shout_harness import (
+    LagProbe,
     ListenerResult,
     SourceResult,
     bench_audio,
     bench_icecast,
     cleanup,
-    cpu_seconds,
+    cpu_split,
     listener,
+    machine_busy,
     media_mgr,
     paced_source,
     scratch_database,
@@ -33,7 +35,7 @@ from shout_harness import (
 
 
 async def run(port: int, mount: str, user: str, password: str, frames: list[bytes], frame_s: float, n: int,
-              window: float, pid: int) -> dict[str, float]:  # fmt: skip
+              window: float, pid: int, profile: str = "") -> dict[str, float]:  # fmt: skip
     loop = asyncio.get_running_loop()
     total = 4 + n / 400 + window + 4
     src = SourceResult(mount)
@@ -47,9 +49,19 @@ async def run(port: int, mount: str, user: str, password: str, frames: list[byte
         if i % 20 == 19:
             await asyncio.sleep(0.05)
     await asyncio.sleep(3)  # all connected, bursts delivered
-    got0, sent0, cpu0, t0 = [r.got for r in results], src.sent, cpu_seconds(pid), time.monotonic()
+    probe = LagProbe()
+    probe.start()
+    got0, sent0, (user0, sys0), t0 = [r.got for r in results], src.sent, cpu_split(pid), time.monotonic()
+    busy0 = machine_busy()
+    if profile:  # perf samples of the server over the window (kernel and C; Python shows as the eval loop)
+        perf = await asyncio.create_subprocess_exec("perf", "record", "-g", "-o", profile, "-p", str(pid),
+                                                    "--", "sleep", str(window))  # fmt: skip
     await asyncio.sleep(window)
-    got1, sent1, cpu1, t1 = [r.got for r in results], src.sent, cpu_seconds(pid), time.monotonic()
+    got1, sent1, (user1, sys1), t1 = [r.got for r in results], src.sent, cpu_split(pid), time.monotonic()
+    busy1 = machine_busy()
+    lag_p99, lag_max = probe.stop()
+    if profile:
+        await perf.wait()
     await asyncio.gather(*tasks)
     await source
     published = sent1 - sent0
@@ -61,7 +73,11 @@ async def run(port: int, mount: str, user: str, password: str, frames: list[byte
         "listeners": n,
         "connected": sum(1 for r in results if not r.error),
         "ended_early": sum(1 for r in results if r.ended_early),
-        "cpu_cores": (cpu1 - cpu0) / (t1 - t0),
+        "cpu_cores": (user1 + sys1 - user0 - sys0) / (t1 - t0),
+        "user_cores": (user1 - user0) / (t1 - t0),
+        "machine_busy": (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1),
+        "gen_lag_p99_ms": lag_p99,
+        "gen_lag_max_ms": lag_max,
         "kbit_median": statistics.median(window_bytes) * 8 / 1000 / (t1 - t0),
         "kbit_min": min(window_bytes) * 8 / 1000 / (t1 - t0),
         "lost_bytes": sum(s for s in short if s > slack),
@@ -73,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--listeners", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--perf", default="", help="record media-mgr's window with perf into this file")
     args = parser.parse_args()
     uvloop.install()
     tmp = workdir()
@@ -88,7 +105,7 @@ def main() -> None:
                 url = urlsplit(rec["shout_url"].replace("shout://", "http://"))
                 rows.append(("media-mgr", asyncio.run(run(port, url.path, url.username or "", url.password or "",
                                                           frames, frame_s, args.listeners, args.seconds,
-                                                          srv.proc.pid))))  # fmt: skip
+                                                          srv.proc.pid, args.perf))))  # fmt: skip
             finally:
                 srv.stop()
         ice = bench_icecast(1, args.listeners)
@@ -98,12 +115,18 @@ def main() -> None:
                                                      frame_s, args.listeners, args.seconds, ice.proc.pid))))  # fmt: skip
         finally:
             ice.close()
-        print(f"{'server':10} {'listeners':>9} {'connected':>9} {'ended early':>11} {'CPU %core':>9} "
-              f"{'us CPU/listener/s':>17} {'kbit/s median':>13} {'kbit/s min':>10} {'source kbit/s':>13} {'lost B':>7}")  # fmt: skip
+        print(f"{'server':10} {'listeners':>9} {'connected':>9} {'ended early':>11} {'CPU %core':>9} {'user %':>6} "
+              f"{'us CPU/listener/s':>17} {'kbit/s median':>13} {'kbit/s min':>10} {'source kbit/s':>13} {'lost B':>7} "
+              f"{'machine busy %':>14} {'gen lag p99/max ms':>18}")  # fmt: skip
         for name, r in rows:
             print(f"{name:10} {r['listeners']:>9} {r['connected']:>9} {r['ended_early']:>11} {r['cpu_cores'] * 100:>9.1f} "
-                  f"{r['cpu_cores'] * 1e6 / r['listeners']:>17.1f} {r['kbit_median']:>13.1f} {r['kbit_min']:>10.1f} "
-                  f"{r['source_kbit']:>13.1f} {r['lost_bytes']:>7}")  # fmt: skip
+                  f"{r['user_cores'] * 100:>6.1f} {r['cpu_cores'] * 1e6 / r['listeners']:>17.1f} "
+                  f"{r['kbit_median']:>13.1f} {r['kbit_min']:>10.1f} {r['source_kbit']:>13.1f} {r['lost_bytes']:>7} "
+                  f"{r['machine_busy'] * 100:>14.0f} {r['gen_lag_p99_ms']:>9.1f}/{r['gen_lag_max_ms']:<8.1f}")  # fmt: skip
+        if len(rows) == 2:
+            print(
+                f"media-mgr CPU / icecast2 CPU: {rows[0][1]['cpu_cores'] / max(rows[1][1]['cpu_cores'], 1e-9):.2f}x"
+            )
     finally:
         cleanup(tmp)
 

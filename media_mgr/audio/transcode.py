@@ -10,6 +10,13 @@ cancelling the consumer kills ffmpeg and reaps it. Concurrency is bounded by a s
 owns (no module state). WAV out is always 16-bit PCM: ffmpeg makes raw ``s16le`` and we write the
 header, because ffmpeg cannot seek back in a pipe to fix RIFF sizes. ``transcoded`` gives the exact
 final bytes and size (what a cache stores and serves with Content-Length) through a scratch file.
+
+MP3 made by ``transcoded`` starts with a Xing/Info frame carrying LAME's encoder delay and padding,
+so a gapless decoder (libmpg123, as mod_shout links it; ffmpeg) plays exactly the source's samples:
+without it a 5.000 s WAV played as 5.184 s (delay, padding and the last frame's fill). The tag's
+values are known only at the end, so ffmpeg writes that MP3 into the scratch file itself (a pipe
+cannot be seeked back to; its muxer then leaves the tag out): memory stays bounded, and nothing is
+served before the whole variant is made and stored anyway. ``transcode`` (a pipe) has no tag.
 """
 
 from __future__ import annotations
@@ -88,15 +95,20 @@ def ffmpeg_exe() -> str:
         return found
 
 
-def ffmpeg_args(src_format: AudioFormat, dst_format: OutFormat, rate: int, channels: int) -> list[str]:
-    """The ffmpeg command line: ``src_format`` on stdin, ``dst_format`` at ``rate``/``channels`` on stdout."""
+def ffmpeg_args(
+    src_format: AudioFormat, dst_format: OutFormat, rate: int, channels: int, output: Path | None = None
+) -> list[str]:
+    """The ffmpeg command line: ``src_format`` on stdin, ``dst_format`` at ``rate``/``channels`` on stdout,
+    or into the file ``output`` (MP3 then gets its Info tag: ffmpeg seeks back to fill it in)."""
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", src_format, "-i", "pipe:0"]
     args += ["-map", "0:a:0", "-map_metadata", "-1", "-ac", str(channels), "-ar", str(rate)]
+    target = ["-y", str(output)] if output is not None else ["pipe:1"]
     if dst_format == "mp3":
         kbps = mp3_bitrate(rate, channels)
-        args += ["-c:a", "libmp3lame", "-b:a", f"{kbps}k", "-write_xing", "0", "-id3v2_version", "0"]
-        return [*args, "-f", "mp3", "pipe:1"]
-    return [*args, "-c:a", "pcm_s16le", "-f", "s16le", "pipe:1"]
+        xing = "0" if output is None else "1"
+        args += ["-c:a", "libmp3lame", "-b:a", f"{kbps}k", "-write_xing", xing, "-id3v2_version", "0"]
+        return [*args, "-f", "mp3", *target]
+    return [*args, "-c:a", "pcm_s16le", "-f", "s16le", *target]
 
 
 async def transcode(
@@ -115,36 +127,74 @@ async def transcode(
     ``Unavailable`` when ffmpeg is missing; an error from ``source`` itself propagates as it is.
     Use ``contextlib.aclosing`` so that stopping early kills ffmpeg at once.
     """
-    gate: contextlib.AbstractAsyncContextManager[Any] = contextlib.nullcontext()
-    async with limit if limit is not None else gate:
+    async with _gate(limit):
         chunks = aiter(source)
         head, rate, channels = await _resolve(chunks, src_format, rate, channels)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *ffmpeg_args(src_format, dst_format, rate, channels),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except FileNotFoundError as exc:
-            raise Unavailable(f"ffmpeg is not installed ({exc.filename})") from exc
-        stdout, stderr_pipe = proc.stdout, proc.stderr
+        proc, feeder, stderr = await _start(ffmpeg_args(src_format, dst_format, rate, channels), head, chunks)
+        stdout = proc.stdout
         assert stdout is not None
-        assert stderr_pipe is not None
-        feeder = asyncio.create_task(_feed(proc, head, chunks))
-        stderr = asyncio.create_task(_tail(stderr_pipe))
         try:
             prefix = wav_header(None, rate, channels) if dst_format == "wav" else b""
             while chunk := await stdout.read(read_bytes):
                 yield prefix + chunk
                 prefix = b""
-            await feeder
-            if await proc.wait() != 0:
-                raise TranscodeError("ffmpeg failed", (await stderr).decode(errors="replace"))
+            await _finish(proc, feeder, stderr)
             if prefix:
                 yield prefix
         finally:
             await _stop(proc, stdout, feeder, stderr)
+
+
+async def encode_mp3_file(
+    source: AsyncIterable[bytes],
+    src_format: AudioFormat,
+    rate: int | None,
+    channels: int | None,
+    path: Path,
+    *,
+    limit: asyncio.Semaphore | None = None,
+) -> None:
+    """Encode all of ``source`` as MP3 into ``path``, with the Info tag (encoder delay and padding)
+    that only a seekable output can get; errors as ``transcode``'s."""
+    async with _gate(limit):
+        chunks = aiter(source)
+        head, rate, channels = await _resolve(chunks, src_format, rate, channels)
+        args = ffmpeg_args(src_format, "mp3", rate, channels, output=path)
+        proc, feeder, stderr = await _start(args, head, chunks, piped=False)
+        try:
+            await _finish(proc, feeder, stderr)
+        finally:
+            await _stop(proc, None, feeder, stderr)
+
+
+def _gate(limit: asyncio.Semaphore | None) -> contextlib.AbstractAsyncContextManager[Any]:
+    return limit if limit is not None else contextlib.nullcontext()
+
+
+async def _start(
+    args: list[str], head: Iterable[bytes], chunks: AsyncIterator[bytes], *, piped: bool = True
+) -> tuple[asyncio.subprocess.Process, asyncio.Task[None], asyncio.Task[bytes]]:
+    """Run ffmpeg with a task feeding its stdin and one keeping the tail of its stderr."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE if piped else asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except FileNotFoundError as exc:
+        raise Unavailable(f"ffmpeg is not installed ({exc.filename})") from exc
+    assert proc.stderr is not None
+    return proc, asyncio.create_task(_feed(proc, head, chunks)), asyncio.create_task(_tail(proc.stderr))
+
+
+async def _finish(
+    proc: asyncio.subprocess.Process, feeder: asyncio.Task[None], stderr: asyncio.Task[bytes]
+) -> None:
+    """The source is all in and ffmpeg's output all out: did it succeed?"""
+    await feeder
+    if await proc.wait() != 0:
+        raise TranscodeError("ffmpeg failed", (await stderr).decode(errors="replace"))
 
 
 async def _resolve(
@@ -197,7 +247,7 @@ async def _tail(stream: asyncio.StreamReader) -> bytes:
 
 async def _stop(
     proc: asyncio.subprocess.Process,
-    stdout: asyncio.StreamReader,
+    stdout: asyncio.StreamReader | None,
     feeder: asyncio.Task[None],
     stderr: asyncio.Task[bytes],
 ) -> None:
@@ -210,7 +260,7 @@ async def _stop(
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
     feeder.cancel()
-    while await stdout.read(READ_BYTES):
+    while stdout is not None and await stdout.read(READ_BYTES):
         pass
     await asyncio.gather(feeder, stderr, return_exceptions=True)
     await proc.wait()
@@ -247,18 +297,23 @@ async def transcoded(
 ) -> AsyncIterator[TranscodedFile]:
     """Convert all of ``source`` into a file under ``scratch_dir``; the file is removed on exit.
 
-    A WAV result carries its true RIFF and data sizes. ``limit`` is held only while ffmpeg runs.
+    A WAV result carries its true RIFF and data sizes, an MP3 its Info tag (ffmpeg writes it into
+    the file). ``limit`` is held only while ffmpeg runs.
     """
     fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix="transcode-", dir=scratch_dir)
     path = Path(name)
     try:
-        out_format: OutFormat = "wav" if dst_format == "wav" else "mp3"
+        if dst_format == "mp3":
+            os.close(fd)
+            await encode_mp3_file(source, src_format, rate, channels, path, limit=limit)
+            yield TranscodedFile(path, (await asyncio.to_thread(path.stat)).st_size, dst_format)
+            return
         size, info = 0, None
         with os.fdopen(fd, "wb") as out:
-            stream = transcode(source, src_format, out_format, rate, channels, limit=limit)
+            stream = transcode(source, src_format, "wav", rate, channels, limit=limit)
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
-                    if dst_format == "wav" and info is None:
+                    if info is None:
                         info = parse_wav_header(chunk)  # the first chunk carries our whole header
                     await asyncio.to_thread(out.write, chunk)
                     size += len(chunk)

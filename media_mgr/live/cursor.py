@@ -17,18 +17,19 @@ class Sink(Protocol):
         """False while the peer is not taking bytes (the transport paused writing)."""
         ...
 
-    def send(self, data: bytes | memoryview) -> None: ...
+    def send(self, data: bytes) -> None:
+        """Take one whole chunk: the very bytes object every listener gets (immutable: no need to copy)."""
+        ...
 
     def close(self, reason: str) -> None:
         """The stream ended (``"end"``) or the listener was dropped (``"slow"``, ``"full"``)."""
         ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ListenerCursor:
     sink: Sink
-    seq: int  # sequence number of the chunk to send next
-    offset: int = 0  # bytes of that chunk already sent
+    seq: int  # sequence number of the chunk to send next (chunks are sent whole)
     sent: int = 0
     started: float = field(default_factory=time.time)
     closed: bool = False

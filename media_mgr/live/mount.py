@@ -6,6 +6,17 @@ boundary (chunks hold whole frames, so that is a sync point), then follows in re
 never holds more than ``queue_bytes``: when it must shrink past a listener still reading the oldest
 chunk, that listener has fallen too far behind and is dropped (counted in ``slow_drops``). Nothing
 a listener does can slow the source: ``publish`` only writes to sinks that say they are ready.
+
+The listener interface (a socket here; a relay, or a mount relayed to another instance, alike):
+``attach(sink)`` with a ``live.cursor.Sink`` returns its cursor; from then on the mount calls
+``sink.send(chunk)`` with each chunk whole (the very bytes object the source published, shared by
+every listener: never copy it, never change it) while ``sink.ready()`` is true; when the sink's
+buffer drained after saying it was not ready, its owner calls ``pump(cursor)`` to catch up; when
+it leaves, ``detach(cursor)``. The mount calls ``sink.close(reason)`` when the stream ends
+(``"end"``) or the listener fell out of the queue (``"slow"``); it is detached by then.
+
+The fan-out is the hot path (1000 listeners of one mount: 10 000 sends a second): a listener that
+had everything gets the new chunk straight from ``publish``, with no per-listener allocation.
 """
 
 from __future__ import annotations
@@ -49,14 +60,25 @@ class Mount:
         """Append whole frames, shrink the queue to its bound, and feed every ready listener."""
         if not data or not self.live:
             return
-        self._chunks.append(data)
-        self._queued += len(data)
-        self.published += len(data)
-        while self._queued > self.queue_bytes and len(self._chunks) > 1:
-            self._queued -= len(self._chunks.popleft())
+        size = len(data)
+        chunks = self._chunks
+        chunks.append(data)
+        self._queued += size
+        self.published += size
+        while self._queued > self.queue_bytes and len(chunks) > 1:
+            self._queued -= len(chunks.popleft())
             self._first_seq += 1
-        for cursor in list(self._cursors):
-            if cursor.seq < self._first_seq:
+        first = self._first_seq
+        newest = first + len(chunks) - 1
+        for cursor in tuple(self._cursors):
+            seq = cursor.seq
+            if seq == newest:  # had everything before: the usual case, sent here without pump()
+                sink = cursor.sink
+                if sink.ready():
+                    sink.send(data)
+                    cursor.seq = seq + 1
+                    cursor.sent += size
+            elif seq < first:
                 self.slow_drops += 1
                 self._drop(cursor, "slow")
             else:
@@ -90,11 +112,9 @@ class Mount:
                 self._drop(cursor, "slow")
                 return
             chunk = chunks[index]
-            piece = memoryview(chunk)[cursor.offset :] if cursor.offset else chunk
-            sink.send(piece)
-            cursor.sent += len(piece)
+            sink.send(chunk)
+            cursor.sent += len(chunk)
             cursor.seq += 1
-            cursor.offset = 0
 
     def detach(self, cursor: ListenerCursor) -> None:
         cursor.closed = True

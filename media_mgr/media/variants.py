@@ -4,6 +4,10 @@ A variant (another format or rate of one revision) is transcoded by ffmpeg the f
 asked for and kept in the database, so later requests, on any instance, are served from there.
 Concurrent first requests wait for the one transcode: in-process on an asyncio lock per key,
 across instances on a PostgreSQL advisory lock.
+
+An MP3 variant is transcoded whole before it is stored and served: its first frame is an Info tag
+whose encoder delay and padding are known only at the end, and gapless decoders (mod_shout's
+libmpg123) need it to play exactly the source's length. Stored uploads are served as they came.
 """
 
 from __future__ import annotations

@@ -20,7 +20,14 @@ from typing import Any, Literal
 from media_mgr.errors import Conflict, InvalidRequest, NotFound
 from media_mgr.lifecycle import Component
 from media_mgr.recording.config import RecorderConfig
-from media_mgr.recording.ingest import EventPublisher, Ingest, NewRecording, RecordingEnded, StorageFailed
+from media_mgr.recording.ingest import (
+    EventPublisher,
+    Ingest,
+    NewRecording,
+    RecordingEnded,
+    StorageFailed,
+    flush_together,
+)
 from media_mgr.recording.meter import PcmFormat, summarize_stored
 from media_mgr.recording.models import Recording
 from media_mgr.store.errors import StoreUnavailable
@@ -31,6 +38,7 @@ log = logging.getLogger("media_mgr.recording")
 
 HEARTBEAT_SECONDS = 1.0
 FAILED_FLUSH_RETRY_SECONDS = 1.0
+FLUSH_BATCH = 256  # recordings committed in one transaction by the ticker
 EVENT_TIMEOUT = 5.0
 _HEARTBEAT = "~heartbeat"  # busy key of the heartbeat task (recording ids are hex)
 
@@ -290,16 +298,18 @@ class Recorder(Component):
                 failing = False
 
     def _start_due_flushes(self, now: float) -> None:
-        for ingest in list(self._live.values()):
-            if ingest.id not in self._busy and ingest.flush_due(now, FAILED_FLUSH_RETRY_SECONDS):
-                self._busy_spawn(ingest.id, self._flush(ingest))
+        """What is due is committed in batches, one transaction each (see ``flush_together``)."""
+        retry = FAILED_FLUSH_RETRY_SECONDS
+        due = [i for i in list(self._live.values()) if i.id not in self._busy and i.flush_due(now, retry)]
+        for start in range(0, len(due), FLUSH_BATCH):
+            batch = due[start : start + FLUSH_BATCH]
+            self._busy_spawn_all([ingest.id for ingest in batch], self._flush(batch))
         for ingest in list(self._unsettled.values()):
             if ingest.id not in self._busy:
                 self._busy_spawn(ingest.id, self._settle(ingest))
 
-    async def _flush(self, ingest: Ingest) -> None:
-        with contextlib.suppress(RecordingEnded):
-            await ingest.flush()
+    async def _flush(self, batch: list[Ingest]) -> None:
+        await flush_together(batch)
 
     async def _settle(self, ingest: Ingest) -> None:
         with contextlib.suppress(StorageFailed, RecordingEnded, StoreUnavailable):
@@ -322,6 +332,12 @@ class Recorder(Component):
 
     def _busy_spawn(self, key: str, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` unless a task for ``key`` is still in flight (a failure is logged by the set)."""
-        task = self._work.spawn(coro, name=f"recorder.{key}")
-        self._busy.add(key)
-        task.add_done_callback(lambda _t: self._busy.discard(key))
+        self._busy_spawn_all([key], coro)
+
+    def _busy_spawn_all(self, keys: list[str], coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` with every key in ``keys`` busy until it ends."""
+        task = self._work.spawn(
+            coro, name=f"recorder.{keys[0]}" + (f"+{len(keys) - 1}" if len(keys) > 1 else "")
+        )
+        self._busy.update(keys)
+        task.add_done_callback(lambda _t: self._busy.difference_update(keys))

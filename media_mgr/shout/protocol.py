@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Callable
 from typing import cast
 
 from media_mgr.errors import Forbidden, MediaMgrError, Unavailable, UnsupportedMedia
@@ -55,6 +56,10 @@ _NEXT = {
 }
 
 
+def _nowhere(data: bytes) -> None:
+    raise RuntimeError("not a listener: nothing is sent to this connection")
+
+
 def _clean(value: str) -> str:
     return "".join(c for c in value if c.isprintable())[:200]
 
@@ -73,6 +78,8 @@ class ShoutProtocol(asyncio.Protocol):
         self._mount: Mount | None = None
         self._cursor: ListenerCursor | None = None
         self._writing_paused = False
+        self._sendable = False  # a listener whose transport takes bytes now: Sink.ready(), on the hot path
+        self._write: Callable[[bytes], None] = _nowhere
         self._ignored = 0
 
     def _to(self, new: State) -> None:
@@ -133,6 +140,7 @@ class ShoutProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        self._sendable = False
         self.host.closed(self)
         if self.state is State.READ_HEAD and self._parser.started:
             log.info("client left mid-head", extra={"peer": self.peer, "error": repr(exc) if exc else None})
@@ -146,23 +154,24 @@ class ShoutProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self._sendable = False
         if self.state is State.LISTENING:
             self._arm(self.host.config.listener_timeout, self._listener_stalled)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
         if self.state is State.LISTENING and self._mount is not None and self._cursor is not None:
+            self._sendable = self.transport is not None and not self.transport.is_closing()
             self._disarm()
             self._mount.pump(self._cursor)
 
     # -- the listener's Sink -----------------------------------------------------------------------
 
     def ready(self) -> bool:
-        return not self._writing_paused and self.transport is not None and not self.transport.is_closing()
+        return self._sendable
 
-    def send(self, data: bytes | memoryview) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
+    def send(self, data: bytes) -> None:
+        self._write(data)  # the transport's own write, looked up once (this runs per listener per chunk)
 
     def close(self, reason: str) -> None:
         if reason != "end":
@@ -228,6 +237,9 @@ class ShoutProtocol(asyncio.Protocol):
         self._write_head(200, "1.0", {**headers, "Server": "media-mgr", "Connection": "close"})
         if self.state is not State.LISTENING:
             self._to(State.LISTENING)
+        assert self.transport is not None
+        self._write = self.transport.write
+        self._sendable = not self._writing_paused
         self._mount = mount
         self._cursor = mount.attach(self)
         self.host.stats["listeners_total"] += 1
@@ -339,6 +351,7 @@ class ShoutProtocol(asyncio.Protocol):
         self._close()
 
     def _close(self) -> None:
+        self._sendable = False
         self._disarm()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
@@ -353,6 +366,7 @@ class ShoutProtocol(asyncio.Protocol):
             self._close()
 
     def abort(self) -> None:
+        self._sendable = False
         if self.transport is not None:
             self.transport.abort()
 

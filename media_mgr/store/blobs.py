@@ -126,6 +126,25 @@ async def append_at(conn: Connection, blob_id: int, pos: int, data: bytes) -> No
             )
 
 
+async def append_many(conn: Connection, items: list[tuple[int, int, bytes]]) -> None:
+    """``append_at`` for several (blob_id, pos, data) in one statement; a chunk already there (an
+    earlier try committed unheard) goes the careful way of ``append_at``."""
+    if not items:
+        return
+    rows = await conn.fetch(
+        """INSERT INTO blob_chunks (blob_id, pos, data)
+           SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])
+           ON CONFLICT (blob_id, pos) DO NOTHING RETURNING blob_id, pos""",
+        [i[0] for i in items],
+        [i[1] for i in items],
+        [i[2] for i in items],
+    )
+    done = {(row["blob_id"], row["pos"]) for row in rows}
+    for blob_id, pos, data in items:
+        if (blob_id, pos) not in done:
+            await append_at(conn, blob_id, pos, data)
+
+
 async def mark_complete(conn: Connection, blob_id: int, size: int, sha256: str) -> None:
     await conn.execute(
         "UPDATE blobs SET size = $2, sha256 = $3, complete = true WHERE id = $1", blob_id, size, sha256

@@ -10,7 +10,7 @@ never duplicates nor loses bytes. Blob chunks and media rows are written by thei
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import asyncpg
 
@@ -35,6 +35,7 @@ from media_mgr.store.recording_rows import (
 )
 
 __all__ = [
+    "Appended",
     "Audio",
     "DuplicateRecording",
     "LostOwnership",
@@ -45,6 +46,15 @@ __all__ = [
     "RecordingStore",
     "Summary",
 ]
+
+
+class Appended(NamedTuple):
+    """One recording's data for ``append_many``: ``data`` goes at byte ``pos`` of its blob."""
+
+    recording_id: str
+    blob_id: int
+    pos: int
+    data: bytes
 
 
 class RecordingStore:
@@ -152,6 +162,26 @@ class RecordingStore:
             if result.split()[-1] == "0":
                 raise LostOwnership(recording_id)
 
+    async def append_many(self, owner: int, items: list[Appended]) -> set[str]:
+        """``append`` for several recordings in one transaction (one commit for all); returns the
+        ids ``owner`` no longer holds, whose data was not written."""
+        items = sorted(items)  # rows locked in one order by every batch
+        async with self._pool.transaction() as conn:
+            kept = await conn.fetch(
+                """UPDATE recordings AS r SET size = v.size, heartbeat_at = now(), state = 'recording'
+                     FROM unnest($1::char(32)[], $2::bigint[]) AS v(id, size)
+                    WHERE r.id = v.id AND r.owner = $3 AND r.state IN ('recording', 'interrupted')
+                RETURNING r.id""",
+                [i.recording_id for i in items],
+                [i.pos + len(i.data) for i in items],
+                owner,
+            )
+            ours = {row["id"] for row in kept}
+            await blob_rows.append_many(
+                conn, [(i.blob_id, i.pos, i.data) for i in items if i.recording_id in ours]
+            )
+        return {i.recording_id for i in items} - ours
+
     async def unclaim(self, recording_id: str, owner: int) -> None:
         """``recording`` -> ``pending`` again, for a source that left before sending anything."""
         async with self._pool.transaction() as conn:
@@ -173,8 +203,13 @@ class RecordingStore:
                 await blob_rows.orphan(conn, [blob_id])
 
     async def heartbeat(self, owner: int) -> None:
+        """Rows locked by a flush are skipped (the flush sets their heartbeat): never waiting on
+        one, the heartbeat cannot deadlock with a batch of flushes (it did, at 2000 sources)."""
         await self._pool.execute(
-            "UPDATE recordings SET heartbeat_at = now() WHERE owner = $1 AND state = 'recording'", owner
+            """UPDATE recordings SET heartbeat_at = now()
+                WHERE id IN (SELECT id FROM recordings WHERE owner = $1 AND state = 'recording'
+                             FOR UPDATE SKIP LOCKED)""",
+            owner,
         )
 
     async def rewrite_start(self, blob_id: int, header: bytes) -> None:
