@@ -100,3 +100,39 @@ def test_migrate_command(new_database: Callable[[], str], tmp_path: Path) -> Non
     assert [v for v, _ in run_sync(_applied(dsn))] == [
         m.version for m in migrate.discover(migrate.default_dir())
     ]
+
+
+async def test_untagged_mp3_variants_of_earlier_versions_are_forgotten(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """008: MP3 variants made before the Info tag are dropped (remade tagged on the next request),
+    their content orphaned for the sweeper; WAV variants stay."""
+    dsn = new_database()
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(migrate.default_dir().glob("*.sql")):
+        if int(path.name[:3]) < 8:
+            (before / path.name).write_text(path.read_text())
+    await migrate.migrate_database(dsn, before, connect_timeout=10)
+    conn = await asyncpg.connect(dsn)
+    try:
+        blob = await conn.fetchval("INSERT INTO blobs (complete) VALUES (true) RETURNING id")
+        await conn.execute(
+            """INSERT INTO media (id, name, content_type, codec, size, duration_ms, sample_rate, channels,
+                                  sha256, blob_id)
+               VALUES ($1, 'p', 'audio/wav', 'pcm_s16le', 0, 0, 8000, 1, '', $2)""",
+            "a" * 32,
+            blob,
+        )
+        mp3 = await conn.fetchval("INSERT INTO blobs (complete) VALUES (true) RETURNING id")
+        wav = await conn.fetchval("INSERT INTO blobs (complete) VALUES (true) RETURNING id")
+        for fmt, variant_blob in (("mp3", mp3), ("wav", wav)):
+            await conn.execute(
+                "INSERT INTO media_variants VALUES ($1, 1, $2, 8000, $3, 0)", "a" * 32, fmt, variant_blob
+            )
+        await migrate.migrate_database(dsn, migrate.default_dir(), connect_timeout=10)
+        assert [r["format"] for r in await conn.fetch("SELECT format FROM media_variants")] == ["wav"]
+        orphaned = {r["id"] for r in await conn.fetch("SELECT id FROM blobs WHERE orphaned_at IS NOT NULL")}
+        assert orphaned == {mp3}
+    finally:
+        await conn.close()
