@@ -202,7 +202,8 @@ class Service:
             await stack.enter_async_context(
                 ShoutServer(ShoutConfig.from_settings(settings), sockets.shout, recorder=recorder,
                             registry=registry, auth=SourceAuth(urls, settings.shout_source_password),
-                            activity=self.activity, metrics=self.metrics.registry, elsewhere=mounts.mirror)
+                            activity=self.activity, metrics=self.metrics.registry, elsewhere=mounts.mirror,
+                            held_elsewhere=mounts.held_elsewhere)
             )  # fmt: skip
             host, port = sockets.shout.getsockname()[:2]
             logging.getLogger(LISTENING_LOGGER).info(f"listening shout {host}:{port}")

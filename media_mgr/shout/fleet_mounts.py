@@ -118,6 +118,14 @@ class FleetMounts:
         for mount in self.registry.mounts():
             self._writes.put_nowait((True, mount))
 
+    async def held_elsewhere(self, name: str) -> bool:
+        """Whether a live instance other than this one has a source on ``name``. A database that
+        cannot be asked lets the source in (recording comes first; the mount is this instance's)."""
+        try:
+            return await self._store.holder(name, self._fleet.id) is not None
+        except StoreUnavailable:
+            return False
+
     # -- mirrors of other instances' mounts --------------------------------------------------------
 
     async def mirror(self, name: str) -> Mount | None:

@@ -48,6 +48,12 @@ class ShoutHost(Protocol):
         ...
 
     @property
+    def held_elsewhere(self) -> Callable[[str], Awaitable[bool]] | None:
+        """Whether another live instance of the fleet has a source on this mount (None outside a
+        fleet): a second source anywhere is refused, as Icecast refuses one on its own mounts."""
+        ...
+
+    @property
     def stats(self) -> Counter[str]: ...
 
     async def begin(self, grant: SourceGrant, peer: str) -> Ingest:

@@ -21,7 +21,7 @@ from typing import cast
 from media_mgr.errors import Forbidden, MediaMgrError, Unavailable, UnsupportedMedia
 from media_mgr.live.cursor import ListenerCursor
 from media_mgr.live.mount import Mount
-from media_mgr.live.registry import check_mount
+from media_mgr.live.registry import MountInUse, check_mount
 from media_mgr.recording.ingest import Ingest, RecordingEnded
 from media_mgr.shout.auth import SourceGrant
 from media_mgr.shout.host import ShoutHost
@@ -262,6 +262,8 @@ class ShoutProtocol(asyncio.Protocol):
     async def _start_source(self, request: ShoutRequest, grant: SourceGrant) -> None:
         """Claim the mount, begin the recording, then stream; on any failure the mount is let go."""
         try:
+            if self.host.held_elsewhere is not None and await self.host.held_elsewhere(grant.mount):
+                raise MountInUse(f"mount {grant.mount} already has a source on another instance")
             mount = self.host.registry.claim(grant.mount)
         except MediaMgrError as exc:
             self._refuse(exc, request.version)

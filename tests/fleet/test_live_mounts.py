@@ -111,3 +111,26 @@ def test_the_mirror_lets_go_of_the_owner_when_its_last_listener_leaves(
         kill(pusher)
     again.join()
     assert again.closed_by_server
+
+
+def test_a_second_source_on_another_instance_is_refused_like_icecast_refuses_one(
+    two: tuple[Instance, Instance], tmp_path: Path
+) -> None:
+    """One source per mount across the fleet: libshout's open fails on B while A has the mount,
+    and succeeds once A's source has gone."""
+    a, b = two
+    raw_mp3(tmp_path / "one.mp3", seconds=30.0)
+    raw_mp3(tmp_path / "short.mp3", seconds=1.0)
+    first = source(a, "/only.mp3", tmp_path / "one.mp3")
+    try:
+        wait_for(lambda: "/only.mp3" in live_mounts(a), what="source on A")
+        second = source(b, "/only.mp3", tmp_path / "short.mp3")
+        out, _ = second.communicate(timeout=30)
+        assert second.returncode != 0 and b"open failed" in out, out
+        assert "/only.mp3" not in live_mounts(b)
+    finally:
+        kill(first)
+    wait_for(lambda: "/only.mp3" not in live_mounts(a), what="A's source gone")
+    third = source(b, "/only.mp3", tmp_path / "short.mp3")
+    out, _ = third.communicate(timeout=30)
+    assert third.returncode == 0, out
