@@ -119,6 +119,7 @@ class Session:
         self.send: Callable[[str], Awaitable[None]] | None = None
         self.owner: object | None = None
         self.end_reason: str | None = None
+        self.on_change: Callable[[Session], None] | None = None  # state changed: the fleet's row follows
         self.stats = Stats()
         self.guard = FloodGuard(config.flood_allowance, config.messages_per_second)
         self.detached_at: float | None = None
@@ -164,6 +165,7 @@ class Session:
             record_lag=c.record_lag, timing_reliable=self.timing_reliable, label=self.id,
         )  # fmt: skip
         self.state = SessionState.ACTIVE
+        self._changed()
         self.publish(self, "started", {})
         early, self._early, self._early_bytes = self._early, [], 0
         for item, arrival in early:
@@ -234,6 +236,7 @@ class Session:
         if self.state is SessionState.DETACHED:
             self.stats.reconnects += 1
             self.state = SessionState.ACTIVE
+            self._changed()
         self.detached_at = None
         if self.player is not None:
             self.player.attach(send)
@@ -250,6 +253,11 @@ class Session:
         self.send = None
         if self.player is not None:
             self.player.detach()
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
 
     async def finish(self, reason: str, *, complete: bool) -> None:
         """End the session: the rest of the audio, then the recording closed (``complete`` or not).
