@@ -31,7 +31,7 @@ from media_mgr.audio_stream.dialects.base import Dialect, Join
 from media_mgr.audio_stream.events import Metadata
 from media_mgr.audio_stream.formats import StreamFormat
 from media_mgr.audio_stream.registry import TAKEOVER_SILENCE, Registry
-from media_mgr.audio_stream.session import Session, SessionConfig, SessionState
+from media_mgr.audio_stream.session import CATCH_UP_SECONDS, CatchUp, Session, SessionConfig, SessionState
 from media_mgr.errors import Conflict, NotFound
 from media_mgr.fleet.peers import Peers, PeerUnavailable
 from media_mgr.recording.ingest import Ingest
@@ -70,9 +70,10 @@ class Handover:
     # -- the taker ---------------------------------------------------------------------------------
 
     async def take(
-        self, join: Join, dialect: Dialect, *, peer: str, subprotocol: str | None
+        self, join: Join, dialect: Dialect, *, peer: str, subprotocol: str | None, reliable: bool
     ) -> Session | None:
-        """The session another instance holds for this reconnect, moved here; None: start a new one."""
+        """The session another instance holds for this reconnect, moved here; None: start a new one.
+        ``reliable``: whether the arrival time of the reconnect's first message means something."""
         me = self.peers.me
         row = await self.store.rejoinable(join.key, join.metadata, me)
         if row is None:
@@ -92,6 +93,8 @@ class Handover:
             return None
         try:
             session = await self._restore(answer.body, join, dialect, peer=peer, subprotocol=subprotocol)
+            session.catch_up = CatchUp(session.fmt.rate if session.fmt else 8000,
+                                       session.clock() + CATCH_UP_SECONDS, reliable=reliable)  # fmt: skip
         except Exception:  # the row and the recording are ours now: the reaper cannot end what is not here
             log.exception(
                 "audio_stream session handed over but not restored; starting a new one", extra=extra
@@ -120,9 +123,16 @@ class Handover:
         session.stats.reconnects = state["reconnects"]
         session.started_at = state["started_at"]
         c = self.config
+
+        def timing_reliable() -> bool:
+            catch_up = session.catch_up
+            if catch_up is not None and catch_up.active(session.clock()):
+                return catch_up.reliable
+            return session.timing_reliable()
+
         capture = Capture(
             fmt, ingest, gap_threshold=c.gap_threshold, gap_window=c.gap_window, max_hold=c.max_hold,
-            record_lag=c.record_lag, timing_reliable=session.timing_reliable, label=session.id,
+            record_lag=c.record_lag, timing_reliable=timing_reliable, label=session.id,
         )  # fmt: skip
         capture.resume(state["capture"], session.clock() - time.time())
         session.fmt, session.sink, session.capture = fmt, ingest, capture

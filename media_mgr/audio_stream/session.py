@@ -30,6 +30,7 @@ from media_mgr.config import Settings
 log = logging.getLogger("media_mgr.audio_stream")
 
 EARLY_LIMIT_BYTES = 256 * 1024  # audio held while the format is not known yet
+CATCH_UP_SECONDS = 1.0  # after a session moved here, arrivals are estimated this long
 
 
 class SessionState(enum.Enum):
@@ -64,6 +65,29 @@ class SessionConfig:
             bad_frames=settings.limit_ws_bad_frames, metadata_timeout=settings.timeout_ws_metadata,
             policy=BufferPolicy.from_settings(settings),
         )  # fmt: skip
+
+
+class CatchUp:
+    """Audio read in one go after the session was moved here from another instance: the socket was
+    not read while the move ran, so when each message really arrived is unknown. The module sends in
+    real time, so arrivals are estimated from the first message's (taken before the move) and the
+    media clock; and they are as reliable as that first one was (not as our loop is right now)."""
+
+    def __init__(self, rate: int, until: float, *, reliable: bool) -> None:
+        self.rate = rate
+        self.until = until
+        self.reliable = reliable
+        self._first: tuple[int, float] | None = None
+
+    def active(self, now: float) -> bool:
+        return now <= self.until
+
+    def arrival(self, position: int, now: float) -> float:
+        if self._first is None:
+            self._first = (position, now)
+            return now
+        position0, arrival0 = self._first
+        return min(now, arrival0 + (position - position0) / self.rate)
 
 
 @dataclass
@@ -120,6 +144,7 @@ class Session:
         self.owner: object | None = None
         self.end_reason: str | None = None
         self.on_change: Callable[[Session], None] | None = None  # state changed: the fleet's row follows
+        self.catch_up: CatchUp | None = None  # just moved here: see CatchUp
         self.stats = Stats()
         self.guard = FloodGuard(config.flood_allowance, config.messages_per_second)
         self.detached_at: float | None = None
@@ -201,6 +226,11 @@ class Session:
                     extra={"session": self.id, "bytes": audio.size},
                 )
         frames = len(placed.pcm) // (2 * fmt.track_channels[placed.track])
+        if self.catch_up is not None:
+            if self.catch_up.active(now):
+                now = self.catch_up.arrival(placed.position, now)
+            else:
+                self.catch_up = None
         self.guard.media(placed.position / fmt.rate, (placed.position + frames) / fmt.rate, now)
         await capture.put(placed.track, Chunk(placed.position, placed.pcm, now))
 
@@ -224,7 +254,8 @@ class Session:
         """Housekeeping between frames: a format that never came, audio of a paused stream."""
         if self.fmt is None and self._first_arrival is not None:
             await self._learnt(self.dialect.settle(now - self._first_arrival))
-        if self.capture is not None and now - self.last_arrival >= self.config.record_lag:
+        catching_up = self.catch_up is not None and self.catch_up.active(now)
+        if self.capture is not None and now - self.last_arrival >= self.config.record_lag and not catching_up:
             await self.capture.flush()
 
     # -- lifecycle ---------------------------------------------------------------------------------

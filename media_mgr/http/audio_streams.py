@@ -127,6 +127,7 @@ def audio_streams_router(
     @router.get(
         "/streams/{session}",
         summary="One live audio stream: format, jitter, lead, underruns, playout",
+        response_model=dict[str, Any],  # or the answer of the instance holding it, as it is
         responses=error_responses(404, 409),
     )
     async def describe(session: str, request: Request) -> Any:
@@ -139,6 +140,7 @@ def audio_streams_router(
         "/streams/{session}/play",
         status_code=202,
         summary="Queue a stored media item into a live stream",
+        response_model=dict[str, Any],
         responses=error_responses(400, 404, 409),
     )
     async def play(session: str, body: PlayRequest, request: Request) -> Any:
@@ -152,6 +154,7 @@ def audio_streams_router(
     @router.post(
         "/streams/{session}/clear",
         summary="Barge-in: drop what is queued and what the module holds",
+        response_model=dict[str, Any],
         responses=error_responses(404, 409),
     )
     async def clear(session: str, request: Request) -> Any:

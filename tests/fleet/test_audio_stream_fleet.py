@@ -114,6 +114,11 @@ async def test_a_session_on_a_is_listed_described_played_into_and_cleared_throug
     assert r.status_code == 404, r.text
     r = await call(b, "GET", f"/v1/streams/{'0' * 32}")
     assert r.status_code == 404, r.text
+    # The hand-over route is for instances only: loopback, an admin, a forged token get nothing.
+    ask = {"session_id": sid, "key": "v|x|y", "instance_id": b_id, "owner": 1}
+    for headers in ({}, {"x-media-mgr-fleet": "0" * 64}):
+        r = await call(a, "POST", "/internal/audio-stream/handover", json=ask, headers=headers)
+        assert r.status_code == 401, r.text
 
     r = await call(b, "POST", f"/v1/streams/{sid}/play", json={"media_id": prompt, "checkpoint": "hello"})
     assert r.status_code == 202, r.text
