@@ -70,10 +70,10 @@ class Handover:
     # -- the taker ---------------------------------------------------------------------------------
 
     async def take(
-        self, join: Join, dialect: Dialect, *, peer: str, subprotocol: str | None, reliable: bool
+        self, join: Join, dialect: Dialect, now: float, *, peer: str, subprotocol: str | None, reliable: bool
     ) -> Session | None:
         """The session another instance holds for this reconnect, moved here; None: start a new one.
-        ``reliable``: whether the arrival time of the reconnect's first message means something."""
+        ``now``: when the reconnect's first message came; ``reliable``: whether that means something."""
         me = self.peers.me
         row = await self.store.rejoinable(join.key, join.metadata, me)
         if row is None:
@@ -93,7 +93,7 @@ class Handover:
             return None
         try:
             session = await self._restore(answer.body, join, dialect, peer=peer, subprotocol=subprotocol)
-            session.catch_up = CatchUp(session.fmt.rate if session.fmt else 8000,
+            session.catch_up = CatchUp(session.fmt.rate if session.fmt else 8000, now,
                                        session.clock() + CATCH_UP_SECONDS, reliable=reliable)  # fmt: skip
         except Exception:  # the row and the recording are ours now: the reaper cannot end what is not here
             log.exception(

@@ -73,21 +73,20 @@ class CatchUp:
     real time, so arrivals are estimated from the first message's (taken before the move) and the
     media clock; and they are as reliable as that first one was (not as our loop is right now)."""
 
-    def __init__(self, rate: int, until: float, *, reliable: bool) -> None:
+    def __init__(self, rate: int, first: float, until: float, *, reliable: bool) -> None:
         self.rate = rate
+        self.first = first  # when the reconnect's first message (audio, or metadata just before) came
         self.until = until
         self.reliable = reliable
-        self._first: tuple[int, float] | None = None
+        self._position: int | None = None
 
     def active(self, now: float) -> bool:
         return now <= self.until
 
     def arrival(self, position: int, now: float) -> float:
-        if self._first is None:
-            self._first = (position, now)
-            return now
-        position0, arrival0 = self._first
-        return min(now, arrival0 + (position - position0) / self.rate)
+        if self._position is None:
+            self._position = position
+        return min(now, self.first + (position - self._position) / self.rate)
 
 
 @dataclass

@@ -41,7 +41,7 @@ def chunk_pcm(k: int) -> bytes:
     return bytes([k % 251 + 1, 0]) * FRAME  # every chunk tells which one it is
 
 
-async def moved(handover_seconds: float, reliable_after_move: bool) -> bytes:
+async def moved(handover_seconds: float, reliable_after_move: bool, *, metadata_first: bool = False) -> bytes:
     """75 chunks on A, the socket lost for 1.04 s (52 chunks dropped), 75 more read by B; B reads
     nothing while the move runs, then the backlog at once, its own loop then late or not."""
     a_sink, b_sink = ListSink(), ListSink()
@@ -58,10 +58,12 @@ async def moved(handover_seconds: float, reliable_after_move: bool) -> bytes:
     b.resume(state, -2000.0)
     assert b.recorded_frames == 75 * FRAME
     first = t0 + 0.02 * 75 + 1.04 - 1000.0  # the reconnect's first message (B's clock), read before the move
-    catch_up = CatchUp(RATE, first + handover_seconds + 1.0, reliable=True)
+    catch_up = CatchUp(RATE, first, first + handover_seconds + 1.0, reliable=True)
     for k in range(75):
         real = first + 0.02 * k
-        read = real if k == 0 else max(real, first + handover_seconds)  # queued during the move
+        # queued during the move (and the first audio too when the binary dialect's metadata,
+        # read just before it, was what started the move)
+        read = real if k == 0 and not metadata_first else max(real, first + handover_seconds)
         now = catch_up.arrival((75 + k) * FRAME, read) if catch_up.active(read) else read
         reliable[0] = catch_up.reliable if catch_up.active(read) else reliable_after_move
         await b.put(0, Chunk((75 + k) * FRAME, chunk_pcm(75 + k), now))
@@ -86,3 +88,10 @@ def test_a_late_loop_after_the_move_does_not_splice_the_call() -> None:
     """The backlog's arrival times come from the media clock, not from our late reading of it."""
     for handover in (0.3, 0.6):
         assert asyncio.run(moved(handover, reliable_after_move=False)) == expected(), handover
+
+
+def test_a_binary_reconnect_whose_metadata_started_the_move() -> None:
+    """amigniter re-sends its metadata first: the move starts on it, and its audio is all read after."""
+    for handover in (0.3, 0.6):
+        for reliable in (True, False):
+            assert asyncio.run(moved(handover, reliable, metadata_first=True)) == expected(), handover
