@@ -27,11 +27,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from media_mgr.audio_stream.capture.pipeline import Capture
+from media_mgr.audio_stream.catch_up import CatchUp
 from media_mgr.audio_stream.dialects.base import Dialect, Join
 from media_mgr.audio_stream.events import Metadata
 from media_mgr.audio_stream.formats import StreamFormat
 from media_mgr.audio_stream.registry import TAKEOVER_SILENCE, Registry
-from media_mgr.audio_stream.session import CATCH_UP_SECONDS, CatchUp, Session, SessionConfig, SessionState
+from media_mgr.audio_stream.session import Session, SessionConfig, SessionState
 from media_mgr.errors import Conflict, NotFound
 from media_mgr.fleet.peers import Peers, PeerUnavailable
 from media_mgr.recording.ingest import Ingest
@@ -70,10 +71,10 @@ class Handover:
     # -- the taker ---------------------------------------------------------------------------------
 
     async def take(
-        self, join: Join, dialect: Dialect, now: float, *, peer: str, subprotocol: str | None, reliable: bool
+        self, join: Join, dialect: Dialect, *, peer: str, subprotocol: str | None, reliable: bool
     ) -> Session | None:
         """The session another instance holds for this reconnect, moved here; None: start a new one.
-        ``now``: when the reconnect's first message came; ``reliable``: whether that means something."""
+        ``reliable``: whether the reconnect's first message was read on time (our loop not late)."""
         me = self.peers.me
         row = await self.store.rejoinable(join.key, join.metadata, me)
         if row is None:
@@ -93,8 +94,8 @@ class Handover:
             return None
         try:
             session = await self._restore(answer.body, join, dialect, peer=peer, subprotocol=subprotocol)
-            session.catch_up = CatchUp(session.fmt.rate if session.fmt else 8000, now,
-                                       session.clock() + CATCH_UP_SECONDS, reliable=reliable)  # fmt: skip
+            rate = session.fmt.rate if session.fmt else 8000
+            session.catch_up = CatchUp(rate, session.clock(), reliable=reliable)
         except Exception:  # the row and the recording are ours now: the reaper cannot end what is not here
             log.exception(
                 "audio_stream session handed over but not restored; starting a new one", extra=extra

@@ -226,7 +226,7 @@ class AudioStreamService(Component):
         if found is None and self.handover is not None:
             reliable = self._timing_reliable()  # when the reconnect's first message was read
             found = await self.handover.take(
-                join, dialect, now, peer=peer, subprotocol=subprotocol, reliable=reliable
+                join, dialect, peer=peer, subprotocol=subprotocol, reliable=reliable
             )
             entry = self._entries.get(found.id) if found is not None else None
             if entry is not None and found is not None and found.sink is not None:

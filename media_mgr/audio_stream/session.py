@@ -19,6 +19,7 @@ from typing import Any
 
 from media_mgr.audio_stream.capture.clock import Chunk
 from media_mgr.audio_stream.capture.pipeline import Capture, Sink
+from media_mgr.audio_stream.catch_up import CatchUp, Piece
 from media_mgr.audio_stream.dialects.base import Dialect
 from media_mgr.audio_stream.events import Audio, BadInput, Media, Metadata, Start
 from media_mgr.audio_stream.flood import FloodGuard
@@ -30,7 +31,6 @@ from media_mgr.config import Settings
 log = logging.getLogger("media_mgr.audio_stream")
 
 EARLY_LIMIT_BYTES = 256 * 1024  # audio held while the format is not known yet
-CATCH_UP_SECONDS = 1.0  # after a session moved here, arrivals are estimated this long
 
 
 class SessionState(enum.Enum):
@@ -65,28 +65,6 @@ class SessionConfig:
             bad_frames=settings.limit_ws_bad_frames, metadata_timeout=settings.timeout_ws_metadata,
             policy=BufferPolicy.from_settings(settings),
         )  # fmt: skip
-
-
-class CatchUp:
-    """Audio read in one go after the session was moved here from another instance: the socket was
-    not read while the move ran, so when each message really arrived is unknown. The module sends in
-    real time, so arrivals are estimated from the first message's (taken before the move) and the
-    media clock; and they are as reliable as that first one was (not as our loop is right now)."""
-
-    def __init__(self, rate: int, first: float, until: float, *, reliable: bool) -> None:
-        self.rate = rate
-        self.first = first  # when the reconnect's first message (audio, or metadata just before) came
-        self.until = until
-        self.reliable = reliable
-        self._position: int | None = None
-
-    def active(self, now: float) -> bool:
-        return now <= self.until
-
-    def arrival(self, position: int, now: float) -> float:
-        if self._position is None:
-            self._position = position
-        return min(now, self.first + (position - self._position) / self.rate)
 
 
 @dataclass
@@ -143,7 +121,7 @@ class Session:
         self.owner: object | None = None
         self.end_reason: str | None = None
         self.on_change: Callable[[Session], None] | None = None  # state changed: the fleet's row follows
-        self.catch_up: CatchUp | None = None  # just moved here: see CatchUp
+        self.catch_up: CatchUp | None = None  # just moved here from another instance: see catch_up.py
         self.stats = Stats()
         self.guard = FloodGuard(config.flood_allowance, config.messages_per_second)
         self.detached_at: float | None = None
@@ -225,13 +203,20 @@ class Session:
                     extra={"session": self.id, "bytes": audio.size},
                 )
         frames = len(placed.pcm) // (2 * fmt.track_channels[placed.track])
-        if self.catch_up is not None:
-            if self.catch_up.active(now):
-                now = self.catch_up.arrival(placed.position, now)
-            else:
-                self.catch_up = None
         self.guard.media(placed.position / fmt.rate, (placed.position + frames) / fmt.rate, now)
+        if self.catch_up is not None and not self.catch_up.done:
+            piece = Piece(placed.track, placed.position, placed.pcm, now)
+            if not self.catch_up.hold(piece):
+                await self._caught_up(piece)
+            return
         await capture.put(placed.track, Chunk(placed.position, placed.pcm, now))
+
+    async def _caught_up(self, on_time: Piece | None) -> None:
+        """Place what was held since the move (see catch_up.py), then go on reading as usual."""
+        catch_up = self.catch_up
+        if catch_up is not None and not catch_up.done and self.capture is not None:
+            for track, chunk in catch_up.release(on_time):
+                await self.capture.put(track, chunk)
 
     def _arrived(self, now: float, size: int) -> None:
         self.last_arrival = now
@@ -253,8 +238,10 @@ class Session:
         """Housekeeping between frames: a format that never came, audio of a paused stream."""
         if self.fmt is None and self._first_arrival is not None:
             await self._learnt(self.dialect.settle(now - self._first_arrival))
-        catching_up = self.catch_up is not None and self.catch_up.active(now)
-        if self.capture is not None and now - self.last_arrival >= self.config.record_lag and not catching_up:
+        holding = self.catch_up is not None and not self.catch_up.done
+        if holding and self.catch_up is not None and not self.catch_up.active(now):
+            await self._caught_up(None)
+        elif self.capture is not None and now - self.last_arrival >= self.config.record_lag and not holding:
             await self.capture.flush()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -276,6 +263,7 @@ class Session:
         """The socket went without an end: keep everything for the module's reconnect."""
         if self.ending:
             return
+        await self._caught_up(None)
         if self.capture is not None:
             await self.capture.flush()
         self.state = SessionState.DETACHED
@@ -300,6 +288,7 @@ class Session:
         try:
             if self.fmt is None and self._early:
                 await self._learnt(self.dialect.settle(None))
+            await self._caught_up(None)
             if self.capture is not None:
                 await self.capture.flush()
         finally:
