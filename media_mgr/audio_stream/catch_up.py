@@ -6,9 +6,9 @@ the times it is read are not when it arrived, and the track clocks would take a 
 module sent in real time (and could not tell the reconnect's gap from a stall). So that audio is
 held until a message is read on time (the reader had to wait for it: the backlog is drained), and
 then placed with each piece's arrival estimated back from that message along the media clock (the
-module sends in real time), never later than it was read. Until then the arrival times are as
-reliable as they were when the reconnect's first message came, not as our loop's lag says right
-after the move. Bounded in time and size: what is held when either runs out is placed as read.
+module sends in real time), never later than it was read; whether those times mean anything is then
+judged as for any audio, by our loop's lag when that message was read. Bounded in time and size:
+what is held when either runs out is placed as read.
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ class Piece:
 
 
 class CatchUp:
-    def __init__(self, rate: int, moved_at: float, *, reliable: bool) -> None:
+    def __init__(self, rate: int, moved_at: float) -> None:
         self.rate = rate
         self.until = moved_at + CATCH_UP_SECONDS
-        self.reliable = reliable  # whether the reconnect's first message was read on time
         self._last_read = moved_at
         self._held: list[Piece] = []
         self._bytes = 0

@@ -71,10 +71,9 @@ class Handover:
     # -- the taker ---------------------------------------------------------------------------------
 
     async def take(
-        self, join: Join, dialect: Dialect, *, peer: str, subprotocol: str | None, reliable: bool
+        self, join: Join, dialect: Dialect, *, peer: str, subprotocol: str | None
     ) -> Session | None:
-        """The session another instance holds for this reconnect, moved here; None: start a new one.
-        ``reliable``: whether the reconnect's first message was read on time (our loop not late)."""
+        """The session another instance holds for this reconnect, moved here; None: start a new one."""
         me = self.peers.me
         row = await self.store.rejoinable(join.key, join.metadata, me)
         if row is None:
@@ -94,8 +93,6 @@ class Handover:
             return None
         try:
             session = await self._restore(answer.body, join, dialect, peer=peer, subprotocol=subprotocol)
-            rate = session.fmt.rate if session.fmt else 8000
-            session.catch_up = CatchUp(rate, session.clock(), reliable=reliable)
         except Exception:  # the row and the recording are ours now: the reaper cannot end what is not here
             log.exception(
                 "audio_stream session handed over but not restored; starting a new one", extra=extra
@@ -124,19 +121,13 @@ class Handover:
         session.stats.reconnects = state["reconnects"]
         session.started_at = state["started_at"]
         c = self.config
-
-        def timing_reliable() -> bool:
-            catch_up = session.catch_up
-            if catch_up is not None and catch_up.active(session.clock()):
-                return catch_up.reliable
-            return session.timing_reliable()
-
         capture = Capture(
             fmt, ingest, gap_threshold=c.gap_threshold, gap_window=c.gap_window, max_hold=c.max_hold,
-            record_lag=c.record_lag, timing_reliable=timing_reliable, label=session.id,
+            record_lag=c.record_lag, timing_reliable=session.timing_reliable, label=session.id,
         )  # fmt: skip
         capture.resume(state["capture"], session.clock() - time.time())
         session.fmt, session.sink, session.capture = fmt, ingest, capture
+        session.catch_up = CatchUp(fmt.rate, session.clock())  # what was sent during the move: catch_up.py
         session.state, session.detached_at = SessionState.DETACHED, session.clock()  # the caller attaches
         return session
 

@@ -224,10 +224,7 @@ class AudioStreamService(Component):
         holding it (``handover.py``); None: a new stream."""
         found = self.registry.rejoin(join.key, now, takeover=join.takeover, metadata=join.metadata)
         if found is None and self.handover is not None:
-            reliable = self._timing_reliable()  # when the reconnect's first message was read
-            found = await self.handover.take(
-                join, dialect, peer=peer, subprotocol=subprotocol, reliable=reliable
-            )
+            found = await self.handover.take(join, dialect, peer=peer, subprotocol=subprotocol)
             entry = self._entries.get(found.id) if found is not None else None
             if entry is not None and found is not None and found.sink is not None:
                 entry.media_id = found.sink.id

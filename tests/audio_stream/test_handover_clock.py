@@ -66,22 +66,16 @@ def session(name: str, sink: ListSink, now: list[float], reliable: list[bool]) -
     fmt = StreamFormat(name, "l16", RATE, ("inbound",), (1,), "url")
     s.fmt, s.sink, s.state = fmt, sink, SessionState.ACTIVE
     c = CONFIG
-
-    def timing_reliable() -> bool:  # as handover.py wires it
-        if s.catch_up is not None and s.catch_up.active(now[0]):
-            return s.catch_up.reliable
-        return reliable[0]
-
     s.capture = Capture(fmt, sink, gap_threshold=c.gap_threshold, gap_window=c.gap_window,
-                        max_hold=c.max_hold, record_lag=c.record_lag, timing_reliable=timing_reliable)  # fmt: skip
+                        max_hold=c.max_hold, record_lag=c.record_lag, timing_reliable=lambda: reliable[0])  # fmt: skip
     return s
 
 
-async def moved(name: str, handover: float, reliable_after: bool, *, metadata_first: bool = False) -> bytes:
+async def moved(name: str, handover: float, late_backlog: bool, *, metadata_first: bool = False) -> bytes:
     """A records 1.5 s and the socket is lost; 1.04 s later the module reconnects to B. B reads its
     first message (voipbit: audio; amigniter: the metadata), moves the session over in ``handover``
-    seconds reading nothing, then reads the backlog at once, its loop late (``reliable_after``
-    False) or not; then real time. Arrival clocks: A's is 1000 s behind the wall clock, B's 2000 s."""
+    seconds reading nothing, then reads the backlog at once, its loop late meanwhile (``late_backlog``)
+    or not; then real time. Arrival clocks: A's is 1000 s behind the wall clock, B's 2000 s."""
     a_sink, b_sink = ListSink(), ListSink()
     now_a = [100.0]
     a = session(name, a_sink, now_a, [True])
@@ -92,14 +86,16 @@ async def moved(name: str, handover: float, reliable_after: bool, *, metadata_fi
     dialect_state, capture_state = a.dialect.resume_state(), a.capture.resume_state(1000.0)  # type: ignore[union-attr]
 
     first = 100.0 + 0.02 * (BEFORE + DROPPED) - 1000.0  # B's clock
-    now_b, reliable = [first + handover], [reliable_after]
+    now_b, reliable = [first + handover], [True]
     b = session(name, b_sink, now_b, reliable)
     b.dialect.resume(dialect_state)
     b.capture.resume(capture_state, -2000.0)  # type: ignore[union-attr]
-    b.catch_up = CatchUp(RATE, now_b[0], reliable=True)  # the first message was read on time
+    b.catch_up = CatchUp(RATE, now_b[0])  # as handover.py sets it
     for k in range(AFTER):
         real = first + 0.02 * k
-        read = real if k == 0 and not metadata_first else max(real, first + handover)
+        backlog = real < first + handover and (k > 0 or metadata_first)
+        read = first + handover if backlog else real
+        reliable[0] = not (late_backlog and backlog)
         now_b[0] = max(now_b[0], read)
         await b.on_audio(message(name, BEFORE + k, BEFORE + DROPPED + k), read)
         if k % 12 == 11:
@@ -113,24 +109,24 @@ def expected() -> bytes:
             + b"".join(chunk_pcm(k) for k in range(BEFORE + DROPPED, BEFORE + DROPPED + AFTER)))  # fmt: skip
 
 
-def check(name: str, handover: float, reliable_after: bool, **kwargs: Any) -> None:
-    got = asyncio.run(moved(name, handover, reliable_after, **kwargs))
-    assert got == expected(), (name, handover, reliable_after, len(got) // 2, len(expected()) // 2)
+def check(name: str, handover: float, late_backlog: bool, **kwargs: Any) -> None:
+    got = asyncio.run(moved(name, handover, late_backlog, **kwargs))
+    assert got == expected(), (name, handover, late_backlog, len(got) // 2, len(expected()) // 2)
 
 
 def test_a_voipbit_gap_is_silence_where_it_belongs_however_long_the_move_took() -> None:
     for handover in (0.0, 0.3, 0.6, 0.9):
-        check("voipbit", handover, True)
-
-
-def test_a_late_loop_right_after_the_move_does_not_splice_the_call() -> None:
-    """The backlog's arrival times come from the media clock and a message read on time, not from
-    our late reading of it, and are as reliable as the first message's reading was."""
-    for handover in (0.3, 0.6):
         check("voipbit", handover, False)
+
+
+def test_a_late_loop_while_the_backlog_is_read_does_not_splice_the_call() -> None:
+    """The backlog's arrival times come from the media clock and a message read on time, not from
+    our late reading of it, so a loop late only then takes nothing from them."""
+    for handover in (0.3, 0.6):
+        check("voipbit", handover, True)
 
 
 def test_an_amigniter_reconnect_whose_metadata_started_the_move() -> None:
     """amigniter re-sends its metadata first: the move starts on it, and its audio is all read after."""
-    for handover, reliable in ((0.05, True), (0.3, True), (0.6, True), (0.9, True), (0.3, False)):
-        check("binary", handover, reliable, metadata_first=True)
+    for handover, late in ((0.05, False), (0.3, False), (0.6, False), (0.9, False), (0.6, True)):
+        check("binary", handover, late, metadata_first=True)
