@@ -93,7 +93,7 @@ class Handover:
             return None
         try:
             session = await self._restore(answer.body, join, dialect, peer=peer, subprotocol=subprotocol)
-        except Exception:  # the row and the recording are ours now: the reaper cannot end what is not here
+        except Exception:  # a fault of ours: the module's call goes on in a new recording
             log.exception(
                 "audio_stream session handed over but not restored; starting a new one", extra=extra
             )
@@ -110,6 +110,20 @@ class Handover:
                            tuple(f["track_channels"]), f["learnt_from"])  # fmt: skip
         dialect.resume(state["dialect"])
         ingest = await self.host.recorder.adopt(state["recording_id"], PcmFormat(fmt.rate, fmt.channels))
+        try:
+            return self._session(state, fmt, ingest, join, dialect, peer=peer, subprotocol=subprotocol)
+        except Exception:  # the recording and the row are ours now: close the one, delete the other
+            half = self.host.registry.get(state["session_id"])
+            if half is not None:
+                self.host.drop(half)
+            await ingest.abort("reset")
+            await self.store.delete(state["session_id"], self.peers.me)
+            raise
+
+    def _session(
+        self, state: dict[str, Any], fmt: StreamFormat, ingest: Ingest, join: Join, dialect: Dialect, *,
+        peer: str, subprotocol: str | None,
+    ) -> Session:  # fmt: skip
         session = self.host.new_session(
             join.key, dialect, session_id=state["session_id"], path=state["path"], peer=peer,
             account_id=state["account_id"], subprotocol=subprotocol, recording_id=state["recording_id"],
