@@ -112,7 +112,11 @@ class Directory:
     # -- the others' sessions ----------------------------------------------------------------------
 
     async def owner_of(self, ref: str) -> str | None:
-        """The live instance (not this one) holding the session ``ref`` names, if any."""
+        """The live instance (not this one) holding the session ``ref`` names, if any. A ref no
+        session could have (a stream or call id is printable and at most 256 characters) is not
+        looked up: a NUL or a lone surrogate would not even reach the database as text."""
+        if not (0 < len(ref) <= 256 and ref.isprintable()):
+            return None
         rows = await self.store.named(ref, self.me)
         if len(rows) > 1:
             raise Conflict(f"{len(rows)} live streams match {ref!r}; use a session_id from GET /v1/streams")
