@@ -1,19 +1,21 @@
-"""Concurrent 8 kHz mod_audio_stream sessions against a real media-mgr, until frames arrive late.
+"""N concurrent 8 kHz mod_audio_stream sessions: media-mgr beside bare WebSocket servers, one run.
 
 Each session is a module as reference Part G describes it: voipbit (pretty-printed JSON text, a
-base64 payload, 50 messages a second, ``start`` first) or amigniter (binary s16le, 50 frames a
-second), paced on one 20 ms clock; media-mgr records every session into PostgreSQL as it would in
-production. Sessions are added in steps; at each step, over a steady window: CPU of the media-mgr
-process, its resident memory, and lateness as the server sees it (RFC 3550 jitter per session and
-gaps it inferred, from GET /v1/streams: the load has no gaps, so any is a frame so late it looked
-like one) and as the load generator sees it (how late its own ticks ran, so a client bottleneck is
-not blamed on the server). A step is held while the server's p95 jitter stays under --late-ms, it
-inferred no gap, and its process stays under 95 % of a core (it is one asyncio process).
+base64 payload, ``start`` first, subprotocol offered) or amigniter (binary s16le), 50 messages a
+second, all paced on one 20 ms clock. The same load goes, one server after the other, to:
+- the anchors, bare receive-and-discard servers (``ws_bare_server.py``): picows, the websockets
+  asyncio server, uvicorn with wsproto and with websockets-sansio (the HTTP port's stack);
+- media-mgr, recording every session into PostgreSQL, on its audio_stream listener (picows) and,
+  with ``--http-port-too``, on the route of its HTTP port.
+Per server, over a steady window: CPU of its process (% of one core, and µs per frame the generator
+managed to send, which stays meaningful when the generator runs late), RSS growth per session,
+and for media-mgr what it saw (GET /v1/streams: RFC 3550 jitter per session, p95, and the gaps it
+inferred; the load has none, so any is false). The load generator (picows client, in this
+process) prints its own lateness: how far behind its 20 ms schedule a tick's last frame went out.
+The machine runs the generator too: read the figures with its CPU in mind.
 
-The seed README claims about 2 MB per stream and 1000+ streams for the module itself; these are the
-figures of the other end. Run:
-  .venv/bin/python bench/audio_stream_load.py --dialect voipbit --steps 100 200 400 600 800
-  .venv/bin/python bench/audio_stream_load.py --dialect binary --steps 100 200 400 600 800
+  .venv/bin/python bench/audio_stream_load.py --dialect voipbit --sessions 1000
+  .venv/bin/python bench/audio_stream_load.py --dialect binary --sessions 1000
 """
 
 from __future__ import annotations
@@ -22,173 +24,242 @@ import argparse
 import asyncio
 import base64
 import json
+import logging
 import os
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import uvloop
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, ws_connect
 
 from memory_large_file import drop_db, scratch_db
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from servers import rss_kib, start_server
+from servers import process_tree, rss_kib, start_server
 
 TICK = 0.020
 HZ = os.sysconf("SC_CLK_TCK")
+ANCHORS = ("picows", "websockets", "uvicorn-sansio", "uvicorn-wsproto")
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
+    """User+system CPU of ``pid`` and its descendants (``serve --workers N``: supervisor and workers)."""
+    total = 0.0
+    for each in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        total += (int(fields[11]) + int(fields[12])) / HZ
+    return total
 
 
-class Fleet:
-    """The load generator: N module connections ticking together."""
-
-    def __init__(self, port: int, dialect: str) -> None:
-        self.url = f"ws://127.0.0.1:{port}/audio_stream"
-        self.dialect = dialect
-        self.sockets: list[ClientConnection] = []
-        self.chunk = 0
-        pcm = (np.random.default_rng(1).standard_normal(160) * 2000).astype("<i2").tobytes()
-        self.frame = pcm
-        self.b64 = base64.b64encode(pcm).decode()
-        self.lateness: list[float] = []
-        self.stopped = False
-
-    async def add(self, n: int) -> None:
-        for _ in range(n):
-            i = len(self.sockets)
-            if self.dialect == "voipbit":
-                ws = await connect(self.url, subprotocols=["audio.freeswitch.org"], compression=None,  # type: ignore[list-item]
-                                   ping_interval=None, open_timeout=30)  # fmt: skip
-                start = {"sequenceNumber": 0, "event": "start", "start": {
-                    "callId": f"call-{i}", "stream_id": f"s{i}", "tracks": ["inbound"],
-                    "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 8000}}}  # fmt: skip
-                await ws.send(json.dumps(start, indent="\t"))
-            else:
-                ws = await connect(f"{self.url}/b{i}?rate=8000", compression=None, ping_interval=None,
-                                   open_timeout=30)  # fmt: skip
-            self.sockets.append(ws)
-            if i % 20 == 19:
-                await asyncio.sleep(0.02)
-
-    def _media(self, i: int) -> str:
-        return (
-            f'{{\n\t"sequenceNumber":\t{self.chunk},\n\t"stream_id":\t"s{i}",\n\t"event":\t"media",\n\t"media":\t{{'
-            f'\n\t\t"track":\t"inbound",\n\t\t"timestamp":\t"{1_700_000_000_000 + 20 * self.chunk}",'
-            f'\n\t\t"chunk":\t{self.chunk},\n\t\t"payload":\t"{self.b64}"\n\t}}\n}}'
-        )
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        k = 0
-        while not self.stopped:
-            k += 1
-            self.chunk += 1
-            deadline = t0 + k * TICK
-            await asyncio.sleep(max(0.0, deadline - loop.time()))
-            self.lateness.append(loop.time() - deadline)
-            for i, ws in enumerate(list(self.sockets)):
-                await ws.send(self._media(i) if self.dialect == "voipbit" else self.frame)
-            self.lateness[-1] = max(self.lateness[-1], loop.time() - deadline - TICK)
-
-    async def close(self) -> None:
-        self.stopped = True
-        await asyncio.gather(*(ws.close(1000) for ws in self.sockets), return_exceptions=True)
-
-
-async def server_view(url: str) -> tuple[list[float], int]:
-    """Per-session jitter, and the gaps the server inferred (false ones: the load has none)."""
-    async with httpx.AsyncClient(timeout=60) as http:
-        r = await http.get(f"{url}/v1/streams")
-    live = [s for s in r.json()["streams"] if s["kind"] == "audio_stream" and "jitter_ms" in s]
-    return [s["jitter_ms"] for s in live], sum(s["gaps"] for s in live)
+def tree_rss_kib(pid: int) -> int:
+    return sum(rss_kib(each) for each in process_tree(pid))
 
 
 def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95)) if values else 0.0
 
 
-async def bench(args: argparse.Namespace, url: str, port: int, pid: int) -> list[dict[str, float]]:
-    fleet = Fleet(port, args.dialect)
-    ticker: asyncio.Task[None] | None = None
-    base_rss = rss_kib(pid)
-    rows = []
-    for step in args.steps:
+class Fleet:
+    """The load generator: N module connections, every frame of a tick sent in one go."""
+
+    def __init__(self, base: str, dialect: str) -> None:
+        self.base = base
+        self.dialect = dialect
+        self.transports: list[WSTransport] = []
+        self.chunk = 0
+        pcm = (np.random.default_rng(1).standard_normal(160) * 2000).astype("<i2").tobytes()
+        self.frame = pcm
+        self.b64 = base64.b64encode(pcm).decode()
+        self.late: list[float] = []  # per tick: how far behind schedule its last frame went out
+        self.sent = 0  # frames
+
+    async def add(self, n: int) -> None:
+        start, end = len(self.transports), len(self.transports) + n
+        for first in range(start, end, 50):
+            self.transports += await asyncio.gather(
+                *(self._connect(i) for i in range(first, min(first + 50, end)))
+            )
+
+    async def _connect(self, i: int) -> WSTransport:
+        if self.dialect == "voipbit":
+            transport, _ = await ws_connect(WSListener, f"{self.base}/v{i}", websocket_handshake_timeout=30,
+                                            extra_headers={"Sec-WebSocket-Protocol": "audio.freeswitch.org"})  # fmt: skip
+            start = {"sequenceNumber": 0, "event": "start", "start": {
+                "callId": f"call-{i}", "stream_id": f"s{i}", "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 8000}}}  # fmt: skip
+            transport.send(WSMsgType.TEXT, json.dumps(start, indent="\t").encode())
+        else:
+            transport, _ = await ws_connect(
+                WSListener, f"{self.base}/b{i}?rate=8000", websocket_handshake_timeout=30
+            )
+        return transport
+
+    def _media(self, i: int) -> bytes:
+        c = self.chunk
+        return (
+            f'{{\n\t"sequenceNumber":\t{c},\n\t"stream_id":\t"s{i}",\n\t"event":\t"media",\n\t"media":\t{{'
+            f'\n\t\t"track":\t"inbound",\n\t\t"timestamp":\t"{1_700_000_000_000 + 20 * c}",'
+            f'\n\t\t"chunk":\t{c},\n\t\t"payload":\t"{self.b64}"\n\t}}\n}}'
+        ).encode()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        k = 0
+        while True:
+            k += 1
+            self.chunk += 1
+            deadline = t0 + k * TICK
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            if self.dialect == "voipbit":
+                for i, t in enumerate(self.transports):
+                    t.send(WSMsgType.TEXT, self._media(i))
+            else:
+                for t in self.transports:
+                    t.send(WSMsgType.BINARY, self.frame)
+            self.late.append(loop.time() - deadline)
+            self.sent += len(self.transports)
+
+    def close(self) -> None:
+        for t in self.transports:
+            t.send_close(WSCloseCode.OK)
+            t.disconnect()
+
+
+@dataclass
+class Target:
+    name: str
+    pid: int
+    ws_base: str
+    http: str | None  # media-mgr's HTTP base: its view of the sessions
+
+
+async def server_view(url: str) -> tuple[list[float], int, int]:
+    """Per-session jitter, the gaps the server inferred (false ones: the load has none), sessions."""
+    async with httpx.AsyncClient(timeout=60) as http:
+        r = await http.get(f"{url}/v1/streams")
+    live = [s for s in r.json()["streams"] if s["kind"] == "audio_stream" and "jitter_ms" in s]
+    return [s["jitter_ms"] for s in live], sum(s["gaps"] for s in live), len(live)
+
+
+async def measure(target: Target, args: argparse.Namespace) -> dict[str, object]:
+    base_rss = tree_rss_kib(target.pid)
+    fleet = Fleet(target.ws_base, args.dialect)
+    await fleet.add(args.sessions)
+    ticker = asyncio.create_task(fleet.run())
+    if target.http is not None:  # every session recording (each opened a recording in the database)
+        for _ in range(20):
+            await asyncio.sleep(1)
+            if (await server_view(target.http))[2] >= args.sessions:
+                break
+    await asyncio.sleep(args.settle)  # and what queued while recordings opened, handled
+    fleet.late.clear()
+    sent0, cpu0, t0 = fleet.sent, cpu_seconds(target.pid), time.monotonic()
+    await asyncio.sleep(args.window)
+    sent1, cpu1, t1 = fleet.sent, cpu_seconds(target.pid), time.monotonic()
+    late = [1000 * x for x in fleet.late]
+    row: dict[str, object] = {
+        "server": target.name,
+        "sessions": args.sessions,
+        "cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        "cpu_us_per_frame": round(1e6 * (cpu1 - cpu0) / max(1, sent1 - sent0), 1),
+        "frames_per_s": round((sent1 - sent0) / (t1 - t0)),
+        "kib_per_session": round((tree_rss_kib(target.pid) - base_rss) / args.sessions, 1),
+        "gen_late_p95_ms": round(p95(late), 1),
+        "gen_late_max_ms": round(max(late, default=0.0), 1),
+    }
+    if target.http is not None:
+        jitter, gaps, live = await server_view(target.http)
+        row |= {"live": live, "jitter_p95_ms": round(p95(jitter), 2), "false_gaps": gaps}
+    ticker.cancel()
+    fleet.close()
+    await asyncio.sleep(1)
+    return row
+
+
+def start_anchor(stack: str) -> tuple[subprocess.Popen[bytes], int]:
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ws_bare_server.py")), stack],
+                            stdout=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if not line.startswith("listening "):
+        proc.kill()
+        raise RuntimeError(f"{stack} anchor did not start: {line!r}")
+    return proc, int(line.split()[1])
+
+
+def run_anchor(stack: str, args: argparse.Namespace) -> dict[str, object]:
+    proc, port = start_anchor(stack)
+    try:
+        time.sleep(0.5)
+        return uvloop.run(
+            measure(Target(f"bare {stack}", proc.pid, f"ws://127.0.0.1:{port}/audio_stream", None), args)
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def run_media_mgr(
+    listener: str, args: argparse.Namespace, dsn: str | None, workers: int = 1
+) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"MEDIA_MGR_DATA_DIR": tmp, "MEDIA_MGR_LOG_LEVEL": "warning", "MEDIA_MGR_WORKERS": str(workers),
+               "MEDIA_MGR_LIMIT_WS_SESSIONS": "10000", "MEDIA_MGR_LIMIT_WS_LOOP_LAG_MS": "60000"}  # fmt: skip
+        if dsn:
+            env["MEDIA_MGR_DATABASE_URL"] = dsn
+        log = Path(tempfile.gettempdir()) / f"audio_stream_load_{args.dialect}_{listener}.log"
+        srv = start_server(env, log, ws_listener=listener)
         try:
-            await fleet.add(step - len(fleet.sockets))
-        except InvalidStatus as exc:  # 503: the server refuses streams it could not keep up with
-            print(f"# step {step}: new sessions refused ({exc.response.status_code}) at {len(fleet.sockets)}")
-            break
-        if ticker is None:
-            ticker = asyncio.create_task(fleet.run())
-        await asyncio.sleep(3)  # everyone flowing
-        fleet.lateness.clear()
-        cpu0, t0 = cpu_seconds(pid), time.monotonic()
-        await asyncio.sleep(args.window)
-        cpu1, t1 = cpu_seconds(pid), time.monotonic()
-        jitter, gaps = await server_view(url)
-        rss = rss_kib(pid)
-        row = {
-            "sessions": step,
-            "cpu_pct": 100 * (cpu1 - cpu0) / (t1 - t0),
-            "rss_mib": rss / 1024,
-            "kib_per_session": (rss - base_rss) / step,
-            "jitter_median_ms": statistics.median(jitter) if jitter else 0.0,
-            "jitter_p95_ms": p95(jitter),
-            "client_late_p95_ms": 1000 * p95(fleet.lateness),
-            "false_gaps": gaps,
-        }
-        row["held"] = float(row["jitter_p95_ms"] < args.late_ms and row["cpu_pct"] < 95 and not gaps)
-        rows.append(row)
-        print(json.dumps({k: round(v, 2) for k, v in row.items()}), flush=True)
-        if not row["held"]:
-            break
-    await fleet.close()
-    if ticker is not None:
-        ticker.cancel()
-    return rows
+            port = srv.ws_port if listener == "own" else srv.port
+            name = "media-mgr " + ("listener (picows)" if listener == "own" else "HTTP port (uvicorn sansio)")
+            name += f", {workers} worker(s)"
+            target = Target(name, srv.proc.pid, f"ws://127.0.0.1:{port}/audio_stream", srv.url)
+            return uvloop.run(measure(target, args))
+        finally:
+            srv.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dialect", choices=["voipbit", "binary"], default="voipbit")
-    parser.add_argument("--steps", type=int, nargs="+", default=[100, 200, 400, 600, 800])
-    parser.add_argument("--window", type=float, default=10.0, help="seconds measured at each step")
-    parser.add_argument("--late-ms", type=float, default=20.0, help="server p95 jitter that counts as late")
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--window", type=float, default=8.0, help="seconds measured per server")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds of load before measuring")
+    parser.add_argument("--anchors", nargs="*", default=list(ANCHORS), choices=ANCHORS)
+    parser.add_argument("--http-port-too", action="store_true", help="media-mgr's HTTP-port route as well")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="media-mgr serve --workers, each")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            "MEDIA_MGR_DATA_DIR": tmp,
-            "MEDIA_MGR_LOG_LEVEL": "warning",
-            "MEDIA_MGR_LIMIT_WS_SESSIONS": "10000",
-        }
-        dsn = asyncio.run(scratch_db(args.pg))
-        if dsn:
-            env["MEDIA_MGR_DATABASE_URL"] = dsn
-        log = Path(tempfile.gettempdir()) / f"audio_stream_load_{args.dialect}.log"
-        srv = start_server(env, log)
-        try:
-            print(f"# {args.dialect}, 8 kHz, one track, {os.cpu_count()} cores; server log {log}")
-            rows = uvloop.run(bench(args, srv.url, srv.port, srv.proc.pid))
-        finally:
-            srv.stop()
-            asyncio.run(drop_db(args.pg, dsn))
-    held = [r for r in rows if r["held"]]
-    if held:
-        best = held[-1]
-        print(f"# held {int(best['sessions'])} sessions: {best['cpu_pct'] / best['sessions']:.3f} % CPU and "
-              f"{best['kib_per_session']:.0f} KiB RSS per session")  # fmt: skip
+    logging.getLogger("picows").setLevel(logging.ERROR)  # the generator's own "writing paused" lines
+    print(f"# {args.dialect}, 8 kHz, one track, {args.sessions} sessions, {os.cpu_count()} cores, "
+          f"load generator in this process; {args.window:.0f} s window per server", flush=True)  # fmt: skip
+    rows = [run_anchor(stack, args) for stack in args.anchors]
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    dsn = asyncio.run(scratch_db(args.pg))
+    ours: list[dict[str, object]] = []
+    try:
+        for workers in args.workers:
+            for listener in ["own", "http"] if args.http_port_too else ["own"]:
+                row = run_media_mgr(listener, args, dsn, workers)
+                print(json.dumps(row), flush=True)
+                ours.append(row)
+    finally:
+        asyncio.run(drop_db(args.pg, dsn))
+    for row in ours:
+        print(f"# {row['server']}: {row['cpu_pct']} % of a core for {args.sessions} sessions recorded, server "
+              f"p95 jitter {row.get('jitter_p95_ms')} ms, {row.get('false_gaps')} false gaps, "
+              f"{row['kib_per_session']} KiB per session; load generator p95 lateness {row['gen_late_p95_ms']} ms")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,49 +1,88 @@
-"""media_req -> media_resp latency through the real broker, beside a bare aio-pika echo.
+"""media_req -> media_resp latency through the real broker, beside a bare aio-pika echo in the same run.
 
-An ecallmgr-shaped requester publishes ``--rate`` requests per second for ``--seconds`` to
-``kapps``/``media_req`` and times each reply on its own ``targeted`` queue. The floor, in the same
-run on the same broker: a bare aio-pika responder that answers every request at once with a
-fixed URL, on its own exchange (no validation, no database, no token). The gap is what media-mgr
-adds: validation, one indexed query, signing a URL.
-Run: .venv/bin/python bench/media_req_latency.py   (PostgreSQL and RabbitMQ on 127.0.0.1)
+An ecallmgr-shaped requester (``tests/amqp/amqp_peers.Ecallmgr``: every key ecallmgr sends, and the AMQP
+timestamp property as Kazoo 4.3+ sets it) publishes ``--rate`` requests per second for ``--seconds`` and
+times each reply on its own ``targeted`` queue. Requests go through the broker's default exchange with the
+responder's queue name as routing key, so they reach that responder only and no other service bound to
+``kapps`` on a shared broker.
+
+The anchor, measured first in the same run on the same broker: a bare aio-pika responder answering each
+request at once with a fixed URL (no validation, no database, no token, no ack, no publisher confirm).
+The gap to it is what media-mgr adds: validation, the catalog lookup, signing a URL, manual acks only
+after the broker confirmed the reply.
+
+The load generator reports its own lateness: how far behind its schedule each request left (a late
+generator offers less than ``--rate``, which would flatter the responder). Replies that never came are
+"lost"; media-mgr's own count of requests it refused to answer late is read from its /metrics.
+
+Run: .venv/bin/python bench/media_req_latency.py --rate 2000 --seconds 30
+     (PostgreSQL and RabbitMQ on 127.0.0.1; ``--profile out.prof`` runs the server under cProfile.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing as mp
+import os
+import re
 import secrets
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from multiprocessing import Process
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import httpx
-from aio_pika.abc import AbstractIncomingMessage, ExchangeType
+from aio_pika.abc import AbstractIncomingMessage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "amqp"))
+from media_mgr.amqp import request_age
+
 from amqp_peers import AMQP_URL, Ecallmgr
 from memory_large_file import drop_db, scratch_db
 from servers import start_server
 from sounds import tone
 
+# CPU time, not wall time: on a shared machine wall time charges other processes' turns to whatever ran.
+PROFILED_SERVE = (
+    "import cProfile, sys, time; out = sys.argv[1]; sys.argv = ['media-mgr', 'serve']; "
+    "from media_mgr.cli import main; p = cProfile.Profile(time.process_time)\n"
+    "try:\n p.runcall(main)\nexcept SystemExit:\n pass\nfinally:\n p.dump_stats(out)"
+)
 
-async def echo_responder(exchange_name: str) -> aio_pika.abc.AbstractConnection:
-    """The floor: answer each request with a fixed media_resp, as fast as aio-pika can."""
+
+@dataclass
+class Run:
+    """One responder's figures: reply latencies (ms), the generator's lateness (ms), what never came."""
+
+    latencies: list[float] = field(default_factory=list)
+    lateness: list[float] = field(default_factory=list)
+    lost: int = 0
+    seconds: float = 0.0
+    cpu_ms_per_request: float = float("nan")  # the responder process's CPU time per request sent
+
+
+async def echo_responder(queue_name: str, ready: Event, stop: Event) -> None:
+    """The floor: answer each request with a fixed media_resp, as fast as aio-pika can.
+
+    It needs media-mgr's timestamp decoder too: bare aio-pika drops its connection on Kazoo's stamp.
+    """
+    request_age.install()
     connection = await aio_pika.connect(AMQP_URL)
     channel = await connection.channel()
-    exchange = await channel.declare_exchange(
-        exchange_name, ExchangeType.TOPIC, durable=False, auto_delete=False
-    )
-    targeted = await channel.declare_exchange(
-        "targeted", ExchangeType.DIRECT, durable=False, auto_delete=False
-    )
-    queue = await channel.declare_queue(exclusive=True)
-    await queue.bind(exchange, "media_req")
+    targeted = await channel.declare_exchange("targeted", "direct", durable=False, auto_delete=False)
+    queue = await channel.declare_queue(queue_name, exclusive=True)
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         req = json.loads(message.body)
@@ -54,55 +93,126 @@ async def echo_responder(exchange_name: str) -> aio_pika.abc.AbstractConnection:
                                routing_key=req["Server-ID"])  # fmt: skip
 
     await queue.consume(on_message, no_ack=True)
-    return connection
+    ready.set()
+    await asyncio.to_thread(stop.wait)
+    await connection.close()
 
 
-async def measure(exchange: str, media_name: str, rate: int, seconds: float) -> tuple[list[float], int]:
-    async with Ecallmgr(exchange=exchange) as ecallmgr:
-        sent: dict[str, float] = {}
-        latencies: list[float] = []
+async def collect(server_id: Connection, stop: Event, out: Connection) -> None:
+    """The requester's reply side: its own queue bound to ``targeted``; Msg-ID -> arrival (monotonic)."""
+    arrived: dict[str, float] = {}
+    async with Ecallmgr() as ecallmgr:
+        server_id.send(ecallmgr.server_id)
+        while not (stop.is_set() and ecallmgr.replies.empty()):
+            try:
+                message = await asyncio.wait_for(ecallmgr.replies.get(), 0.1)
+            except TimeoutError:
+                continue
+            arrived.setdefault(json.loads(message.body)["Msg-ID"], time.monotonic())
+    out.send(arrived)
 
-        async def collect() -> None:
-            while True:
-                message = await ecallmgr.replies.get()
-                body = json.loads(message.body)
-                started = sent.pop(body["Msg-ID"], None)
-                if started is not None:
-                    latencies.append((time.perf_counter() - started) * 1000)
 
-        collector = asyncio.create_task(collect())
-        t0 = time.perf_counter()
+async def send(queue_name: str, server_id: str, media_name: str, rate: int, seconds: float,
+               out: Connection) -> None:  # fmt: skip
+    """The requester's sending side: ``rate``/s on schedule; Msg-ID -> departure, and its own lateness."""
+    departed: dict[str, float] = {}
+    lateness: list[float] = []
+    async with Ecallmgr(exchange="", routing_key=queue_name, confirms=False) as ecallmgr:
+        ecallmgr.server_id = server_id
         n = int(rate * seconds)
+        t0 = time.monotonic()
         for i in range(n):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
+            due = t0 + i / rate
+            if (delay := due - time.monotonic()) > 0:
                 await asyncio.sleep(delay)
             body = ecallmgr.media_req(media_name)
-            sent[body["Msg-ID"]] = time.perf_counter()
+            now = time.monotonic()
+            lateness.append((now - due) * 1000)
+            departed[body["Msg-ID"]] = now
             await ecallmgr.publish(json.dumps(body).encode())
-        await asyncio.sleep(2.0)
-        collector.cancel()
-        return latencies, len(sent)
+        elapsed = time.monotonic() - t0
+    out.send((departed, lateness, elapsed))
+
+
+def run_in_process(target: Callable[..., Coroutine[Any, Any, None]], *args: object) -> Process:
+    process = Process(target=_run, args=(target, *args), daemon=True)
+    process.start()
+    return process
+
+
+def _run(target: Callable[..., Coroutine[Any, Any, None]], *args: object) -> None:
+    asyncio.run(target(*args))
+
+
+def measure(queue_name: str, media_name: str, rate: int, seconds: float) -> Run:
+    """Sender and collector in processes of their own (the responder in a third): none slows another."""
+    stop = mp.Event()
+    ids_in, ids_out = mp.Pipe(duplex=False)
+    collected_in, collected_out = mp.Pipe(duplex=False)
+    sent_in, sent_out = mp.Pipe(duplex=False)
+    collector = run_in_process(collect, ids_out, stop, collected_out)
+    server_id = ids_in.recv()
+    sender = run_in_process(send, queue_name, server_id, media_name, rate, seconds, sent_out)
+    departed, lateness, elapsed = sent_in.recv()
+    sender.join()
+    time.sleep(3.0)  # a reply later than this is as good as lost
+    stop.set()
+    arrived = collected_in.recv()
+    collector.join()
+    run = Run(lateness=lateness, seconds=elapsed)
+    for msg_id, left in departed.items():
+        if msg_id in arrived:
+            run.latencies.append((arrived[msg_id] - left) * 1000)
+        else:
+            run.lost += 1
+    return run
+
+
+def measure_cpu(pid: int | None, queue_name: str, media_name: str, args: argparse.Namespace) -> Run:
+    """``measure``, with the responder process's CPU time per request sent."""
+    before = cpu_seconds(pid or 0)
+    run = measure(queue_name, media_name, args.rate, args.seconds)
+    run.cpu_ms_per_request = (cpu_seconds(pid or 0) - before) * 1000 / max(len(run.lateness), 1)
+    return run
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc (clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100)[int(p) - 1] if len(values) >= 2 else float("nan")
 
 
+def late_refused(metrics_text: str) -> int:
+    """media-mgr's own count of requests it did not answer because they were past the 2 s budget."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if match := re.match(r"media_mgr_amqp_requests_late_total(?:\{[^}]*\})? (\S+)", line):
+            total += float(match.group(1))
+    return int(total)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--profile", type=Path, help="run the server under cProfile, write its stats here")
+    parser.add_argument("--no-echo", action="store_true", help="skip the anchor (profiling runs only)")
     args = parser.parse_args()
+    queue_name = f"bench.media_req.{secrets.token_hex(3)}"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         env = {"MEDIA_MGR_DATA_DIR": str(work), "MEDIA_MGR_AMQP_URL": AMQP_URL, "MEDIA_MGR_LOG_LEVEL": "warning",
-               "MEDIA_MGR_AMQP_QUEUE_NAME": f"bench.media_req.{secrets.token_hex(3)}"}  # fmt: skip
+               "MEDIA_MGR_AMQP_QUEUE_NAME": queue_name}  # fmt: skip
         dsn = asyncio.run(scratch_db(args.pg))
         if dsn:
             env["MEDIA_MGR_DATABASE_URL"] = dsn
-        srv = start_server(env, work / "server.log", timeout=120)
+        prefix = [sys.executable, "-c", PROFILED_SERVE, str(args.profile.resolve())] if args.profile else []
+        srv = start_server(env, work / "server.log", timeout=120, prefix=prefix)
         try:
             wav = tone(work / "p.wav", seconds=1)
             with wav.open("rb") as f:
@@ -111,33 +221,43 @@ def main() -> None:
             while httpx.get(f"{srv.url}/readyz").status_code != 200:
                 time.sleep(0.1)
 
-            async def run() -> dict[str, tuple[list[float], int]]:
-                echo_exchange = f"bench.echo.{secrets.token_hex(3)}"
-                echo = await echo_responder(echo_exchange)
-                try:
-                    floor = await measure(echo_exchange, "x", args.rate, args.seconds)
-                    channel = await echo.channel()
-                    await channel.exchange_delete(echo_exchange)
-                finally:
-                    await echo.close()
-                ours = await measure("kapps", "prompt://system_media/vm-bench/en-us", args.rate, args.seconds)
-                by_id = await measure("kapps", item["media_name"], args.rate, args.seconds)
-                return {"bare aio-pika echo (floor)": floor, "media-mgr, prompt:// name": ours,
-                        "media-mgr, /<account>/<id> name": by_id}  # fmt: skip
-
-            results = asyncio.run(run())
+            results = {}
+            if not args.no_echo:
+                echo_queue = f"bench.echo.{secrets.token_hex(3)}"
+                ready, stop = mp.Event(), mp.Event()
+                echo = run_in_process(echo_responder, echo_queue, ready, stop)
+                ready.wait(30)
+                results["bare aio-pika echo (anchor)"] = measure_cpu(echo.pid, echo_queue, "x", args)
+                stop.set()
+                echo.join()
+            results["media-mgr, /<account>/<id> name"] = measure_cpu(
+                srv.proc.pid, queue_name, item["media_name"], args
+            )
+            refused = late_refused(httpx.get(f"{srv.url}/metrics").text)
         finally:
             srv.stop()
             asyncio.run(drop_db(args.pg, dsn))
+            with contextlib.suppress(Exception):
+                asyncio.run(delete_queue(queue_name))
+    print(f"{args.rate} requests/s offered for {args.seconds:.0f} s each, RabbitMQ and PostgreSQL on loopback, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     print(
-        f"{args.rate} requests/s for {args.seconds:.0f} s each, RabbitMQ and PostgreSQL on loopback, 2 cores"
+        "| responder | replies | lost | p50 | p99 | max | generator late p99 / max | sent/s | CPU/request |"
     )
-    print("| responder | replies | lost | p50 | p99 | max |")
-    print("|---|---|---|---|---|---|")
-    for name, (lat, lost) in results.items():
-        print(
-            f"| {name} | {len(lat)} | {lost} | {pct(lat, 50):.2f} ms | {pct(lat, 99):.2f} ms | {max(lat):.2f} ms |"
-        )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        lat = r.latencies or [float("nan")]
+        print(f"| {name} | {len(r.latencies)} | {r.lost} | {pct(lat, 50):.2f} ms | {pct(lat, 99):.2f} ms "
+              f"| {max(lat):.2f} ms | {pct(r.lateness, 99):.2f} / {max(r.lateness):.2f} ms "
+              f"| {len(r.lateness) / r.seconds:.0f} | {r.cpu_ms_per_request:.3f} ms |")  # fmt: skip
+    print(f"media-mgr refused as late (past 2 s, its own metric): {refused}")
+
+
+async def delete_queue(name: str) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(name)
 
 
 if __name__ == "__main__":

@@ -22,16 +22,20 @@ from shout_peers import Icecast, shout_port
 
 from media_mgr.audio.mpeg import parse_header
 
-from servers import RunningServer, start_server
+from servers import RunningServer, process_tree, start_server
 from sounds import raw_mp3
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """User + system CPU of a process (all its threads) and of its children (``--workers N``) so far."""
+    total = 0
+    for each in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
 
 
 def frames_of(data: bytes) -> tuple[list[bytes], float]:

@@ -70,9 +70,9 @@ def pg_cpu(pids: list[int]) -> float:
 
 
 def media_mgr_round(
-    n: int, seconds: float, frames: list[bytes], frame_s: float, db: str, tmp: Path
+    n: int, seconds: float, frames: list[bytes], frame_s: float, db: str, tmp: Path, workers: int = 1
 ) -> dict[str, float]:
-    srv, port = media_mgr(db, tmp, f"sources{n}")
+    srv, port = media_mgr(db, tmp, f"sources{n}w{workers}", MEDIA_MGR_WORKERS=str(workers))
     try:
         recs = [httpx.post(f"{srv.url}/v1/recordings", json={}, timeout=30).json() for _ in range(n)]
         creds = []
@@ -113,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sources", type=int, nargs="+", default=[100, 200, 400])
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=1, help="media-mgr serve --workers")
     args = parser.parse_args()
     uvloop.install()
     tmp = workdir()
@@ -128,7 +129,7 @@ def rounds(args: argparse.Namespace, frames: list[bytes], frame_s: float, db: st
     print(f"{'server':10} {'sources':>7} {'ok':>5} {'complete':>8} {'CPU %core':>9} {'ms CPU/source/s':>15} "
           f"{'PG %core':>8} {'sent B':>10} {'lost B':>7}")  # fmt: skip
     for n in args.sources:
-        for name, row in (("media-mgr", media_mgr_round(n, args.seconds, frames, frame_s, db, tmp)),
+        for name, row in (("media-mgr", media_mgr_round(n, args.seconds, frames, frame_s, db, tmp, args.workers)),
                           ("icecast2", icecast_round(n, args.seconds, frames, frame_s))):  # fmt: skip
             print(f"{name:10} {row['sources']:>7} {row['connected_ok']:>5} {row.get('complete', '-'):>8} "
                   f"{row['cpu_cores'] * 100:>9.1f} {row['cpu_ms_per_source_s']:>15.3f} "

@@ -1,21 +1,38 @@
-"""WAV and MP3 serving throughput with 200 concurrent clients (wrk), beside a reference.
+"""A prompt fetched through its per-request stream URL by 200 connections (wrk), beside two anchors.
 
-The reference, measured in the same run on the same machine, is the ceiling of the stack we
-build on: a bare uvicorn (httptools, uvloop, one process) app that returns the same bytes from
-memory. media-mgr serves them from PostgreSQL in 256 KiB chunks, verifying a signed URL first.
-Run: .venv/bin/python bench/stream_throughput.py  (needs wrk: apt-get install wrk)
+In one run, on the same file (a 10 s 8 kHz WAV, 156 KiB) and the same machine, each for the same
+time after a short warm-up:
+
+- nginx, 1 worker, ``sendfile on``, access log off: what a static file server does with one core;
+- a bare uvicorn (httptools, uvloop, one process) returning the bytes from memory: the ceiling of
+  the stack media-mgr is built on;
+- media-mgr (``--workers N`` sets ``MEDIA_MGR_WORKERS``; ``--server-url`` measures a server
+  already running instead, e.g. one with every core).
+
+Each line gives requests/s, p50/p99 latency, non-2xx answers, and the CPU seconds the server used
+per 1000 requests (steadier than requests/s on a shared machine), plus the CPU wrk itself used: on
+2 cores wrk competes with the server, so its share is the load generator's own cost.
+Run: .venv/bin/python bench/stream_throughput.py [--workers 2] [--seconds 10] [--formats wav,mp3]
+(needs nginx and wrk: scripts/test installs both).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import re
+import resource
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,6 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from memory_large_file import drop_db, scratch_db
 from servers import start_server
 from sounds import mp3, tone
+
+CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 REFERENCE_APP = textwrap.dedent("""
     import sys
@@ -40,72 +60,227 @@ REFERENCE_APP = textwrap.dedent("""
                 log_level="warning", access_log=False)
 """)
 
+NGINX_CONF = """
+{user}
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    types {{ audio/wav wav; audio/mpeg mp3; }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+"""
 
-def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: str
+    server_cpu_s: float | None
+    wrk_cpu_s: float
+    requests: int
+
+    def line(self, name: str, size: int) -> str:
+        per_k = (
+            f"{1000 * self.server_cpu_s / self.requests:.2f} s"
+            if self.server_cpu_s and self.requests
+            else "-"
+        )
+        return (f"| {name} | {self.rps:,.0f} ({self.rps * size / 2**20:,.0f} MiB/s) | {self.p50_ms:.1f} ms "
+                f"| {self.p99_ms:.1f} ms | {self.non_2xx} | {self.socket_errors or '0'} | {per_k} "
+                f"| {self.wrk_cpu_s:.1f} s |")  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its live descendants (the workers of a supervisor)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+            cpu[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        tree.add(p)
+        todo.extend(c for c, pp in parents.items() if pp == p and c not in tree)
+    return sum(cpu.get(p, 0.0) for p in tree)
+
+
+def wrk(url: str, connections: int, seconds: int, server_pid: int | None) -> Result:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = tree_cpu_seconds(server_pid) if server_pid else None
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = re.search(r"50%\s+([\d.]+)(\w+)", out)
-    p99 = re.search(r"99%\s+([\d.]+)(\w+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    cpu1 = tree_cpu_seconds(server_pid) if server_pid else None
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
 
-    def ms(m: re.Match[str] | None) -> float:
-        assert m
-        value, unit = float(m.group(1)), m.group(2)
-        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    def ms(pattern: str) -> float:
+        m = re.search(pattern + r"\s+([\d.]+)(us|ms|s)\b", out)
+        assert m, out
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
-    return {
-        "rps": rps,
-        "p50_ms": ms(p50),
-        "p99_ms": ms(p99),
-        "errors": float(errors.group(1)) if errors else 0.0,
-    }
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    assert rps, out
+    assert total, out
+    return Result(
+        rps=float(rps.group(1)),
+        p50_ms=ms("50%"),
+        p99_ms=ms("99%"),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=errors.group(1).strip() if errors else "",
+        server_cpu_s=(cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
+        wrk_cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        requests=int(total.group(1)),
+    )
+
+
+def measure(url: str, args: argparse.Namespace, pid: int | None) -> Result:
+    wrk(url, args.connections, args.warmup, pid)  # connections opened, caches filled
+    return wrk(url, args.connections, args.seconds, pid)
+
+
+@contextlib.contextmanager
+def nginx(root: Path, tmp: Path) -> Iterator[tuple[int, int]]:
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    user = "user root;" if os.geteuid() == 0 else ""  # the worker must read the temp dir
+    conf.write_text(NGINX_CONF.format(user=user, tmp=tmp, port=port, root=root))
+    proc = subprocess.Popen([NGINX, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")])
+    try:
+        wait_port(port)
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def bare_uvicorn(path: Path, ctype: str) -> Iterator[tuple[int, int]]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", REFERENCE_APP, str(path), ctype, str(port)])
+    try:
+        wait_port(port)
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def media_mgr(args: argparse.Namespace, work: Path) -> Iterator[tuple[str, int | None]]:
+    if args.server_url:
+        yield args.server_url.rstrip("/"), None
+        return
+    env = {"MEDIA_MGR_DATA_DIR": str(work / "data"), "MEDIA_MGR_LOG_LEVEL": "warning"}
+    if args.workers > 1:
+        env["MEDIA_MGR_WORKERS"] = str(args.workers)
+    dsn = asyncio.run(scratch_db(args.pg))
+    if dsn:
+        env["MEDIA_MGR_DATABASE_URL"] = dsn
+    srv = start_server(env, work / "server.log", timeout=120)
+    try:
+        yield srv.url, srv.proc.pid
+    finally:
+        srv.stop()
+        asyncio.run(drop_db(args.pg, dsn))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--connections", type=int, default=200)
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="media-mgr serve --workers (MEDIA_MGR_WORKERS)"
+    )
+    parser.add_argument("--server-url", help="measure this running media-mgr instead of starting one")
+    parser.add_argument("--formats", default="wav", help="comma-separated: wav, mp3")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
+    rows: list[tuple[str, int, str, Result]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        files = {"wav": tone(work / "prompt.wav", rate=8000, seconds=10),
-                 "mp3": mp3(work / "prompt.mp3", rate=8000, seconds=10)}  # fmt: skip
-        env = {"MEDIA_MGR_DATA_DIR": str(work / "data"), "MEDIA_MGR_LOG_LEVEL": "warning"}
-        dsn = asyncio.run(scratch_db(args.pg))
-        if dsn:
-            env["MEDIA_MGR_DATABASE_URL"] = dsn
-        srv = start_server(env, work / "server.log", timeout=120)
-        rows: list[tuple[str, int, dict[str, float], dict[str, float]]] = []
-        try:
-            for fmt, path in files.items():
+        files = {"wav": lambda: tone(work / "prompt.wav", rate=8000, seconds=10),
+                 "mp3": lambda: mp3(work / "prompt.mp3", rate=8000, seconds=10)}  # fmt: skip
+        made = {fmt: files[fmt]() for fmt in args.formats.split(",")}
+        sizes = {fmt: path.stat().st_size for fmt, path in made.items()}
+        (work / "nginx").mkdir()
+        with media_mgr(args, work) as (base, pid):
+            for fmt, path in made.items():
+                size = path.stat().st_size
                 with path.open("rb") as f:
-                    item = httpx.post(f"{srv.url}/v1/media", files={"file": (path.name, f)}).json()
-                issued = httpx.post(f"{srv.url}/v1/stream-urls", json={"media_name": item["media_name"]})
+                    item = httpx.post(f"{base}/v1/media", files={"file": (path.name, f)}, timeout=60).json()
+                issued = httpx.post(f"{base}/v1/stream-urls", json={"media_name": item["media_name"]})
                 url = issued.json()["stream_url"]
-                ours = wrk(url, args.connections, args.seconds)
-                ctype = "audio/wav" if fmt == "wav" else "audio/mpeg"
-                app = subprocess.Popen([sys.executable, "-c", REFERENCE_APP, str(path), ctype, "18931"])
-                time.sleep(1.5)
-                try:
-                    reference = wrk("http://127.0.0.1:18931/x", args.connections, args.seconds)
-                finally:
-                    app.terminate()
-                    app.wait()
-                rows.append((fmt, path.stat().st_size, ours, reference))
-        finally:
-            srv.stop()
-            asyncio.run(drop_db(args.pg, dsn))
-    print(f"{args.connections} connections, {args.seconds} s each, wrk -t2 on the same 2-core machine")
-    print("| body | size | media-mgr req/s | p50 | p99 | reference req/s | p50 | p99 |")
+                check = httpx.get(url)
+                assert check.status_code == 200, check.text
+                assert check.content == path.read_bytes()
+                label = "media-mgr" + (f" ({args.workers} workers)" if args.workers > 1 else "")
+                rows.append((fmt, size, label if not args.server_url else f"media-mgr at {base}",
+                             measure(url, args, pid)))  # fmt: skip
+                with nginx(work, work / "nginx") as (port, npid):
+                    rows.append((fmt, size, "nginx, 1 worker, sendfile",
+                                 measure(f"http://127.0.0.1:{port}/{path.name}", args, npid)))  # fmt: skip
+                with bare_uvicorn(path, CONTENT_TYPES[fmt]) as (port, upid):
+                    rows.append((fmt, size, "bare uvicorn, bytes from memory",
+                                 measure(f"http://127.0.0.1:{port}/x", args, upid)))  # fmt: skip
+    load = os.getloadavg()
+    print(f"\n{args.connections} connections, {args.seconds} s each after a {args.warmup} s warm-up, wrk -t2, "
+          f"{os.cpu_count()} cores; load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")  # fmt: skip
+    print("| server | req/s | p50 | p99 | non-2xx | socket errors | server CPU per 1000 req | wrk CPU |")
     print("|---|---|---|---|---|---|---|---|")
-    for fmt, size, ours, ref in rows:
-        print(f"| {fmt} | {size // 1024} KiB | {ours['rps']:.0f} ({ours['rps'] * size / 2**20:.0f} MiB/s) "
-              f"| {ours['p50_ms']:.1f} ms | {ours['p99_ms']:.1f} ms | {ref['rps']:.0f} "
-              f"({ref['rps'] * size / 2**20:.0f} MiB/s) | {ref['p50_ms']:.1f} ms | {ref['p99_ms']:.1f} ms |")  # fmt: skip
-        if ours["errors"]:
-            print(f"  media-mgr non-2xx responses: {ours['errors']:.0f}")
+    for fmt, size in sizes.items():
+        print(f"| **{fmt}, {size // 1024} KiB** | | | | | | | |")
+        mine = [(name, result) for f, _, name, result in rows if f == fmt]
+        for name, result in mine:
+            print(result.line(name, size))
+    for fmt in sizes:
+        ours, ref = (
+            next(r for f, _, n, r in rows if f == fmt and n.startswith(w)) for w in ("media-mgr", "nginx")
+        )
+        print(
+            f"media-mgr / nginx ({fmt}): {100 * ours.rps / ref.rps:.0f} % of the requests/s, "
+            f"p99 {ours.p99_ms / ref.p99_ms:.1f}x"
+        )
 
 
 if __name__ == "__main__":

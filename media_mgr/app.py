@@ -4,6 +4,7 @@ Order of entry (each leaves in reverse, so nothing is stopped while something ab
 
 1. store          PostgreSQL reached (or the embedded one started), migrations, pool
 2. tts            speech engines (their worker processes die with it)
+   notifications  one LISTEN connection (store/notify.py): caches drop what another instance changed
 3. events / AMQP  the broker connection: media_req consumer and the events exchange; it leaves
                   after every producer of events, so ``stopped`` and ``interrupted`` events go out
 4. recorder       owner lock, crash recovery, flushing every recording at least once a second
@@ -33,10 +34,12 @@ from fastapi import FastAPI
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.consumer import AmqpConsumer
 from media_mgr.audio_stream import endpoint as audio_stream_routes
+from media_mgr.audio_stream.listener import AudioStreamListener
 from media_mgr.audio_stream.service import AudioStreamConfig, AudioStreamService
 from media_mgr.builders import (
     Store,
     open_library,
+    open_listener,
     open_playback,
     open_recorder,
     open_store,
@@ -57,7 +60,8 @@ from media_mgr.http.audio_streams import audio_stream_handover_router, audio_str
 from media_mgr.http.guard import admin_guard
 from media_mgr.http.health import health_router
 from media_mgr.http.instances import instances_router
-from media_mgr.http.playback import playback_router
+from media_mgr.http.internal_mounts import internal_mounts_router
+from media_mgr.http.playback import add_fast_path, playback_router
 from media_mgr.http.recordings import recordings_router
 from media_mgr.http.relays import relays_router
 from media_mgr.http.server import HttpServer, HttpServerConfig, HttpStartFailed
@@ -71,11 +75,14 @@ from media_mgr.metrics import Metrics
 from media_mgr.redaction import redact
 from media_mgr.shout.auth import SourceAuth
 from media_mgr.shout.config import ShoutConfig
+from media_mgr.shout.fleet_mounts import FleetMounts
+from media_mgr.shout.fleet_relays import FleetRelays
 from media_mgr.shout.relays import RelayConfig, RelayManager, media_reader
 from media_mgr.shout.server import ShoutServer
 from media_mgr.store.audio_stream_sessions import SessionStore
 from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.instances import InstanceStore
+from media_mgr.store.live_fleet import LiveMountStore, RelayStore
 from media_mgr.store.pool import reachable
 from media_mgr.store.revocations import Revocations
 from media_mgr.tasks import TaskSet
@@ -88,10 +95,11 @@ SWEEP_EVERY_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class Sockets:
-    """The two listening sockets, bound before anything starts."""
+    """The listening sockets, bound before anything starts (audio_stream's only when configured)."""
 
     http: socket.socket
     shout: socket.socket
+    audio_stream: socket.socket | None = None
 
     @property
     def http_port(self) -> int:
@@ -101,9 +109,17 @@ class Sockets:
     def shout_port(self) -> int:
         return int(self.shout.getsockname()[1])
 
+    @property
+    def ws_port(self) -> int:
+        """Where mod_audio_stream is sent: the audio_stream listener, else the HTTP port."""
+        sock = self.audio_stream or self.http
+        return int(sock.getsockname()[1])
+
     def close(self) -> None:
         self.http.close()
         self.shout.close()
+        if self.audio_stream is not None:
+            self.audio_stream.close()
 
     @classmethod
     def bind(cls, settings: Settings) -> Sockets:
@@ -113,7 +129,15 @@ class Sockets:
         except BaseException:
             http.close()
             raise
-        return cls(http, shout)
+        ws = None
+        if settings.audio_stream_port is not None:
+            try:
+                ws = bind_socket(settings.bind, settings.audio_stream_port, "MEDIA_MGR_AUDIO_STREAM_PORT")
+            except BaseException:
+                http.close()
+                shout.close()
+                raise
+        return cls(http, shout, ws)
 
 
 class Service:
@@ -130,6 +154,7 @@ class Service:
         self.metrics = Metrics()
         self.activity = ActivityRegistry()
         self.on_bound: Callable[[int, int], None] | None = None  # told (http, shout) once bound
+        self.migrate = True  # a supervisor's workers leave the migrations to the supervisor
         redact.add(settings.admin_token, settings.secret, settings.store_put_password,
                    settings.shout_source_password)  # fmt: skip
 
@@ -141,14 +166,17 @@ class Service:
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(log.info, "service stopped")  # the last thing leaving does
             stack.callback(sockets.close)
-            internal = bind_socket(settings.bind, settings.internal_port, "MEDIA_MGR_INTERNAL_PORT")
+            # A fixed internal port is the first worker's; worker i takes the i-th after it.
+            internal_port = settings.internal_port + (self.worker or 0) if settings.internal_port else 0
+            internal = bind_socket(settings.bind, internal_port, "MEDIA_MGR_INTERNAL_PORT")
             stack.callback(internal.close)
             self.internal_socket = internal
-            store = await stack.enter_async_context(open_store(settings))
+            store = await stack.enter_async_context(open_store(settings, apply_migrations=self.migrate))
             secret = await shared_secret(settings, store)
             tts = await stack.enter_async_context(open_tts(settings, store))
+            listener = await stack.enter_async_context(open_listener(settings, store))
             playback = await open_playback(
-                settings, store, http_port=sockets.http_port, secret=secret, tts=tts
+                settings, store, http_port=sockets.http_port, secret=secret, tts=tts, listener=listener
             )
             amqp = await stack.enter_async_context(self._amqp(playback))
             events: EventPublisher = amqp or NoEvents()
@@ -168,26 +196,39 @@ class Service:
             registry = MountRegistry(
                 queue_bytes=settings.shout_queue_bytes, burst_bytes=settings.shout_burst_bytes
             )
+            # fleet (live mounts): ours registered, other instances' mirrored for our listeners
+            mounts = await stack.enter_async_context(
+                FleetMounts(registry, LiveMountStore(store.pool), fleet, peers)
+            )
             await stack.enter_async_context(
                 ShoutServer(ShoutConfig.from_settings(settings), sockets.shout, recorder=recorder,
                             registry=registry, auth=SourceAuth(urls, settings.shout_source_password),
-                            activity=self.activity, metrics=self.metrics.registry)
+                            activity=self.activity, metrics=self.metrics.registry, elsewhere=mounts.mirror)
             )  # fmt: skip
             host, port = sockets.shout.getsockname()[:2]
             logging.getLogger(LISTENING_LOGGER).info(f"listening shout {host}:{port}")
             library = open_library(settings, store)
-            relays = await stack.enter_async_context(
+            relay_manager = await stack.enter_async_context(
                 RelayManager(RelayConfig.from_settings(settings), registry,
-                             media_reader(library, playback.variants))
+                             media_reader(library, playback.variants), elsewhere=mounts.mirror)
             )  # fmt: skip
+            # fleet (relays): stored, run by their owner, taken over from a gone instance
+            relays = await stack.enter_async_context(
+                FleetRelays(relay_manager, RelayStore(store.pool), LiveMountStore(store.pool), fleet, peers)
+            )
             streams = AudioStreamService(AudioStreamConfig.from_settings(settings), secret=secret,
-                                         http_port=sockets.http_port, recorder=recorder,
+                                         http_port=sockets.ws_port, recorder=recorder,
                                          catalog=playback.catalog, variants=playback.variants,
                                          metrics=self.metrics, activity=self.activity,
                                          publish=events.publish)  # fmt: skip
             # fleet: sessions in PostgreSQL; control and reconnects reach the instance holding them
             stream_rows, handover = streams.join_fleet(fleet, SessionStore(store.pool), peers)
             await stack.enter_async_context(streams)
+            if sockets.audio_stream is not None:  # leaves before the service ends the sessions
+                await stack.enter_async_context(
+                    AudioStreamListener(streams, sockets.audio_stream,
+                                        max_message_bytes=settings.limit_ws_message_bytes)
+                )  # fmt: skip
             sweeper = await stack.enter_async_context(TaskSet("sweeper", log))
             sweeper.spawn(self._sweep(store, tts, fleet), name="sweeper")
             guard = admin_guard(settings.admin_token, fleet.token)
@@ -206,8 +247,10 @@ class Service:
                 audio_stream_routes.router,
                 console_router(library, guard, sockets.shout_port),
                 instances_router(fleet, guard),
+                internal_mounts_router(registry, fleet.token),  # fleet: our mounts for other instances
             ]  # fmt: skip
             app = create_app(routers, self.metrics)
+            add_fast_path(app, playback, self.activity, self.metrics)  # stream URLs before FastAPI
             app.state.audio_stream = streams
             yield app
 
@@ -218,7 +261,7 @@ class Service:
             log.info("amqp off: MEDIA_MGR_AMQP_URL is not set")
             yield None
             return
-        async with AmqpConsumer(config, playback) as consumer:
+        async with AmqpConsumer(config, playback, self.metrics) as consumer:
             yield consumer  # it connects (and reconnects) in the background
 
     async def _sweep(self, store: Store, tts: TtsService | None, fleet: Fleet) -> None:
@@ -244,9 +287,10 @@ class Service:
             checks["broker"] = amqp.ready
         return checks
 
-    async def serve(self) -> None:
-        """Bind, enter the components, serve HTTP until SIGTERM/SIGINT, then leave everything."""
-        sockets = Sockets.bind(self.settings)
+    async def serve(self, sockets: Sockets | None = None) -> None:
+        """Bind (unless a supervisor bound ``sockets``), enter the components, serve HTTP until
+        SIGTERM/SIGINT, then leave everything."""
+        sockets = sockets or Sockets.bind(self.settings)
         if self.on_bound is not None:
             self.on_bound(sockets.http_port, sockets.shout_port)
         async with contextlib.AsyncExitStack() as stack:

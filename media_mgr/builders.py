@@ -17,10 +17,12 @@ from pathlib import Path
 
 from media_mgr.config import Settings
 from media_mgr.events import EventPublisher, NoEvents
+from media_mgr.media.cache import MediaCache
 from media_mgr.media.catalog import Catalog
 from media_mgr.media.library import MediaLibrary
 from media_mgr.media.playback import Playback, PlaybackConfig
 from media_mgr.media.recording_urls import RecordingUrls, RecordingUrlsConfig
+from media_mgr.media.revoked import RevokedNonces
 from media_mgr.media.variants import VariantCache
 from media_mgr.recording.config import RecorderConfig
 from media_mgr.recording.recorder import Recorder
@@ -28,10 +30,11 @@ from media_mgr.redaction import redact
 from media_mgr.store import migrate
 from media_mgr.store.blobs import BlobStore
 from media_mgr.store.embedded import EmbeddedPostgres
-from media_mgr.store.media import MediaStore
+from media_mgr.store.media import MEDIA_CHANNEL, MediaStore
+from media_mgr.store.notify import Listener, ListenerConfig
 from media_mgr.store.pool import Pool, open_pool
 from media_mgr.store.recordings import RecordingStore
-from media_mgr.store.revocations import Revocations
+from media_mgr.store.revocations import REVOKED_CHANNEL, Revocations
 from media_mgr.store.settings import SharedSettings
 from media_mgr.store.tts_cache import TtsCacheStore
 from media_mgr.store.variants import VariantStore
@@ -47,6 +50,7 @@ class Store:
     pool: Pool
     media: MediaStore
     shared: SharedSettings
+    dsn: str = ""
 
 
 @contextlib.asynccontextmanager
@@ -71,7 +75,7 @@ async def open_store(settings: Settings, *, apply_migrations: bool = True) -> As
         )
         stack.push_async_callback(pool.close)
         blobs = BlobStore(pool, settings.store_chunk_bytes)
-        yield Store(pool, MediaStore(pool, blobs), SharedSettings(pool))
+        yield Store(pool, MediaStore(pool, blobs), SharedSettings(pool), dsn)
 
 
 def scratch_dir(settings: Settings) -> Path:
@@ -112,10 +116,32 @@ async def open_tts(settings: Settings, store: Store) -> AsyncIterator[TtsService
         yield tts
 
 
+def open_listener(settings: Settings, store: Store) -> Listener:
+    """LISTEN/NOTIFY on a connection of its own (enter it with ``async with``): what other instances
+    changed, heard by the caches here (and by any component that subscribes)."""
+    return Listener(ListenerConfig(store.dsn, connect_timeout=settings.timeout_db_connect))
+
+
 async def open_playback(
-    settings: Settings, store: Store, *, http_port: int, secret: bytes, tts: TtsService | None
+    settings: Settings,
+    store: Store,
+    *,
+    http_port: int,
+    secret: bytes,
+    tts: TtsService | None,
+    listener: Listener | None = None,
 ) -> Playback:
-    """Playback: URLs issued for ``http_port`` (the port really bound), signed with ``secret``."""
+    """Playback: URLs issued for ``http_port`` (the port really bound), signed with ``secret``.
+
+    With a ``listener``, records, names, revocations and small contents are kept in memory
+    (``MEDIA_MGR_CACHE_BYTES``) and dropped as its notifications say; without one, each lookup
+    reads the database (the CLI's commands)."""
+    cache = MediaCache(settings.cache_bytes, settings.cache_item_bytes)
+    revocations = Revocations(store.pool)
+    revoked = RevokedNonces(revocations)
+    if listener is not None and settings.cache_bytes > 0:
+        listener.subscribe(MEDIA_CHANNEL, cache.changed, cache.reset)
+        listener.subscribe(REVOKED_CHANNEL, revoked.revoked, revoked.reset)
     variants = VariantCache(
         VariantStore(store.pool, store.media.blobs),
         store.media.blobs,
@@ -123,10 +149,11 @@ async def open_playback(
         asyncio.Semaphore(settings.limit_transcodes),
     )
     return Playback(
-        Catalog(store.media, settings.default_language, tts),
+        Catalog(store.media, settings.default_language, tts, cache),
         variants,
-        Revocations(store.pool),
+        revocations,
         PlaybackConfig(settings.url_host, http_port, settings.url_ttl, secret),
+        revoked=revoked,
     )
 
 

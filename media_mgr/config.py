@@ -7,6 +7,7 @@ Each edge gets its own small config object built from it in ``app.py``.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
@@ -37,6 +38,10 @@ class Settings(BaseSettings):
     bind: str = Field(default="127.0.0.1", description="address both servers bind")
     http_port: int = Field(default=24517, ge=0, le=65535)
     shout_port: int = Field(default=8000, ge=0, le=65535)
+    audio_stream_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="mod_audio_stream on its own listener (picows: cheapest per frame); issued URLs use it",
+    )  # fmt: skip
     public_host: str | None = Field(default=None, description="host written into issued URLs")
     http_max_connections: int = Field(default=8192, ge=1, description="HTTP-port connections, WebSockets too")
     http_max_head_bytes: int = Field(default=16384, ge=1024, le=1048576, description="larger heads: 431")
@@ -50,6 +55,13 @@ class Settings(BaseSettings):
     )
     fleet_grace_seconds: float = Field(
         default=5.0, ge=1.0, le=300.0, description="a silent instance, lock free, this long is declared gone"
+    )
+    workers: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=256,
+        description="processes serving the same ports; default: usable cores; 1: one process, no supervisor",
+    )  # fmt: skip
+    timeout_worker_stop: float = Field(
+        default=30.0, gt=0, description="after SIGTERM, workers still running this long are killed"
     )
 
     # Security.
@@ -83,6 +95,9 @@ class Settings(BaseSettings):
     store_chunk_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
     store_pool_min: int = Field(default=2, ge=1)
     store_pool_max: int = Field(default=20, ge=1)
+    # Playback cache (media.cache): records, names and small contents, kept current by LISTEN/NOTIFY.
+    cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="memory the cache may hold; 0: off")
+    cache_item_bytes: int = Field(default=1024 * 1024, ge=0, description="larger contents are not kept")
     blob_grace_seconds: int = Field(
         default=900, ge=0, description="how long replaced content stays readable for downloads in flight"
     )

@@ -64,3 +64,10 @@ class Metrics:
             "playout underruns seen or inferred, summed over the live sessions",
             registry=r,
         )
+        # AMQP media_req (amqp/consumer.py): a request past ecallmgr's 2 s budget is not answered.
+        self.amqp_requests_late = Counter(
+            "media_mgr_amqp_requests_late",
+            "media_req not answered: past ecallmgr's wait on arrival (queued) or once resolved (resolving)",
+            ["stage"],
+            registry=r,
+        )

@@ -20,7 +20,7 @@ LOOP_LAG_TOLERATED = {"MEDIA_MGR_LIMIT_WS_LOOP_LAG_MS": "60000"}
 
 
 def ws_base(server: RunningServer) -> str:
-    return f"ws://127.0.0.1:{server.port}/audio_stream"
+    return f"ws://127.0.0.1:{server.ws_port}/audio_stream"
 
 
 async def issue_url(server: RunningServer, **body: Any) -> tuple[str, str]:

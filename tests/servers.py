@@ -18,6 +18,10 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 LISTENING = re.compile(r"listening http 127\.0\.0\.1:(\d+)")
+LISTENING_WS = re.compile(r"listening audio_stream 127\.0\.0\.1:(\d+)")
+# Which listener mod_audio_stream's tests use: "own" (MEDIA_MGR_AUDIO_STREAM_PORT, picows) or "http"
+# (the route on the HTTP port); ``MEDIA_MGR_TEST_WS_LISTENER=http scripts/test tests/audio_stream``.
+WS_LISTENER = os.environ.get("MEDIA_MGR_TEST_WS_LISTENER", "own")
 
 
 @dataclass
@@ -26,6 +30,7 @@ class RunningServer:
     url: str
     port: int
     log_path: Path
+    ws_port: int = 0  # where mod_audio_stream connects: the audio_stream listener, else the HTTP port
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -52,23 +57,33 @@ def media_mgr_command() -> list[str]:
 
 
 def start_server(
-    env: dict[str, str], log_path: Path, timeout: float = 60.0, prefix: Sequence[str] = ()
+    env: dict[str, str],
+    log_path: Path,
+    timeout: float = 60.0,
+    prefix: Sequence[str] = (),
+    ws_listener: str = WS_LISTENER,
 ) -> RunningServer:
-    """Start a server and wait for its ``listening http`` line; raises with its log if it dies.
+    """Start a server and wait for its ``listening http`` line (one per worker with
+    ``MEDIA_MGR_WORKERS``); raises with its log if it dies.
 
-    ``prefix`` runs it through another command (``setpriv`` to drop root).
+    ``prefix`` runs it through another command (``setpriv`` to drop root). ``ws_listener`` "own" gives
+    mod_audio_stream its own listener (``ws_port``), else it uses the HTTP port.
     """
+    own = {"MEDIA_MGR_AUDIO_STREAM_PORT": "0"} if ws_listener == "own" else {}
     full_env = {**os.environ, "MEDIA_MGR_BIND": "127.0.0.1", "MEDIA_MGR_HTTP_PORT": "0",
-                "MEDIA_MGR_SHOUT_PORT": "0", **env}  # fmt: skip
+                "MEDIA_MGR_SHOUT_PORT": "0", "MEDIA_MGR_WORKERS": "1", **own, **env}  # fmt: skip
     log = log_path.open("wb")
     proc = subprocess.Popen([*prefix, *media_mgr_command(), "serve"], env=full_env, stdout=log,
                             stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        match = LISTENING.search(log_path.read_text(errors="replace"))
-        if match:
-            port = int(match.group(1))
-            return RunningServer(proc, f"http://127.0.0.1:{port}", port, log_path)
+        text = log_path.read_text(errors="replace")
+        found = LISTENING.findall(text)
+        if len(found) >= int(full_env["MEDIA_MGR_WORKERS"]):
+            port = int(found[0])
+            ws = LISTENING_WS.search(text)
+            return RunningServer(proc, f"http://127.0.0.1:{port}", port, log_path,
+                                 int(ws.group(1)) if ws else port)  # fmt: skip
         if proc.poll() is not None:
             break
         time.sleep(0.05)
@@ -83,6 +98,20 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants now (``serve --workers N``: the supervisor and its workers), from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            continue  # gone meanwhile
+    return found
 
 
 def peak_rss_kib(pid: int) -> int:

@@ -47,7 +47,11 @@ class AmqpConfig:
     queue_name: str = "media_mgr.media_req"
     queue_max_length: int = 100
     queue_message_ttl_ms: int = 60_000
-    prefetch: int = 16
+    # Deliveries held unacknowledged: enough to keep the broker's ready list (capped at queue_max_length,
+    # the head dropped beyond it) short at thousands of requests/s while replies await their confirms.
+    prefetch: int = 1000
+    concurrency: int = 64  # requests resolved at once; the rest of the prefetch waits its turn, in order
+    budget: float = 2.0  # ecallmgr's call_collect wait: a request older than this is not answered
     node: str = field(default_factory=default_node)
     legacy_error_codes: bool = False
     advertise: bool = False
@@ -64,8 +68,10 @@ class AmqpConfig:
     def __post_init__(self) -> None:
         if self.queue_layout not in ("shared", "broadcast"):
             raise ValueError(f"queue_layout must be shared or broadcast, not {self.queue_layout!r}")
-        if self.prefetch < 1:
-            raise ValueError("prefetch must be at least 1")
+        if self.prefetch < 1 or self.concurrency < 1:
+            raise ValueError("prefetch and concurrency must be at least 1")
+        if self.budget <= 0:
+            raise ValueError("budget must be positive")
         for name in (self.exchange, self.reply_exchange, self.events_exchange, self.queue_name):
             if not _NAME_CHARS.fullmatch(name):
                 raise ValueError(f"{name!r} is not a usable exchange or queue name")

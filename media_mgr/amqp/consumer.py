@@ -6,8 +6,15 @@ every broker restart. ``ready`` says whether requests are being consumed right n
 
 Acknowledgement: manual in both layouts, and only once the reply was confirmed by the broker. In the
 shared layout that makes an instance that dies mid-request hand it to another; in both it bounds the
-messages in flight to ``prefetch`` (Kazoo's ``no_ack`` lets the broker push without limit). Messages that
+messages in flight to ``prefetch`` (Kazoo's ``no_ack`` lets the broker push without limit). Each delivery
+is its own task (aiormq's), so replies await their confirms side by side, not one after another;
+``concurrency`` of them resolve at once, the others wait their turn in arrival order. Messages that
 cannot be read, or that carry no Server-ID to reply to, are logged and rejected without requeue.
+
+Late requests: a request is answered only before its deadline, ``budget`` (ecallmgr's 2 s wait) after it
+was published according to its timestamp property, or after it reached us when that stamp cannot be
+trusted (``request_age``). Past it, checked when its turn comes and again once resolved, the request is
+acknowledged, counted (``media_mgr_amqp_requests_late_total``) and not answered.
 """
 
 from __future__ import annotations
@@ -28,13 +35,15 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     ExchangeType,
 )
+from aiormq import spec
 from yarl import URL
 
-from media_mgr.amqp import wire
+from media_mgr.amqp import request_age, wire
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
 from media_mgr.lifecycle import Component
 from media_mgr.logs import request_id
+from media_mgr.metrics import Metrics
 from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.amqp")
@@ -49,8 +58,15 @@ class AmqpConsumer(Component):
     and stops it on exit; it is the service's ``EventPublisher`` while AMQP is on.
     """
 
-    def __init__(self, config: AmqpConfig, resolver: StreamUrlResolver) -> None:
+    def __init__(
+        self, config: AmqpConfig, resolver: StreamUrlResolver, metrics: Metrics | None = None
+    ) -> None:
+        request_age.install()  # Kazoo's timestamps would otherwise break every delivery
         self.config = config
+        self.metrics = metrics or Metrics()
+        self._slots = asyncio.Semaphore(config.concurrency)
+        # The broker drops what waited longer than the queue's TTL: an older stamp means clocks disagree.
+        self._max_age = config.queue_message_ttl_ms / 1000 + config.budget
         self.handler = MediaReqHandler(
             resolver,
             node=config.node,
@@ -66,6 +82,7 @@ class AmqpConsumer(Component):
         self._connection: AbstractRobustConnection | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
+        self._publisher: AbstractRobustChannel | None = None  # every exchange below is declared on it
         self._targeted: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
         self._nodes: AbstractExchange | None = None
@@ -106,6 +123,7 @@ class AmqpConsumer(Component):
             await asyncio.gather(*late, return_exceptions=True)
         connection, self._connection = self._connection, None
         self._queue = self._targeted = self._events = self._nodes = None
+        self._publisher = None
         self._consumer_tag = None
         if connection is not None:
             try:
@@ -182,7 +200,7 @@ class AmqpConsumer(Component):
             requests = await channel.declare_exchange(
                 cfg.exchange, ExchangeType.TOPIC, durable=False, auto_delete=False
             )
-            publisher = await connection.channel(publisher_confirms=True)
+            publisher = self._publisher = await connection.channel(publisher_confirms=True)
             self._targeted = await publisher.declare_exchange(
                 cfg.reply_exchange, ExchangeType.DIRECT, durable=False, auto_delete=False
             )
@@ -229,11 +247,15 @@ class AmqpConsumer(Component):
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         """One delivery: decode, validate, answer, then settle. Never raises into aio-pika."""
+        loop = asyncio.get_running_loop()
+        age = request_age.waited(message.timestamp, self._max_age)
+        due = request_age.deadline(loop.time(), self.config.budget, age)
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)
         try:
-            await self._answer(message)
+            async with self._slots:
+                await self._answer(message, due, age is not None)
         except Exception:
             log.exception("media_req delivery failed; dropped")
             await _settle(message, "reject")
@@ -241,7 +263,10 @@ class AmqpConsumer(Component):
             if task is not None:
                 self._inflight.discard(task)
 
-    async def _answer(self, message: AbstractIncomingMessage) -> None:
+    async def _answer(self, message: AbstractIncomingMessage, due: float, stamped: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= due:
+            return await self._late(message, "queued")
         try:
             body = wire.decode_body(message.body, message.content_type, message.content_encoding)
             request_id.set(_correlation_id(body))
@@ -264,21 +289,41 @@ class AmqpConsumer(Component):
             if req.server_id is None:
                 await _drop(message, "media_req dropped: no Server-ID to reply to", msg_id=req.msg_id)
                 return
-            server_id, reply = req.server_id, await self.handler.handle(req)
+            server_id, answer = req.server_id, await self.handler.handle(req, due)
+            if answer is None or loop.time() >= due:
+                return await self._late(message, "resolving")
+            reply = answer
         if await self._publish(self._targeted, server_id, wire.encode(reply)):
             await _settle(message, "ack")
+        elif loop.time() < due and (stamped or not message.redelivered):
+            # Not confirmed, still wanted: let the broker deliver it again (maybe elsewhere). Its stamp
+            # bounds the retries by the budget; without one, once.
+            await _settle(message, "requeue")
         else:
-            # Not confirmed: let the broker deliver it again (maybe elsewhere), but only once.
-            await _settle(message, "reject" if message.redelivered else "requeue")
+            await _settle(message, "reject")
+
+    async def _late(self, message: AbstractIncomingMessage, stage: Literal["queued", "resolving"]) -> None:
+        """Past ecallmgr's wait: acknowledged (nobody wants it any more), counted, not answered."""
+        self.metrics.amqp_requests_late.labels(stage=stage).inc()
+        if log.isEnabledFor(logging.INFO):
+            log.info("media_req too old to answer", extra={"stage": stage, "budget": self.config.budget})
+        await _settle(message, "ack")
 
     async def _publish(self, exchange: AbstractExchange | None, routing_key: str, body: bytes) -> bool:
         """Publish with a broker confirm, within ``timeout_publish``; False when that did not happen."""
         if exchange is None:
             return False
-        message = aio_pika.Message(body, content_type=wire.CONTENT_TYPE)
         try:
             async with asyncio.timeout(self.config.timeout_publish):
-                await exchange.publish(message, routing_key=routing_key, mandatory=False)
+                # aiormq directly, as aio-pika's Exchange.publish does, without building an aio-pika
+                # Message and then its properties first; a nack raises here too.
+                if self._publisher is None:
+                    return False
+                channel = await self._publisher.get_underlay_channel()
+                props = spec.Basic.Properties(content_type=wire.CONTENT_TYPE)
+                await channel.basic_publish(
+                    body, exchange=exchange.name, routing_key=routing_key, properties=props, mandatory=False
+                )
         except Exception as exc:
             log.warning(
                 "amqp publish failed",

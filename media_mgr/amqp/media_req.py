@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final, Protocol
+from typing import Final, Protocol, overload
 
 from media_mgr.amqp import wire
 from media_mgr.amqp.wire import MediaReq, Reply, StreamType, WireError
@@ -53,11 +53,24 @@ class MediaReqHandler:
         self.legacy_error_codes = legacy_error_codes
         self.timeout = timeout
 
-    async def handle(self, req: MediaReq) -> Reply:
-        """``media_resp`` with the URL, or ``media_error``; never raises (except cancellation)."""
+    @overload
+    async def handle(self, req: MediaReq) -> Reply: ...
+    @overload
+    async def handle(self, req: MediaReq, deadline: float | None) -> Reply | None: ...
+
+    async def handle(self, req: MediaReq, deadline: float | None = None) -> Reply | None:
+        """``media_resp`` with the URL, or ``media_error``; never raises (except cancellation).
+
+        ``deadline`` (event-loop time) is when ecallmgr stops waiting: None comes back when it passes
+        before the answer is ready, since an answer after it would only confuse a collector that moved on.
+        """
         extra = {"msg_id": req.msg_id, "call_id": req.call_id, "media_name": req.media_name}
+        timeout, late = self.timeout, False
+        if deadline is not None:
+            left = deadline - asyncio.get_running_loop().time()
+            timeout, late = min(timeout, left), left <= self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(timeout):
                 tts = TtsOptions(req.text, req.voice, req.language, req.engine)
                 url = await self.resolver.stream_url(
                     req.media_name, req.stream_type, req.protocol, req.format, tts=tts
@@ -67,12 +80,15 @@ class MediaReqHandler:
             log.info("media_req refused", extra={**extra, "error": exc.code, "detail": exc.detail})
             return self.error(req, exc.amqp_reason)
         except TimeoutError:
+            if late:
+                return None
             log.warning("media_req not resolved in time", extra={**extra, "timeout": self.timeout})
             return self.error(req, TIMEOUT)
         except Exception:
             log.exception("media_req failed", extra=extra)
             return self.error(req, INTERNAL_ERROR)
-        log.info("media_req answered", extra={**extra, "stream_url": url})
+        if log.isEnabledFor(logging.INFO):
+            log.info("media_req answered", extra={**extra, "stream_url": url})
         return reply
 
     def reject(self, err: WireError) -> Reply:

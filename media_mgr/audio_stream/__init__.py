@@ -2,7 +2,10 @@
 
 Read in this order (imports run down the list; ``lint-imports`` keeps it so):
 
-- ``endpoint.py``   the WebSocket route: handshake (auth, limits, subprotocol), one socket's loop
+- ``listener.py``   the audio_stream listener on its own port (picows): each socket a ``Socket``
+- ``endpoint.py``   the same on the HTTP port (a Starlette WebSocket route)
+- ``connection.py`` one socket's state machine, whichever carries it; audio's hot path
+- ``transport.py``  what a connection needs of its socket, and the handshake's admission
 - ``service.py``    ``AudioStreamService``: sessions, recordings, events, REST play/clear/issue-url;
                     an async context manager whose exit ends every session
 - ``publisher.py``  stream events: counted, logged, published on AMQP without making a stream wait

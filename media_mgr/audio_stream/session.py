@@ -128,6 +128,7 @@ class Session:
         self.last_arrival = clock()
         self._first_arrival: float | None = None
         self.capture: Capture | None = None
+        self.hot = False  # audio may take the hot path: the format known, the early audio placed
         self._early: list[tuple[Media | Audio, float]] = []
         self._early_bytes = 0
 
@@ -172,6 +173,7 @@ class Session:
         early, self._early, self._early_bytes = self._early, [], 0
         for item, arrival in early:
             await self._place(item, arrival)
+        self.hot = True
 
     # -- audio in ----------------------------------------------------------------------------------
 
@@ -190,7 +192,20 @@ class Session:
             fmt = self.dialect.settle(None)
         await self._learnt(fmt)
 
+    def on_audio_now(self, audio: Media | Audio, now: float) -> None:
+        """The hot path (``Connection.frame_now``), once the format is known: placed without awaiting;
+        the recording gets it at the next ``tick``."""
+        self._arrived(now, audio.size)
+        if self.stream_id is None and isinstance(audio, Media) and audio.stream_id:
+            self.stream_id = audio.stream_id
+        self._place_now(audio, now)
+
     async def _place(self, audio: Media | Audio, now: float) -> None:
+        self._place_now(audio, now)
+        assert self.capture is not None
+        await self.capture.drain()
+
+    def _place_now(self, audio: Media | Audio, now: float) -> None:
         fmt, capture = self.fmt, self.capture
         assert fmt is not None
         assert capture is not None
@@ -207,16 +222,16 @@ class Session:
         if self.catch_up is not None and not self.catch_up.done:
             piece = Piece(placed.track, placed.position, placed.pcm, now)
             if not self.catch_up.hold(piece):
-                await self._caught_up(piece)
+                self._caught_up(piece)
             return
-        await capture.put(placed.track, Chunk(placed.position, placed.pcm, now))
+        capture.place(placed.track, Chunk(placed.position, placed.pcm, now))
 
-    async def _caught_up(self, on_time: Piece | None) -> None:
+    def _caught_up(self, on_time: Piece | None) -> None:
         """Place what was held since the move (see catch_up.py), then go on reading as usual."""
         catch_up = self.catch_up
         if catch_up is not None and not catch_up.done and self.capture is not None:
             for track, chunk in catch_up.release(on_time):
-                await self.capture.put(track, chunk)
+                self.capture.place(track, chunk)
 
     def _arrived(self, now: float, size: int) -> None:
         self.last_arrival = now
@@ -240,9 +255,13 @@ class Session:
             await self._learnt(self.dialect.settle(now - self._first_arrival))
         holding = self.catch_up is not None and not self.catch_up.done
         if holding and self.catch_up is not None and not self.catch_up.active(now):
-            await self._caught_up(None)
-        elif self.capture is not None and now - self.last_arrival >= self.config.record_lag and not holding:
-            await self.capture.flush()
+            self._caught_up(None)
+            holding = False
+        if self.capture is not None:
+            if now - self.last_arrival >= self.config.record_lag and not holding:
+                await self.capture.flush()
+            else:
+                await self.capture.drain()  # what the hot path placed since the last tick
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -263,7 +282,7 @@ class Session:
         """The socket went without an end: keep everything for the module's reconnect."""
         if self.ending:
             return
-        await self._caught_up(None)
+        self._caught_up(None)
         if self.capture is not None:
             await self.capture.flush()
         self.state = SessionState.DETACHED
@@ -288,7 +307,7 @@ class Session:
         try:
             if self.fmt is None and self._early:
                 await self._learnt(self.dialect.settle(None))
-            await self._caught_up(None)
+            self._caught_up(None)
             if self.capture is not None:
                 await self.capture.flush()
         finally:

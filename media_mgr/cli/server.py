@@ -11,22 +11,43 @@ from media_mgr.cli.group import Context, main, run
 
 
 @main.command()
+@click.option(
+    "--workers", type=click.IntRange(1, 256),
+    help="processes serving the same ports [MEDIA_MGR_WORKERS]; default: usable cores; 1: one process",
+)  # fmt: skip
 @click.pass_obj
-def serve(obj: Context) -> None:
-    """Run the HTTP server (and, when configured, the AMQP listener) in one process.
+def serve(obj: Context, workers: int | None) -> None:
+    """Run the HTTP and SHOUT servers (and, when configured, the AMQP listener).
 
-    Its bound ports are recorded in DATA_DIR/serve.json while it runs (for `media-mgr url`).
-    Ctrl-C (SIGINT) or SIGTERM stop it gracefully.
+    With --workers N above 1, a supervisor binds the ports once and runs N worker processes on them,
+    restarting any that dies. Its bound ports are recorded in DATA_DIR/serve.json while it runs (for
+    `media-mgr url`). Ctrl-C (SIGINT) or SIGTERM stop it gracefully.
     """
+    if workers is not None:
+        obj.overrides["workers"] = workers
     settings = obj.settings()
     logs.configure(settings.log_level)
     run(check_database(settings), settings.database_url)
-    from media_mgr.app import Service
 
-    service = Service(settings)
-    service.on_bound = lambda http, shout: runfile.write(settings.data_dir, settings.bind, http, shout)
+    def bound(http: int, shout: int) -> None:
+        runfile.write(settings.data_dir, settings.bind, http, shout)
+
     try:
-        run(service.serve())
+        if settings.workers > 1:
+            from media_mgr.supervisor import Supervisor, SupervisorFailed
+
+            supervisor = Supervisor(settings)
+            supervisor.on_bound = bound
+            try:
+                run(supervisor.serve(), settings.database_url)
+            except SupervisorFailed as exc:
+                raise click.ClickException(str(exc)) from None
+        else:
+            from media_mgr.app import Service
+
+            service = Service(settings)
+            service.on_bound = bound
+            run(service.serve())
     except KeyboardInterrupt:
         pass  # Ctrl-C: uvicorn shut down gracefully, then re-raised the signal; that is a clean stop
     finally:

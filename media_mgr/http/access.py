@@ -1,13 +1,18 @@
 """ASGI middleware: a request id for every request, one access log line, request metrics.
 
-Written as plain ASGI (not BaseHTTPMiddleware) so streamed bodies pass through untouched.
+Written as plain ASGI (not BaseHTTPMiddleware) so streamed bodies pass through untouched. It runs
+for every request, stream URLs included (thousands a second), so the metric children are looked up
+once per route and status, a request id is a per-process random prefix and a counter (unique, no
+system call), and the log line's fields are built only when info is logged.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,13 +26,20 @@ class AccessMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
+        self._prefix = secrets.token_hex(4)
+        self._serial = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else secrets.token_hex(8)
+        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
+        if 0 < len(incoming) <= 64 and incoming.isprintable():
+            rid = incoming
+        else:
+            rid = f"{self._prefix}{next(self._serial) & 0xFFFFFFFF:08x}"
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 0
@@ -51,16 +63,26 @@ class AccessMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             route_name = getattr(route, "path", None) or "unmatched"
-            self.metrics.http_requests.labels(route_name, str(status)).inc()
-            self.metrics.http_seconds.labels(route_name).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "method": scope.get("method", "WS"),
-                    "path": scope["path"],
-                    "status": status,
-                    "ms": round(elapsed * 1000, 1),
-                    "client": (scope.get("client") or ("", 0))[0],
-                },
-            )
+            self._count(route_name, status, elapsed)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope.get("method", "WS"),
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round(elapsed * 1000, 1),
+                        "client": (scope.get("client") or ("", 0))[0],
+                    },
+                )
             request_id.reset(token)
+
+    def _count(self, route: str, status: int, elapsed: float) -> None:
+        counted = self._counted.get((route, status))
+        if counted is None:
+            counted = self._counted[(route, status)] = self.metrics.http_requests.labels(route, str(status))
+        counted.inc()
+        timed = self._timed.get(route)
+        if timed is None:
+            timed = self._timed[route] = self.metrics.http_seconds.labels(route)
+        timed.observe(elapsed)

@@ -1,18 +1,21 @@
 """REST for relays to an external Icecast: /v1/relays.
 
 A relay pushes one of our live mounts, or a stored item played in a loop (music on hold), to an
-Icecast mount. The SHOUT side runs them (``shout/relay.py``); edges do not import each other, so it
-is reached through the ``RelayControl`` protocol.
+Icecast mount. The SHOUT side runs them (``shout/relay.py``, stored and owned across the fleet by
+``shout/fleet_relays.py``); edges do not import each other, so it is reached through the
+``RelayControl`` protocol. A request another instance forwarded (``X-Media-Mgr-Forwarded``) acts on
+this instance's own relays only (``local``): it is never forwarded again.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from media_mgr.errors import InvalidRequest
+from media_mgr.fleet.peers import FORWARDED_HEADER
 from media_mgr.http.guard import AdminGuard
 from media_mgr.http.openapi import GUARDED, error_responses
 from media_mgr.ids import HEX32_PATTERN
@@ -23,14 +26,18 @@ class RelayControl(Protocol):
 
     async def add(
         self, *, mount: str | None, media_id: str | None, host: str, port: int, target_mount: str, user: str,
-        password: str,
+        password: str, local: bool = False,
     ) -> dict[str, Any]: ...  # fmt: skip
 
-    def list(self) -> list[dict[str, Any]]: ...
+    async def list(self, *, local: bool = False) -> list[dict[str, Any]]: ...
 
-    def get(self, relay_id: str) -> dict[str, Any]: ...
+    async def get(self, relay_id: str, *, local: bool = False) -> dict[str, Any]: ...
 
-    async def remove(self, relay_id: str) -> None: ...
+    async def remove(self, relay_id: str, *, local: bool = False) -> None: ...
+
+
+def _forwarded(request: Request) -> bool:
+    return FORWARDED_HEADER in request.headers
 
 
 class RelayTarget(BaseModel):
@@ -63,26 +70,27 @@ def relays_router(relays: RelayControl, guard: AdminGuard) -> APIRouter:
         summary="Relay a live mount or a looped item to an Icecast mount",
         responses=error_responses(400, 404, 409),
     )
-    async def add_relay(body: RelayBody) -> dict[str, Any]:
+    async def add_relay(body: RelayBody, request: Request) -> dict[str, Any]:
         if (body.mount is None) == (body.media_id is None):
             raise InvalidRequest("give exactly one of mount (live) or media_id (looped)")
         t = body.target
         return await relays.add(mount=body.mount, media_id=body.media_id, host=t.host, port=t.port,
-                                target_mount=t.mount, user=t.user, password=t.password)  # fmt: skip
+                                target_mount=t.mount, user=t.user, password=t.password,
+                                local=_forwarded(request))  # fmt: skip
 
-    @router.get("/relays", summary="List relays and their state")
-    async def list_relays() -> dict[str, Any]:
-        return {"items": relays.list()}
+    @router.get("/relays", summary="List relays (of every instance) and their state")
+    async def list_relays(request: Request) -> dict[str, Any]:
+        return {"items": await relays.list(local=_forwarded(request))}
 
     @router.get("/relays/{relay_id}", summary="One relay", responses=error_responses(404))
-    async def get_relay(relay_id: str) -> dict[str, Any]:
-        return relays.get(relay_id)
+    async def get_relay(relay_id: str, request: Request) -> dict[str, Any]:
+        return await relays.get(relay_id, local=_forwarded(request))
 
     @router.delete(
         "/relays/{relay_id}", status_code=204, summary="Stop a relay", responses=error_responses(404)
     )
-    async def delete_relay(relay_id: str) -> Response:
-        await relays.remove(relay_id)
+    async def delete_relay(relay_id: str, request: Request) -> Response:
+        await relays.remove(relay_id, local=_forwarded(request))
         return Response(status_code=204)
 
     return router

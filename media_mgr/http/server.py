@@ -125,8 +125,11 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            public = sockets[0].getsockname() if sockets else None
             for srv in self.servers:
                 for sock in srv.sockets:
                     host, port = sock.getsockname()[:2]
-                    logging.getLogger(LISTENING_LOGGER).info(f"listening http {host}:{port}")
+                    # The instance's own port (fleet) is named apart: "listening http" is the shared one.
+                    kind = "http" if public is None or sock.getsockname() == public else "internal"
+                    logging.getLogger(LISTENING_LOGGER).info(f"listening {kind} {host}:{port}")
             self.started_event.set()

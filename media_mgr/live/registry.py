@@ -31,6 +31,7 @@ class MountRegistry:
         self.burst_bytes = burst_bytes
         self._mounts: dict[str, Mount] = {}
         self._watchers: list[Callable[[Mount], None]] = []
+        self._release_watchers: list[Callable[[Mount], None]] = []
 
     def watch(self, claimed: Callable[[Mount], None]) -> None:
         """Call ``claimed(mount)`` whenever a source claims a mount (relays attach to it then)."""
@@ -38,6 +39,13 @@ class MountRegistry:
 
     def unwatch(self, claimed: Callable[[Mount], None]) -> None:
         self._watchers.remove(claimed)
+
+    def watch_release(self, released: Callable[[Mount], None]) -> None:
+        """Call ``released(mount)`` whenever a source lets its mount go (the fleet forgets it then)."""
+        self._release_watchers.append(released)
+
+    def unwatch_release(self, released: Callable[[Mount], None]) -> None:
+        self._release_watchers.remove(released)
 
     def claim(self, name: str) -> Mount:
         if name in self._mounts:
@@ -56,6 +64,11 @@ class MountRegistry:
         if self._mounts.get(mount.name) is mount:
             del self._mounts[mount.name]
         mount.end()
+        for released in list(self._release_watchers):
+            try:
+                released(mount)
+            except Exception:
+                log.exception("mount watcher failed", extra={"mount": mount.name})
 
     def get(self, name: str) -> Mount | None:
         return self._mounts.get(name)

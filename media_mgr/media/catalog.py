@@ -4,6 +4,10 @@ One indexed query per name (reference 2.2): ids directly; ``prompt://`` through 
 fallback (``xx-yy`` -> ``xx`` -> the default language), the account's prompt winning over the
 system prompt in the same language; ``tts://`` through the TTS service, which finds or makes the
 stored speech, so every path that takes a Media-Name plays TTS like any other item.
+
+With a :class:`~media_mgr.media.cache.MediaCache` (the service's, kept current by notifications),
+records and ``prompt://`` resolutions are answered from memory once read: a stream URL or a
+media_req for a known item asks the database nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Protocol
 
 from media_mgr.errors import NotFound
 from media_mgr.ids import is_hex32
+from media_mgr.media.cache import MISS, NAMES, MediaCache
 from media_mgr.media.models import MediaItem
 from media_mgr.media.names import (
     MediaIdRef,
@@ -33,10 +38,19 @@ class SpeechSource(Protocol):
 
 
 class Catalog:
-    def __init__(self, store: MediaStore, default_language: str, tts: SpeechSource | None = None) -> None:
+    def __init__(
+        self,
+        store: MediaStore,
+        default_language: str,
+        tts: SpeechSource | None = None,
+        cache: MediaCache | None = None,
+    ) -> None:
         self.store = store
         self.default_language = default_language.lower()
         self.tts = tts
+        self.cache = (
+            cache if cache is not None else MediaCache(0, 0)
+        )  # never live: every lookup reads the database
 
     async def resolve_name(self, media_name: str, tts: TtsOptions | None = None) -> MediaItem:
         """Raises ``InvalidMediaName`` for a bad name and ``NotFound`` for a missing item.
@@ -47,29 +61,53 @@ class Catalog:
 
     async def get(self, media_id: str) -> MediaItem | None:
         """The item with this id, whoever owns it (None if there is none)."""
+        return await self.record(media_id)
+
+    async def record(self, media_id: str, *, seen: int = 0) -> MediaItem | None:
+        """The item with this id, from memory when it is there. ``seen``: a revision the caller knows
+        existed (a URL's), so a kept copy older than it, or a kept absence, is read again: the
+        notification that would have dropped it is still on its way."""
+        key = ("record", media_id)
+        kept = self.cache.get(key)
+        if kept is not MISS and (kept.revision >= seen if kept is not None else seen == 0):
+            return kept  # type: ignore[no-any-return]
+        began = self.cache.begin()
         row = await self.store.get(media_id)
-        return MediaItem.of(row) if row is not None else None
+        item = MediaItem.of(row) if row is not None else None
+        self.cache.put(began, key, item, media_id)
+        return item
+
+    async def _prompt(
+        self, account_id: str | None, prompt_id: str, languages: list[str], with_system: bool
+    ) -> MediaRow | None:
+        key = ("prompt", account_id, prompt_id, tuple(languages), with_system)
+        kept = self.cache.get(key)
+        if kept is not MISS:
+            return kept  # type: ignore[no-any-return]
+        began = self.cache.begin()
+        row = await self.store.find_prompt(account_id, prompt_id, languages, with_system=with_system)
+        item = MediaItem.of(row) if row is not None else None
+        self.cache.put(began, key, item, NAMES)
+        return item
 
     async def resolve(self, ref: MediaRef, tts: TtsOptions | None = None) -> MediaItem:
         item: MediaRow | None
         match ref:
             case MediaIdRef(account_id=account_id, media_id=media_id):
-                item = await self.store.get(media_id) if is_hex32(media_id) else None
+                item = await self.record(media_id) if is_hex32(media_id) else None
                 if item is not None and item.account_id != account_id:
                     item = None  # another account's media is not found, not forbidden
             case SystemPromptRef(language=language, prompt_id=prompt_id):
-                item = await self.store.find_prompt(None, prompt_id, [language.lower()])
+                item = await self._prompt(None, prompt_id, [language.lower()], False)
             case PromptRef(account_id=account_id, prompt_id=prompt_id, language=language):
-                item = await self.store.find_prompt(
-                    account_id, prompt_id, self.languages(language), with_system=True
-                )
+                item = await self._prompt(account_id, prompt_id, self.languages(language), True)
             case TtsRef(text=text):
                 if self.tts is None:
                     raise NotFound("tts:// media is not served here (text to speech is off)")
                 item = await self.tts.media_for(text, tts)
         if item is None:
             raise NotFound("no stored media matches that name")
-        return MediaItem.of(item)
+        return item if isinstance(item, MediaItem) else MediaItem.of(item)
 
     def languages(self, language: str | None) -> list[str]:
         """Kazoo's fallback order: the language, its prefix, then the default language."""

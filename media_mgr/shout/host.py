@@ -8,9 +8,10 @@ two modules do not import each other.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
+from media_mgr.live.mount import Mount
 from media_mgr.live.registry import MountRegistry
 from media_mgr.recording.ingest import Ingest
 from media_mgr.shout.auth import SourceAuth, SourceGrant
@@ -39,6 +40,12 @@ class ShoutHost(Protocol):
 
     @property
     def auth(self) -> SourceAuth: ...
+
+    @property
+    def elsewhere(self) -> Callable[[str], Awaitable[Mount | None]] | None:
+        """A mount this instance does not hold, from another instance of the fleet (a local
+        mirror), or None when no instance holds it; None itself outside a fleet."""
+        ...
 
     @property
     def stats(self) -> Counter[str]: ...

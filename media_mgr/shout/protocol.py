@@ -122,6 +122,9 @@ class ShoutProtocol(asyncio.Protocol):
         if self.state is State.AUTH:
             self._early_eof = True
             return True
+        if self.state is State.LISTENING and self._mount is None:  # fleet hook: answer the lookup first
+            self._early_eof = True
+            return True
         if self.state is State.READ_HEAD:  # half a head, then nothing more: say so, then close
             if self._parser.started:  # (a bare connect-and-close, as a port probe does, is not news)
                 log.info("incomplete request head", extra={"peer": self.peer})
@@ -194,6 +197,21 @@ class ShoutProtocol(asyncio.Protocol):
 
     def _listen(self, request: ShoutRequest) -> None:
         mount = self.host.registry.get(request.path)
+        if mount is None and self.host.elsewhere is not None:  # fleet hook: another instance's mount?
+            self._to(State.LISTENING)  # (nothing is read meanwhile: a listener has nothing to say)
+            self.host.spawn(self._listen_elsewhere(request), name=f"shout listener {request.path}")
+            return
+        self._listen_to(request, mount)
+
+    async def _listen_elsewhere(self, request: ShoutRequest) -> None:
+        assert self.host.elsewhere is not None
+        mount = await self.host.elsewhere(request.path)
+        if self.transport is not None and not self.transport.is_closing():
+            self._listen_to(request, mount)
+            if self._early_eof:  # the client half-closed meanwhile: what it was sent, then close
+                self._close()
+
+    def _listen_to(self, request: ShoutRequest, mount: Mount | None) -> None:
         if mount is None:
             self._reply(404, request.version, body=b"no source on this mount\r\n")
             return
@@ -208,7 +226,8 @@ class ShoutProtocol(asyncio.Protocol):
             self._reply(200, "1.0", headers)
             return
         self._write_head(200, "1.0", {**headers, "Server": "media-mgr", "Connection": "close"})
-        self._to(State.LISTENING)
+        if self.state is not State.LISTENING:
+            self._to(State.LISTENING)
         self._mount = mount
         self._cursor = mount.attach(self)
         self.host.stats["listeners_total"] += 1

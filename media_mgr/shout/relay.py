@@ -24,6 +24,7 @@ from typing import Any
 
 from media_mgr.isotime import iso_from_epoch
 from media_mgr.live.cursor import ListenerCursor
+from media_mgr.live.mount import Mount
 
 log = logging.getLogger("media_mgr.shout.relay")
 
@@ -132,6 +133,7 @@ class Relay:
         self.thread = threading.Thread(target=self._run, name=f"relay {relay_id}", daemon=True)
         self.sink: RelaySink | None = None
         self.cursor: ListenerCursor | None = None
+        self.source: Mount | None = None  # the mount (ours, or a mirror of another instance's) it reads
         self.feeder: asyncio.Task[None] | None = None
 
     def public(self) -> dict[str, Any]:

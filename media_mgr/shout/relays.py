@@ -14,7 +14,7 @@ import contextlib
 import importlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -34,6 +34,7 @@ CHUNK = 4096
 MEDIA_RETRY = 5.0  # the item could not be read (deleted, database away): try again after this
 
 MediaReader = Callable[[str], AsyncIterator[bytes]]
+Elsewhere = Callable[[str], Awaitable[Mount | None]]  # another instance's mount, mirrored here
 
 
 def media_reader(library: MediaLibrary, variants: VariantCache) -> MediaReader:
@@ -62,12 +63,18 @@ class RelayConfig:
 class RelayManager:
     """The ``RelayControl`` of http/recordings.py."""
 
-    def __init__(self, config: RelayConfig, registry: MountRegistry, read_media: MediaReader) -> None:
+    def __init__(
+        self, config: RelayConfig, registry: MountRegistry, read_media: MediaReader,
+        elsewhere: Elsewhere | None = None,
+    ) -> None:  # fmt: skip
         self.config = config
         self.registry = registry
         self.read_media = read_media
+        self.elsewhere = elsewhere
         self._relays: dict[str, Relay] = {}
+        self._looking: set[str] = set()  # relays waiting for another instance's answer
         self._feeders = TaskSet("shout.relays", log, limit=config.limit)
+        self._lookups = TaskSet("shout.relay_lookups", log)
 
     async def __aenter__(self) -> Self:
         self.registry.watch(self._mount_claimed)
@@ -79,11 +86,12 @@ class RelayManager:
         self.registry.unwatch(self._mount_claimed)
         relays, self._relays = list(self._relays.values()), {}
         await asyncio.gather(*(self._stop(r) for r in relays), return_exceptions=True)
+        await self._lookups.stop(self.config.stop_timeout)
         await self._feeders.stop(self.config.stop_timeout)
 
     async def add(
         self, *, mount: str | None, media_id: str | None, host: str, port: int, target_mount: str, user: str,
-        password: str,
+        password: str, relay_id: str | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         try:
             importlib.import_module("shout")
@@ -94,7 +102,7 @@ class RelayManager:
         if mount is not None:
             check_mount(mount)
         relay = Relay(
-            secrets.token_hex(8), mount=mount, media_id=media_id, host=host, port=port,
+            relay_id or secrets.token_hex(8), mount=mount, media_id=media_id, host=host, port=port,
             target_mount=target_mount, user=user, password=password, backoff_max=self.config.backoff_max,
         )  # fmt: skip
         if media_id is not None:
@@ -112,6 +120,15 @@ class RelayManager:
 
     def list(self) -> list[dict[str, Any]]:
         return [r.public() for r in self._relays.values()]
+
+    def ids(self) -> set[str]:
+        return set(self._relays)
+
+    def reattach(self) -> None:
+        """Attach every live-mount relay that is not listening (its source, here or on another
+        instance, may be back); the fleet calls this every second."""
+        for relay in list(self._relays.values()):
+            self._attach(relay)
 
     def get(self, relay_id: str) -> dict[str, Any]:
         return self._get(relay_id).public()
@@ -152,7 +169,25 @@ class RelayManager:
         if relay.sink is not None and not relay.sink.closed:
             return
         mount = self.registry.get(relay.mount)
-        if mount is None or not mount.live:
+        if mount is None and self.elsewhere is not None and relay.id not in self._looking:
+            self._looking.add(relay.id)
+            lookup = self._attach_elsewhere(relay, self.elsewhere)
+            self._lookups.spawn(lookup, name=f"relay {relay.id} lookup")
+            return
+        if mount is not None:
+            self._attach_to(relay, mount)
+
+    async def _attach_elsewhere(self, relay: Relay, elsewhere: Elsewhere) -> None:
+        try:
+            mount = await elsewhere(relay.mount or "")
+        finally:
+            self._looking.discard(relay.id)
+        listening = relay.sink is not None and not relay.sink.closed
+        if mount is not None and self._relays.get(relay.id) is relay and not listening:
+            self._attach_to(relay, mount)
+
+    def _attach_to(self, relay: Relay, mount: Mount) -> None:
+        if not mount.live:
             return  # attached when a source claims it
 
         def closed(reason: str) -> None:
@@ -161,13 +196,12 @@ class RelayManager:
 
         relay.sink = RelaySink(relay.handoff, closed)
         relay.cursor = mount.attach(relay.sink)
+        relay.source = mount
 
     def _detach(self, relay: Relay) -> None:
-        if relay.cursor is not None:
-            mount = self.registry.get(relay.mount or "")
-            if mount is not None:
-                mount.detach(relay.cursor)
-        relay.cursor = relay.sink = None
+        if relay.cursor is not None and relay.source is not None:
+            relay.source.detach(relay.cursor)
+        relay.cursor = relay.sink = relay.source = None
 
     # -- stored items ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import socket
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -22,6 +22,7 @@ from typing import Any, Self
 from prometheus_client import CollectorRegistry
 
 from media_mgr.errors import MediaMgrError
+from media_mgr.live.mount import Mount
 from media_mgr.live.registry import MountRegistry
 from media_mgr.media.activity import ActivityRegistry
 from media_mgr.recording.ingest import Ingest, NewRecording
@@ -46,6 +47,7 @@ class ServerState:
     registry: MountRegistry
     auth: SourceAuth
     activity: ActivityRegistry | None = None
+    elsewhere: Callable[[str], Awaitable[Mount | None]] | None = None  # the fleet's mirrors
     connections: set[Connection] = field(default_factory=set)
     sources: set[SourceSession] = field(default_factory=set)
     stats: Counter[str] = field(default_factory=Counter)
@@ -110,8 +112,9 @@ class ShoutServer:
         auth: SourceAuth,
         activity: ActivityRegistry | None = None,
         metrics: CollectorRegistry | None = None,
+        elsewhere: Callable[[str], Awaitable[Mount | None]] | None = None,
     ) -> None:
-        self.state = ServerState(config, recorder, registry, auth, activity)
+        self.state = ServerState(config, recorder, registry, auth, activity, elsewhere=elsewhere)
         self.sock = sock
         self._metrics = metrics
         self._collector = ShoutCollector(self.state)

@@ -1,4 +1,8 @@
-"""Media records: the only SQL that reads or writes the ``media`` table."""
+"""Media records: the only SQL that reads or writes the ``media`` table.
+
+Every change to a record (made, new content, deleted) sends ``NOTIFY media_mgr_media, '<id>'`` in
+its own transaction, so each instance's cache (media.cache) drops its copy when the change commits.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,12 @@ from media_mgr.audio.info import AudioInfo
 from media_mgr.store import blobs as blob_rows
 from media_mgr.store import variants
 from media_mgr.store.blobs import BlobInfo, BlobStore
+from media_mgr.store.notify import notify
 from media_mgr.store.pool import Connection, Database
 from media_mgr.store.rows import Row
+
+MEDIA_CHANNEL = "media_mgr_media"
+"""Where record changes are announced; the payload is the media id."""
 
 _COLUMNS = (
     "id, account_id, prompt_id, language, name, content_type, codec, size, duration_ms,"
@@ -126,6 +134,7 @@ class MediaStore:
                 if exc.constraint_name == "media_prompt_key":
                     raise DuplicatePrompt(str(exc)) from exc
                 raise DuplicateId(str(exc)) from exc
+            await notify(conn, MEDIA_CHANNEL, media_id)
         assert row is not None
         return _row(row)
 
@@ -147,6 +156,7 @@ class MediaStore:
                 *_content(info, blob),
             )
             await _orphan(conn, media_id, old)
+            await notify(conn, MEDIA_CHANNEL, media_id)
         assert row is not None
         return _row(row)
 
@@ -173,6 +183,7 @@ class MediaStore:
                 return False
             await _orphan(conn, media_id, blob_id)
             await conn.execute("DELETE FROM media WHERE id = $1", media_id)
+            await notify(conn, MEDIA_CHANNEL, media_id)
         return True
 
     async def list(self, f: MediaFilter) -> tuple[list[MediaRow], int]:
@@ -269,6 +280,7 @@ async def put_for_recording(
     )
     if result.split()[-1] == "0":
         return False
+    await notify(conn, MEDIA_CHANNEL, media_id)
     if old is not None and old != blob.id:
         await variants.drop_all(conn, media_id)  # made from the old content
     return True

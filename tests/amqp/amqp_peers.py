@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import os
 import secrets
@@ -29,6 +30,25 @@ ACCOUNT = "3a63acb1cc1fbd5fb5fa6b3d39b48b7e"
 GREETING = f"/{ACCOUNT}/0123456789abcdef0123456789abcdef"
 EMPTY = f"/{ACCOUNT}/00000000000000000000000000000000"
 GREETING_URL = "http://apps1.example.com:24517/single/tok3n/greeting.mp3"
+UNIX_EPOCH_IN_GREGORIAN = 62_167_219_200
+
+
+class OutgoingStamp(datetime.datetime):
+    """An AMQP timestamp property carrying any 64-bit value: pamqp encodes ``int(value.timestamp())``."""
+
+    value: int
+
+    def timestamp(self) -> float:
+        return self.value  # an int: pamqp packs it as the property's unsigned 64 bits, unchanged
+
+
+def kazoo_timestamp(age: float = 0.0) -> OutgoingStamp:
+    """The timestamp kz_amqp_util:basic_publish/5 puts on every message (Kazoo 4.3, 5.x):
+    ``kz_time:now_us()``, microseconds since year 0 (Gregorian), not AMQP's seconds since 1970.
+    ``age`` makes it that many seconds old."""
+    stamp = OutgoingStamp.now(datetime.UTC)
+    stamp.value = time.time_ns() // 1000 - int(age * 1_000_000) + UNIX_EPOCH_IN_GREGORIAN * 1_000_000
+    return stamp
 
 
 class DictResolver:
@@ -87,7 +107,10 @@ class Ecallmgr:
     sends and a 16-hex Msg-ID, replies read back as JSON.
     """
 
-    def __init__(self, exchange: str = "kapps", routing_key: str = "media_req") -> None:
+    def __init__(
+        self, exchange: str = "kapps", routing_key: str = "media_req", confirms: bool = True
+    ) -> None:
+        self.confirms = confirms  # False: publish without waiting for the broker (a load generator)
         self.exchange_name = exchange
         self.routing_key = routing_key
         pid = secrets.randbelow(30000)
@@ -99,7 +122,7 @@ class Ecallmgr:
     async def __aenter__(self) -> Ecallmgr:
         connection = await aio_pika.connect(AMQP_URL, timeout=5)
         self._stack.push_async_callback(connection.close)
-        channel = await connection.channel()
+        channel = await connection.channel(publisher_confirms=self.confirms)
         # "" is the broker's default exchange: routing key = one server's queue name, so requests
         # reach only that server and not every instance on the shared broker's ``kapps``.
         self.exchange = (
@@ -141,8 +164,12 @@ class Ecallmgr:
         return {key: value for key, value in body.items() if value is not None}
 
     async def send(self, media_name: str, **extra: Any) -> dict[str, Any]:
+        return await self.send_aged(media_name, 0.0, **extra)
+
+    async def send_aged(self, media_name: str, age: float, **extra: Any) -> dict[str, Any]:
+        """Publish a media_req whose timestamp property is ``age`` seconds old (a request that waited)."""
         body = self.media_req(media_name, **extra)
-        await self.publish(json.dumps(body).encode())
+        await self.publish(json.dumps(body).encode(), timestamp=kazoo_timestamp(age))
         return body
 
     async def publish(
@@ -150,8 +177,15 @@ class Ecallmgr:
         payload: bytes,
         content_type: str | None = "application/json",
         content_encoding: str | None = None,
+        timestamp: datetime.datetime | None = None,
     ) -> None:
-        message = aio_pika.Message(payload, content_type=content_type, content_encoding=content_encoding)
+        """As kz_amqp_util publishes: content type, and the timestamp property (now unless given)."""
+        message = aio_pika.Message(
+            payload,
+            content_type=content_type,
+            content_encoding=content_encoding,
+            timestamp=timestamp or kazoo_timestamp(),
+        )
         await self.exchange.publish(message, routing_key=self.routing_key)
 
     async def reply(self, timeout: float = 5.0) -> tuple[dict[str, Any], AbstractIncomingMessage]:

@@ -126,6 +126,28 @@ async def test_a_slow_resolver_is_answered_with_timeout_before_ecallmgr_gives_up
     assert (reply["Event-Name"], reply["Error-Msg"]) == ("media_error", "timeout")
 
 
+async def test_a_deadline_sooner_than_the_timeout_gives_no_answer_instead_of_timeout() -> None:
+    """Past ecallmgr's wait, silence: a ``timeout`` error then would reach a collector that moved on."""
+    handler = MediaReqHandler(RaisingResolver(URL, delay=5.0), node=NODE, timeout=1.0)
+    deadline = asyncio.get_running_loop().time() + 0.05
+    assert await asyncio.wait_for(handler.handle(request(), deadline), 1.0) is None
+
+
+async def test_a_deadline_later_than_the_timeout_still_gets_the_timeout_error() -> None:
+    handler = MediaReqHandler(RaisingResolver(URL, delay=5.0), node=NODE, timeout=0.05)
+    deadline = asyncio.get_running_loop().time() + 10.0
+    reply = await asyncio.wait_for(handler.handle(request(), deadline), 1.0)
+    assert reply is not None
+    assert (reply["Event-Name"], reply["Error-Msg"]) == ("media_error", "timeout")
+
+
+async def test_an_answer_ready_before_the_deadline_is_given() -> None:
+    handler = MediaReqHandler(RaisingResolver(URL), node=NODE)
+    reply = await handler.handle(request(), asyncio.get_running_loop().time() + 2.0)
+    assert reply is not None
+    assert reply["Stream-URL"] == URL
+
+
 async def test_legacy_error_codes_are_passed_through() -> None:
     handler = MediaReqHandler(RaisingResolver(NotFound("x")), node=NODE, legacy_error_codes=True)
     reply = await handler.handle(request())

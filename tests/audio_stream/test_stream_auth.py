@@ -35,7 +35,7 @@ def guarded(new_database: object, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def base(srv: RunningServer) -> str:
-    return f"ws://127.0.0.1:{srv.port}/audio_stream/call"
+    return f"ws://127.0.0.1:{srv.ws_port}/audio_stream/call"
 
 
 async def status_of(url: str, **kwargs: object) -> int:
@@ -59,7 +59,7 @@ async def test_an_issued_token_records_into_the_recording_it_names(guarded: Runn
         r = await http.post("/v1/audio-stream-urls", json={"name": "issued.wav"})
         assert r.status_code == 201, r.text
         issued = r.json()
-    assert issued["url"].startswith(f"ws://127.0.0.1:{guarded.port}/audio_stream?token=")
+    assert issued["url"].startswith(f"ws://127.0.0.1:{guarded.ws_port}/audio_stream?token=")
     assert len(issued["url"].split(":", 2)[2].split("/", 1)[1]) < 127  # the module's path buffer
     token = issued["url"].split("token=")[1]
     module = VoipbitModule(base(guarded), {"inbound": np.ones(8000, dtype=np.int16)},
@@ -84,7 +84,7 @@ async def test_an_issued_token_records_into_the_recording_it_names(guarded: Runn
                                                   (None, None)])  # fmt: skip
 async def test_the_subprotocol_is_echoed_when_offered(server: RunningServer, offered: list[str] | None,
                                                       chosen: str | None) -> None:  # fmt: skip
-    async with connect(f"ws://127.0.0.1:{server.port}/audio_stream/proto", subprotocols=offered,  # type: ignore[arg-type]
+    async with connect(f"ws://127.0.0.1:{server.ws_port}/audio_stream/proto", subprotocols=offered,  # type: ignore[arg-type]
                        open_timeout=5) as ws:  # fmt: skip
         assert ws.subprotocol == chosen
 
@@ -92,13 +92,13 @@ async def test_the_subprotocol_is_echoed_when_offered(server: RunningServer, off
 async def test_loopback_needs_no_token_without_an_admin_token(server: RunningServer) -> None:
     call = f"loopback-{secrets.token_hex(4)}"
     audio = (np.random.default_rng(9).standard_normal(4000) * 3000).astype("<i2")
-    async with connect(f"ws://127.0.0.1:{server.port}/audio_stream?rate=8000", open_timeout=5,
+    async with connect(f"ws://127.0.0.1:{server.ws_port}/audio_stream?rate=8000", open_timeout=5,
                        compression=None, ping_interval=None) as ws:  # fmt: skip
         await ws.send(json.dumps({"callId": call}))
         for i in range(0, len(audio), 160):
             await ws.send(audio[i : i + 160].tobytes())
         for _ in range(100):  # the server may still be reading the frames on a busy machine
-            if found := [s for s in await streams(server) if s["call_id"] == call]:
+            if found := [s for s in await streams(server) if s["call_id"] == call and s["recording_id"]]:
                 break
             await asyncio.sleep(0.05)
         assert len(found) == 1, found  # accepted, and recording

@@ -29,6 +29,13 @@ class Visit:
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def browser(self) -> str:
+        """``chromium`` or ``firefox``."""
+        browser = self.page.context.browser
+        assert browser is not None
+        return browser.browser_type.name
+
     def shot(self, name: str) -> Path:
         path = self.folder / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=True)

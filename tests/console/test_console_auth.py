@@ -35,7 +35,8 @@ def test_the_token_is_asked_once_kept_for_the_session_and_only_sent_as_a_header(
     guarded: RunningServer, visit: Visit, tmp_path: Path
 ) -> None:
     wav = tone(tmp_path / "t.wav", seconds=0.5)
-    created = httpx.post(f"{guarded.url}/v1/media", files={"file": ("guarded.wav", wav.read_bytes())},
+    name = f"guarded-{secrets.token_hex(3)}.wav"  # the server is shared by both browsers' runs
+    created = httpx.post(f"{guarded.url}/v1/media", files={"file": (name, wav.read_bytes())},
                          headers={"authorization": f"Bearer {TOKEN}"})  # fmt: skip
     assert created.status_code == 201, created.text
     page = visit.page
@@ -51,7 +52,7 @@ def test_the_token_is_asked_once_kept_for_the_session_and_only_sent_as_a_header(
     page.fill("#token-input", TOKEN)
     page.keyboard.press("Enter")
     expect(dialog).to_be_hidden()
-    row = page.locator("#media-table tbody tr", has_text="guarded.wav")
+    row = page.locator("#media-table tbody tr", has_text=name)
     expect(row).to_have_count(1)
     expect(row.locator("img.wave")).to_have_attribute("src", re.compile(r"^blob:"))
     expect(page.locator("#auth-state")).to_have_text("token set")

@@ -145,7 +145,13 @@ def test_recording_url_dialog_gives_the_dialplan_lines(console_server: RunningSe
     assert name in [r["name"] for r in listed["items"]]
 
 
-def test_health_page_shows_database_broker_and_version(console_server: RunningServer, visit: Visit) -> None:
+def test_health_page_shows_database_broker_and_version(
+    console_server: RunningServer, visit: Visit, tmp_path: Path
+) -> None:
+    wav = tone(tmp_path / "counted.wav", seconds=0.2)  # so that the upload counters exist
+    assert httpx.post(
+        f"{console_server.url}/v1/media", files={"file": ("c.wav", wav.read_bytes())}
+    ).is_success
     page = visit.page
     page.goto(console_server.url + "/console/#health")
     cards = page.locator("#health-cards")

@@ -13,7 +13,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from private_services import PrivatePostgres
 from shout_peers import ShoutUrl, content, create_recording, kill, push, start_shout_server, wait_state
@@ -66,11 +68,17 @@ def crash_lines(srv: RunningServer, recording_id: str) -> list[str]:
     return [line for line in srv.log().splitlines() if CRASH_LINE in line and recording_id in line]
 
 
+def fleet(srv: RunningServer) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = httpx.get(f"{srv.url}/v1/instances", timeout=10).json()["instances"]
+    return rows
+
+
 def test_a_restart_takes_over_nothing_and_a_killed_instance_is_closed_once(tmp_path: Path) -> None:
     with PrivatePostgres() as pg:
         a, _ = start_shout_server(pg.dsn, tmp_path / "a")
         b, _ = start_shout_server(pg.dsn, tmp_path / "b")
         try:
+            b_id = httpx.get(f"{b.url}/v1/instances", timeout=10).json()["self"]
             sent = raw_mp3(tmp_path / "r.mp3", seconds=16.0)
             rec = create_recording(a)
             source = push(ShoutUrl.parse(rec["shout_url"]), tmp_path / "r.mp3", pace=True)
@@ -88,6 +96,7 @@ def test_a_restart_takes_over_nothing_and_a_killed_instance_is_closed_once(tmp_p
             assert (done["state"], done["end_reason"]) == ("complete", "eof")
             assert content(b, rec["id"]) == sent  # every byte, read through the other instance
             assert crash_lines(a, rec["id"]) == crash_lines(b, rec["id"]) == []
+            assert [i["state"] for i in fleet(b)] == ["live", "live"]  # nobody declared gone
 
             second = raw_mp3(tmp_path / "k.mp3", seconds=20.0)
             rec2 = create_recording(a)
@@ -104,6 +113,7 @@ def test_a_restart_takes_over_nothing_and_a_killed_instance_is_closed_once(tmp_p
             assert closed_after >= RECOVERY_GRACE - 1.5  # the heartbeat's grace was waited out
             time.sleep(RECOVERY_GRACE + 1)  # B's recovery ran again meanwhile: still one close
             assert len(crash_lines(b, rec2["id"])) == 1
+            assert [(i["state"], i["ended_by"]) for i in fleet(b) if not i["self"]] == [("gone", b_id)]
             stored = content(b, rec2["id"])
             assert len(stored) >= 2 * BYTES_PER_SECOND and second.startswith(stored)
         finally:

@@ -81,9 +81,15 @@ def upload(server: RunningServer, path: Path) -> tuple[str, bytes]:
         return r.json()["id"], w.readframes(w.getnframes())
 
 
+def ws_port(server: RunningServer) -> int:
+    """Where mod_audio_stream connects: the audio_stream listener's port when it has one."""
+    port: int = getattr(server, "ws_port", 0) or server.port
+    return port
+
+
 def on_b(url: str, a: RunningServer, b: RunningServer) -> str:
     """The same URL (path, query, token) on B's port: what a module reconnecting elsewhere uses."""
-    return url.replace(f":{a.port}/", f":{b.port}/")
+    return url.replace(f":{ws_port(a)}/", f":{ws_port(b)}/")
 
 
 async def test_a_session_on_a_is_listed_described_played_into_and_cleared_through_b(

@@ -25,7 +25,7 @@ DRIFT = 200e-6  # how fast the lateness floor may creep up (clock drift between 
 CATCH_UP_RATIO = 1.5  # held audio arriving faster than this times real time is a burst, not a gap
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per frame: a frozen dataclass costs 4x as much to build
 class Chunk:
     """Audio as it arrived: ``media`` is its start on the stream's media clock, in sample frames."""
 
@@ -34,7 +34,7 @@ class Chunk:
     arrival: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per frame: a frozen dataclass costs 4x as much to build
 class Placed:
     """A chunk with its place in the recording, in sample frames from the recording's start."""
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from media_mgr.audio_stream.capture.assembler import Assembler
-from media_mgr.audio_stream.capture.clock import Chunk, Placed, TrackClock
+from media_mgr.audio_stream.capture.clock import Chunk, TrackClock
 from media_mgr.audio_stream.capture.jitter import InterarrivalJitter
 from media_mgr.audio_stream.formats import StreamFormat
 
@@ -66,19 +66,26 @@ class Capture:
         self.open = True  # False once the recording reached a limit
 
     async def put(self, track: int, chunk: Chunk) -> None:
-        await self._place(track, self.clocks[track].feed(chunk, timing_reliable=self.timing_reliable()))
+        self.place(track, chunk)
+        await self._drain(force=False)
+
+    def place(self, track: int, chunk: Chunk) -> None:
+        """The hot path: the chunk placed, nothing awaited; ``drain`` hands it to the recording."""
+        for p in self.clocks[track].feed(chunk, timing_reliable=self.timing_reliable()):
+            self.jitter[track].update(p.arrival, p.position / self.fmt.rate)
+            self.assembler.put(track, p.position, p.pcm)
+
+    async def drain(self) -> None:
+        """What every track has reached (or what lags ``record_lag``) goes to the recording."""
+        await self._drain(force=False)
 
     async def flush(self) -> None:
         """Everything held and assembled goes to the recording (a pause, a detach, the end)."""
         for track, clk in enumerate(self.clocks):
-            await self._place(track, clk.release())
+            for p in clk.release():
+                self.jitter[track].update(p.arrival, p.position / self.fmt.rate)
+                self.assembler.put(track, p.position, p.pcm)
         await self._drain(force=True)
-
-    async def _place(self, track: int, placed: list[Placed]) -> None:
-        for p in placed:
-            self.jitter[track].update(p.arrival, p.position / self.fmt.rate)
-            self.assembler.put(track, p.position, p.pcm)
-        await self._drain(force=False)
 
     async def _drain(self, *, force: bool) -> None:
         asm = self.assembler

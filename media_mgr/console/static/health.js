@@ -1,9 +1,12 @@
-// Health: what /healthz, /readyz, /metrics and the OpenAPI document say, side by side.
+// Health: what /healthz, /readyz, /metrics, the OpenAPI document and /v1/instances say, side by
+// side. The instances are read again every 2 s while the page is shown (heartbeats, ends).
 import { probe } from "./api.js";
 import { h, bytes, tell } from "./ui.js";
+import { instancesCard, loadInstances, paintInstances } from "./instances.js";
 
 const LIMIT = 300;
-let status, metrics = [];
+const INSTANCES_EVERY_MS = 2000;
+let status, metrics = [], timer = 0, fleetCard = null;
 
 // Prometheus text format: "name{label="v",...} value" lines; comments skipped.
 export function parseMetrics(text) {
@@ -27,8 +30,9 @@ function card(title, value, kind, note) {
 
 async function load() {
   try {
-    const [live, ready, api, config, text] = await Promise.all([
+    const [live, ready, api, config, text, fleet] = await Promise.all([
       probe("/healthz"), probe("/readyz"), probe("/openapi.json"), probe("config.json"), probe("/metrics"),
+      loadInstances(),
     ]);
     metrics = typeof text.body === "string" ? parseMetrics(text.body) : [];
     const checks = ready.body.checks || {};
@@ -41,16 +45,26 @@ async function load() {
         ? card("Broker", yes(checks.broker), checks.broker ? "good" : "bad", "AMQP (RabbitMQ)")
         : card("Broker", "off", "neutral", "MEDIA_MGR_AMQP_URL is not set"),
       card("Version", api.body?.info?.version || config.body?.version || "?", "neutral", `API ${api.body?.openapi ? "OpenAPI " + api.body.openapi : ""}`),
+      (fleetCard = instancesCard(fleet, card)),
       card("audio_stream sessions", String(sum("media_mgr_audio_stream_sessions")), "neutral",
         `event loop lag ${sum("media_mgr_audio_stream_loop_lag_ms").toFixed(0)} ms`),
       card("SHOUT", `${sum("media_mgr_shout_sources")} sources`, "neutral", `${sum("media_mgr_shout_listeners")} listeners, ${bytes(sum("media_mgr_shout_queue_bytes"))} queued`),
       card("Uploads", bytes(sum("media_mgr_upload_bytes_total")), "neutral", `${sum("media_mgr_uploads_total")} uploads, ${bytes(sum("media_mgr_served_bytes_total"))} served`),
     ];
     document.getElementById("health-cards").replaceChildren(...cards);
+    paintInstances(fleet);
     paintMetrics();
   } catch (error) {
     tell(status, String(error), "error");
   }
+}
+
+async function loadFleet() {
+  const fleet = await loadInstances();
+  const fresh = instancesCard(fleet, card);
+  if (fleetCard?.isConnected) fleetCard.replaceWith(fresh);
+  fleetCard = fresh;
+  paintInstances(fleet);
 }
 
 // Histogram buckets are many and rarely what an operator looks for: shown when asked for by name.
@@ -71,8 +85,15 @@ export const healthView = {
     status = document.getElementById("health-status");
     document.getElementById("health-refresh").addEventListener("click", load);
     document.getElementById("metric-filter").addEventListener("input", paintMetrics);
-    load();
+    this.show();
   },
-  show: load,
+  show() {
+    clearInterval(timer);
+    load();
+    timer = setInterval(() => { if (!document.hidden) loadFleet(); }, INSTANCES_EVERY_MS);
+  },
+  hide() {
+    clearInterval(timer);
+  },
   refresh: load,
 };

@@ -1,0 +1,10 @@
+"""Fleet tests reuse the SHOUT peers (tests/shout/shout_peers.py): that folder goes on the path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+SHOUT_TESTS = str(Path(__file__).resolve().parent.parent / "shout")
+if SHOUT_TESTS not in sys.path:
+    sys.path.append(SHOUT_TESTS)
