@@ -56,7 +56,7 @@ from media_mgr.fleet.peers import Peers
 from media_mgr.http.activity import activity_router
 from media_mgr.http.admin import AdminLimits, admin_router
 from media_mgr.http.api import create_app
-from media_mgr.http.audio_streams import audio_streams_router
+from media_mgr.http.audio_streams import audio_stream_handover_router, audio_streams_router
 from media_mgr.http.guard import admin_guard
 from media_mgr.http.health import health_router
 from media_mgr.http.instances import instances_router
@@ -79,6 +79,7 @@ from media_mgr.shout.fleet_mounts import FleetMounts
 from media_mgr.shout.fleet_relays import FleetRelays
 from media_mgr.shout.relays import RelayConfig, RelayManager, media_reader
 from media_mgr.shout.server import ShoutServer
+from media_mgr.store.audio_stream_sessions import SessionStore
 from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.instances import InstanceStore
 from media_mgr.store.live_fleet import LiveMountStore, RelayStore
@@ -216,12 +217,14 @@ class Service:
             relays = await stack.enter_async_context(
                 FleetRelays(relay_manager, RelayStore(store.pool), LiveMountStore(store.pool), fleet, peers)
             )
-            streams = await stack.enter_async_context(
-                AudioStreamService(AudioStreamConfig.from_settings(settings), secret=secret,
-                                   http_port=sockets.ws_port, recorder=recorder, catalog=playback.catalog,
-                                   variants=playback.variants, metrics=self.metrics, activity=self.activity,
-                                   publish=events.publish)
-            )  # fmt: skip
+            streams = AudioStreamService(AudioStreamConfig.from_settings(settings), secret=secret,
+                                         http_port=sockets.ws_port, recorder=recorder,
+                                         catalog=playback.catalog, variants=playback.variants,
+                                         metrics=self.metrics, activity=self.activity,
+                                         publish=events.publish)  # fmt: skip
+            # fleet: sessions in PostgreSQL; control and reconnects reach the instance holding them
+            stream_rows, handover = streams.join_fleet(fleet, SessionStore(store.pool), peers)
+            await stack.enter_async_context(streams)
             if sockets.audio_stream is not None:  # leaves before the service ends the sessions
                 await stack.enter_async_context(
                     AudioStreamListener(streams, sockets.audio_stream,
@@ -235,12 +238,13 @@ class Service:
                 admin_router(library, playback.variants, guard, AdminLimits.from_settings(settings),
                              self.metrics),
                 stream_urls_router(playback, guard),
-                activity_router(self.activity, guard),
+                activity_router(self.activity, guard, stream_rows.elsewhere, fleet.id),
                 playback_router(playback, self.activity, self.metrics),
                 recordings_router(recorder, urls, guard),
                 store_put_router(recorder, urls, StorePutConfig.from_settings(settings)),
                 relays_router(relays, guard),
-                audio_streams_router(streams, guard),
+                audio_streams_router(streams, guard, stream_rows),
+                audio_stream_handover_router(handover, fleet.token),
                 audio_stream_routes.router,
                 console_router(library, guard, sockets.shout_port),
                 instances_router(fleet, guard),

@@ -198,7 +198,7 @@ class Connection:
         match event:
             case Media() | Audio():
                 if session is None:
-                    session = self._open(dialect, event, now)
+                    session = await self._open(dialect, event, now)
                 if not session.ending:
                     await session.on_audio(event, now)
             case Start():
@@ -209,7 +209,7 @@ class Connection:
                 await session.on_start(event)
             case Metadata():  # an ixwebsocket build of amigniter re-sends it on every reconnect (B2)
                 if session is None:
-                    session = self._open(dialect, event, now)
+                    session = await self._open(dialect, event, now)
                 if session.metadata is None:
                     await session.on_metadata(event)
             case Stop() | EndOfStream():
@@ -280,13 +280,14 @@ class Connection:
 
     # -- sessions ----------------------------------------------------------------------------------
 
-    def _open(self, dialect: Dialect, event: Event, now: float) -> Session:
-        """The session a first audio or metadata frame continues (a reconnect), else a new one."""
+    async def _open(self, dialect: Dialect, event: Event, now: float) -> Session:
+        """The session a first audio or metadata frame continues (a reconnect, here or moved here
+        from another instance), else a new one."""
         join = dialect.join(self.url, event)
         found = None
         if join.rejoin:
-            found = self.service.registry.rejoin(
-                join.key, now, takeover=join.takeover, metadata=join.metadata
+            found = await self.service.rejoin(
+                join, dialect, now, peer=self.peer, subprotocol=self.subprotocol
             )
         return self._attach(found, now) if found is not None else self._new(dialect, join.key)
 

@@ -33,6 +33,9 @@ class Registry:
     def add(self, session: Session) -> None:
         self._by_id[session.id] = session
 
+    def get(self, session_id: str) -> Session | None:
+        return self._by_id.get(session_id)
+
     def remove(self, session: Session) -> None:
         if self._by_id.get(session.id) is session:
             del self._by_id[session.id]

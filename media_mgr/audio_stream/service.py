@@ -24,8 +24,10 @@ from typing import Any
 from media_mgr.audio.wav_pcm import wav_to_pcm
 from media_mgr.audio_stream import auth
 from media_mgr.audio_stream.capture.pipeline import Sink
-from media_mgr.audio_stream.dialects.base import Dialect
+from media_mgr.audio_stream.dialects.base import Dialect, Join
+from media_mgr.audio_stream.directory import Directory
 from media_mgr.audio_stream.formats import StreamFormat
+from media_mgr.audio_stream.handover import Handover
 from media_mgr.audio_stream.playout.pacer import SYNC_PREFIX, Pacer
 from media_mgr.audio_stream.playout.player import Player, PlayItem
 from media_mgr.audio_stream.publisher import Publish, StreamEvents
@@ -33,6 +35,8 @@ from media_mgr.audio_stream.registry import Registry
 from media_mgr.audio_stream.session import Session, SessionConfig, SessionState
 from media_mgr.config import Settings
 from media_mgr.errors import Conflict, InvalidRequest, NotFound
+from media_mgr.fleet.instance import Fleet
+from media_mgr.fleet.peers import Peers
 from media_mgr.ids import new_id
 from media_mgr.isotime import iso_from_epoch
 from media_mgr.lifecycle import Component
@@ -43,6 +47,7 @@ from media_mgr.metrics import Metrics
 from media_mgr.recording.ingest import Ingest, NewRecording, RecordingEnded
 from media_mgr.recording.meter import PcmFormat
 from media_mgr.recording.recorder import Recorder
+from media_mgr.store.audio_stream_sessions import SessionStore
 from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.audio_stream")
@@ -117,6 +122,8 @@ class AudioStreamService(Component):
         self.events = StreamEvents(metrics, publish)
         self.clock = clock
         self.registry = Registry()
+        self.directory: Directory | None = None  # set by ``join_fleet``: sessions in the fleet's table
+        self.handover: Handover | None = None
         self._entries: dict[str, Activity] = {}
         self._background = TaskSet("audio_stream", log)  # the reaper, the lag watcher
         self._players = TaskSet("audio_stream.players", log)  # one per session playing media
@@ -133,7 +140,18 @@ class AudioStreamService(Component):
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
+    def join_fleet(self, fleet: Fleet, store: SessionStore, peers: Peers) -> tuple[Directory, Handover]:
+        """Before entering: sessions registered in the fleet's table, reconnects and control that
+        land on another instance reach the one holding the session (``handover.py``)."""
+        self.directory = Directory(store, peers)
+        self.handover = Handover(self, store, peers, self.config.session)
+        fleet.on_gone(self.directory.instance_gone)
+        fleet.on_declared_gone(self.taken_over)
+        return self.directory, self.handover
+
     async def start(self) -> None:
+        if self.directory is not None:
+            self.directory.start()
         self._background.spawn(self._reap(), name="audio_stream.reaper")
         self._background.spawn(self._watch_lag(), name="audio_stream.lag")
 
@@ -143,13 +161,17 @@ class AudioStreamService(Component):
         await self._background.stop()
         await asyncio.gather(*(self.end(s, "shutdown", complete=False) for s in list(self.registry)))
         await self._players.stop()
+        if self.directory is not None:
+            await self.directory.close()
         await self.events.close()
 
     # -- sessions ----------------------------------------------------------------------------------
 
-    def new_session(self, key: str, dialect: Dialect, **kwargs: Any) -> Session:
+    def new_session(
+        self, key: str, dialect: Dialect, *, session_id: str | None = None, **kwargs: Any
+    ) -> Session:
         session = Session(
-            new_id(),
+            session_id or new_id(),
             key,
             dialect,
             config=self.config.session,
@@ -163,7 +185,19 @@ class AudioStreamService(Component):
         self._entries[session.id] = self.activity.start(
             "audio_stream", "", session.peer, id=session.id, live=session.public
         )
+        if self.directory is not None:
+            session.on_change = self.directory.changed
+            self.directory.changed(session)
         return session
+
+    def drop(self, session: Session) -> None:
+        """A session handed over to another instance: forgotten here, nothing closed, no row written."""
+        self.registry.remove(session)
+        entry = self._entries.pop(session.id, None)
+        if entry is not None:
+            self.activity.end(entry)
+        if self.directory is not None:
+            self.directory.moved(session)
 
     async def end(self, session: Session, reason: str, *, complete: bool) -> None:
         """Finish a session once, whatever ends it; a failing database is logged, never raised."""
@@ -176,10 +210,33 @@ class AudioStreamService(Component):
             )
         finally:
             self.registry.remove(session)
+            if self.directory is not None:
+                self.directory.ended(session)
             entry = self._entries.pop(session.id, None)
             if entry is not None:
                 entry.bytes = session.stats.bytes_in
                 self.activity.end(entry)
+
+    async def rejoin(
+        self, join: Join, dialect: Dialect, now: float, *, peer: str, subprotocol: str | None
+    ) -> Session | None:
+        """The session a reconnect continues: one held here, else one moved here from the instance
+        holding it (``handover.py``); None: a new stream."""
+        found = self.registry.rejoin(join.key, now, takeover=join.takeover, metadata=join.metadata)
+        if found is None and self.handover is not None:
+            found = await self.handover.take(join, dialect, peer=peer, subprotocol=subprotocol)
+            entry = self._entries.get(found.id) if found is not None else None
+            if entry is not None and found is not None and found.sink is not None:
+                entry.media_id = found.sink.id
+        return found
+
+    async def taken_over(self) -> None:
+        """This instance was declared gone while cut off: a survivor closed its recordings and deleted
+        its rows. Every session ends (its socket closed, so the module reconnects somewhere)."""
+        sessions = list(self.registry)
+        for session in sessions:
+            session.owner = None
+        await asyncio.gather(*(self.end(s, "taken_over", complete=False) for s in sessions))
 
     async def _open_sink(self, session: Session, fmt: StreamFormat) -> Sink:
         """The recording named by the session's token when it is still pending, else a new one."""

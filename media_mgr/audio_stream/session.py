@@ -19,6 +19,7 @@ from typing import Any
 
 from media_mgr.audio_stream.capture.clock import Chunk
 from media_mgr.audio_stream.capture.pipeline import Capture, Sink
+from media_mgr.audio_stream.catch_up import CatchUp, Piece
 from media_mgr.audio_stream.dialects.base import Dialect
 from media_mgr.audio_stream.events import Audio, BadInput, Media, Metadata, Start
 from media_mgr.audio_stream.flood import FloodGuard
@@ -119,6 +120,8 @@ class Session:
         self.send: Callable[[str], Awaitable[None]] | None = None
         self.owner: object | None = None
         self.end_reason: str | None = None
+        self.on_change: Callable[[Session], None] | None = None  # state changed: the fleet's row follows
+        self.catch_up: CatchUp | None = None  # just moved here from another instance: see catch_up.py
         self.stats = Stats()
         self.guard = FloodGuard(config.flood_allowance, config.messages_per_second)
         self.detached_at: float | None = None
@@ -165,6 +168,7 @@ class Session:
             record_lag=c.record_lag, timing_reliable=self.timing_reliable, label=self.id,
         )  # fmt: skip
         self.state = SessionState.ACTIVE
+        self._changed()
         self.publish(self, "started", {})
         early, self._early, self._early_bytes = self._early, [], 0
         for item, arrival in early:
@@ -215,7 +219,19 @@ class Session:
                 )
         frames = len(placed.pcm) // (2 * fmt.track_channels[placed.track])
         self.guard.media(placed.position / fmt.rate, (placed.position + frames) / fmt.rate, now)
+        if self.catch_up is not None and not self.catch_up.done:
+            piece = Piece(placed.track, placed.position, placed.pcm, now)
+            if not self.catch_up.hold(piece):
+                self._caught_up(piece)
+            return
         capture.place(placed.track, Chunk(placed.position, placed.pcm, now))
+
+    def _caught_up(self, on_time: Piece | None) -> None:
+        """Place what was held since the move (see catch_up.py), then go on reading as usual."""
+        catch_up = self.catch_up
+        if catch_up is not None and not catch_up.done and self.capture is not None:
+            for track, chunk in catch_up.release(on_time):
+                self.capture.place(track, chunk)
 
     def _arrived(self, now: float, size: int) -> None:
         self.last_arrival = now
@@ -237,8 +253,12 @@ class Session:
         """Housekeeping between frames: a format that never came, audio of a paused stream."""
         if self.fmt is None and self._first_arrival is not None:
             await self._learnt(self.dialect.settle(now - self._first_arrival))
+        holding = self.catch_up is not None and not self.catch_up.done
+        if holding and self.catch_up is not None and not self.catch_up.active(now):
+            self._caught_up(None)
+            holding = False
         if self.capture is not None:
-            if now - self.last_arrival >= self.config.record_lag:
+            if now - self.last_arrival >= self.config.record_lag and not holding:
                 await self.capture.flush()
             else:
                 await self.capture.drain()  # what the hot path placed since the last tick
@@ -252,6 +272,7 @@ class Session:
         if self.state is SessionState.DETACHED:
             self.stats.reconnects += 1
             self.state = SessionState.ACTIVE
+            self._changed()
         self.detached_at = None
         if self.player is not None:
             self.player.attach(send)
@@ -261,6 +282,7 @@ class Session:
         """The socket went without an end: keep everything for the module's reconnect."""
         if self.ending:
             return
+        self._caught_up(None)
         if self.capture is not None:
             await self.capture.flush()
         self.state = SessionState.DETACHED
@@ -268,6 +290,11 @@ class Session:
         self.send = None
         if self.player is not None:
             self.player.detach()
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
 
     async def finish(self, reason: str, *, complete: bool) -> None:
         """End the session: the rest of the audio, then the recording closed (``complete`` or not).
@@ -280,6 +307,7 @@ class Session:
         try:
             if self.fmt is None and self._early:
                 await self._learnt(self.dialect.settle(None))
+            self._caught_up(None)
             if self.capture is not None:
                 await self.capture.flush()
         finally:

@@ -28,7 +28,7 @@ from media_mgr.recording.ingest import (
     StorageFailed,
     flush_together,
 )
-from media_mgr.recording.meter import PcmFormat, summarize_stored
+from media_mgr.recording.meter import PcmFormat, WavMeter, summarize_stored
 from media_mgr.recording.models import Recording
 from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.recordings import Audio, DuplicateRecording, NotPending, RecordingStore
@@ -184,6 +184,31 @@ class Recorder(Component):
         ingest.closed = True
         self.forget(ingest)
         await self.store.unclaim(ingest.id, self.owner)
+
+    async def hand_off(self, ingest: Ingest) -> None:
+        """Commit what ``ingest`` holds, for another instance to continue the recording once the
+        owner moved (``store.audio_stream_sessions.hand_over``); then call :meth:`let_go`."""
+        if not await ingest.flush():
+            raise StorageFailed(f"could not commit recording {ingest.id} before handing it over")
+
+    def let_go(self, ingest: Ingest) -> None:
+        """Stop tracking an ingest another instance now owns: nothing more is written nor closed here."""
+        ingest.closed = True
+        self.forget(ingest)
+
+    async def adopt(self, recording_id: str, pcm: PcmFormat) -> Ingest:
+        """Continue a WAV recording another instance handed over (its owner is already ours): new
+        audio is appended after what is stored; closing it works as if it had begun here."""
+        row = await self.store.get(recording_id)
+        if row is None or row.state != "recording" or row.owner != self.owner:
+            raise RecordingEnded(f"recording {recording_id} was not handed over to this instance")
+        rec = Recording.of(row)
+        ingest = Ingest(self, rec, pcm)
+        if isinstance(ingest.meter, WavMeter):
+            ingest.meter.data_bytes = max(rec.size - len(pcm.header()), 0)
+        self._live[recording_id] = ingest
+        log.info("recording continued from another instance", extra={"recording_id": recording_id})
+        return ingest
 
     def live(self) -> list[Ingest]:
         return list(self._live.values())

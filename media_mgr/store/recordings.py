@@ -19,7 +19,7 @@ from media_mgr.store import blobs as blob_rows
 from media_mgr.store import media
 from media_mgr.store.blobs import BlobInfo, BlobStore
 from media_mgr.store.owner_lock import OwnerLock
-from media_mgr.store.pool import Database
+from media_mgr.store.pool import Connection, Database
 from media_mgr.store.recording_rows import (
     COLUMNS,
     FROM,
@@ -330,3 +330,16 @@ class RecordingStore:
             f"SELECT {COLUMNS} FROM {FROM} WHERE r.state = 'recording' AND r.owner = $1", owner
         )
         return [recording_of(r) for r in rows]
+
+
+async def move_owner(conn: Connection, recording_id: str, source: int, target: int) -> bool:
+    """Hand a recording being written from one instance's owner key to another's (an audio_stream
+    session moving with its module's reconnect): one UPDATE that only the current owner's move wins."""
+    status = await conn.execute(
+        """UPDATE recordings SET owner = $3, heartbeat_at = now()
+            WHERE id = $1 AND owner = $2 AND state = 'recording'""",
+        recording_id,
+        source,
+        target,
+    )
+    return status.split()[-1] != "0"

@@ -124,6 +124,24 @@ class TrackClock:
         """Place whatever is held as the media clock says (the stream is ending or detaching)."""
         return self._release()
 
+    def resume_state(self, to_wall: float) -> dict[str, float | int | None]:
+        """Gaps so far and the lateness floor, arrival times moved onto the wall clock by adding
+        ``to_wall``, for another instance to go on from (call it after ``release``)."""
+        floor = None if self._floor is None else self._floor + to_wall
+        return {
+            "offset": self.offset,
+            "gaps": self.gaps,
+            "floor": floor,
+            "last": self._last_arrival + to_wall,
+        }
+
+    def resume(self, state: dict[str, float | int | None], from_wall: float) -> None:
+        """Go on from :meth:`resume_state` taken elsewhere; ``from_wall`` moves wall times onto ours."""
+        self.offset, self.gaps = int(state.get("offset") or 0), int(state.get("gaps") or 0)
+        floor, last = state.get("floor"), state.get("last")
+        self._floor = None if floor is None else float(floor) + from_wall
+        self._last_arrival = float(last or 0.0) + from_wall
+
     @property
     def held_bytes(self) -> int:
         return sum(len(c.pcm) for c in self._held)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from media_mgr.audio_stream.capture.assembler import Assembler
 from media_mgr.audio_stream.capture.clock import Chunk, TrackClock
@@ -98,6 +98,22 @@ class Capture:
             self.open = False
             log.warning("audio_stream recording reached its limit; the stream goes on unrecorded",
                         extra={"session": self.label, "recording_id": self.sink.id})  # fmt: skip
+
+    def resume_state(self, to_wall: float) -> dict[str, Any]:
+        """What another instance needs to go on recording this stream where it stands (after
+        ``flush``): each track's clock and the recording position reached."""
+        clocks = [c.resume_state(to_wall) for c in self.clocks]
+        return {"clocks": clocks, "head": self.assembler.head, "recorded": self.recorded_frames}
+
+    def resume(self, state: dict[str, Any], from_wall: float) -> None:
+        """Go on from :meth:`resume_state` (the recording already holds ``head`` frames)."""
+        for clk, clock_state in zip(self.clocks, state["clocks"], strict=True):
+            clk.resume(clock_state, from_wall)
+        head = int(state["head"])
+        self.assembler.head = head
+        for track in self.assembler.tracks:
+            track.end = head
+        self.recorded_frames = int(state["recorded"])
 
     # -- figures -----------------------------------------------------------------------------------
 

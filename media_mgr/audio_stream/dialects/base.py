@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from media_mgr.audio_stream.events import Audio, Event, Media
 from media_mgr.audio_stream.formats import FormatHint, StreamFormat
@@ -98,6 +98,15 @@ class Dialect(ABC):
     @abstractmethod
     def place(self, event: Media | Audio, fmt: StreamFormat) -> Placement:
         """An audio message -> its track, its position on the media clock and its PCM."""
+
+    def resume_state(self) -> dict[str, Any]:
+        """Where this stream's media clock stands, as JSON: another instance continues the stream
+        from it when the module reconnects there (``audio_stream/handover.py``)."""
+        return {}
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Continue the media clock :meth:`resume_state` described (on the instance it moved to)."""
+        del state  # a dialect whose clock is in every message has nothing to take
 
     # -- playback ------------------------------------------------------------------------------------
 

@@ -174,6 +174,13 @@ class BinaryDialect(Dialect):
         self._position += len(pcm) // self._framer.block_align
         return Placement(0, position, pcm, irregular=self._framer.misaligned != misaligned)
 
+    def resume_state(self) -> dict[str, Any]:
+        return {"position": self._position}
+
+    def resume(self, state: dict[str, Any]) -> None:
+        position = state.get("position")
+        self._position = position if isinstance(position, int) and position >= 0 else 0
+
     def cannot_play(self, fmt: StreamFormat) -> str | None:
         return None
 

@@ -246,6 +246,15 @@ class VoipbitDialect(Dialect):
         self._next[event.track] = position + len(pcm) // 2
         return Placement(track, position, pcm, irregular=len(payload) != chunk_bytes)
 
+    def resume_state(self) -> dict[str, Any]:
+        return {"chunk_base": self._chunk_base, "next": dict(self._next)}
+
+    def resume(self, state: dict[str, Any]) -> None:
+        base, nexts = state.get("chunk_base"), state.get("next")
+        self._chunk_base = base if isinstance(base, int) else None
+        if isinstance(nexts, dict):
+            self._next = {t: p for t, p in nexts.items() if t in TRACKS and isinstance(p, int)}
+
     def cannot_play(self, fmt: StreamFormat) -> str | None:
         if fmt.tracks != ("inbound",):
             return (
