@@ -39,7 +39,7 @@ def test_mypy_strict() -> None:
 HELPER_PATHS = {
     "tests/tts": "tests:tests/amqp",
     "tests/faults": "tests:tests/shout",
-    "tests/supervisor": "tests:tests/shout",
+    "tests/supervisor": "tests:tests/shout:tests/fleet",
     "tests/fleet": "tests:tests/shout",
     "bench": "tests:tests/amqp:tests/shout",
 }
