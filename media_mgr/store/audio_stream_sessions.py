@@ -11,6 +11,7 @@ rows back (``upsert`` needs its ``instances`` row live), so rows the survivor de
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,11 +46,26 @@ class SessionRow:
     updated_at: datetime | None = None
 
 
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL, which a module's metadata (any text) and a URL may carry:
+    escaped reversibly (backslash first), so equal values still match and come back as they were."""
+    if value is None:
+        return None
+    return value.replace("\\", "\\\\").replace("\x00", "\\0")
+
+
+def _untext(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return re.sub(r"\\(.)", lambda m: "\x00" if m.group(1) == "0" else m.group(1), value, flags=re.S)
+
+
 def _row(r: Record) -> SessionRow:
     return SessionRow(
-        id=r["id"], instance_id=r["instance_id"], rejoin_key=r["rejoin_key"], metadata=r["metadata"],
+        id=r["id"], instance_id=r["instance_id"], rejoin_key=_untext(r["rejoin_key"]) or "",
+        metadata=_untext(r["metadata"]),
         dialect=r["dialect"], state=r["state"], stream_id=r["stream_id"], call_id=r["call_id"],
-        recording_id=r["recording_id"], path=r["path"], peer=r["peer"], rate=r["rate"],
+        recording_id=r["recording_id"], path=_untext(r["path"]) or "", peer=r["peer"], rate=r["rate"],
         recorded_frames=r["recorded_frames"], started_at=r["started_at"], updated_at=r["updated_at"],
     )  # fmt: skip
 
@@ -73,9 +89,9 @@ class SessionStore:
                        recorded_frames = excluded.recorded_frames, clock = excluded.clock,
                        updated_at = now()
                  WHERE s.instance_id = excluded.instance_id""",
-            row.id, row.instance_id, row.rejoin_key, row.metadata, row.dialect, row.state, row.stream_id,
-            row.call_id, row.recording_id, row.path, row.peer, row.rate, row.recorded_frames,
-            None if row.clock is None else json.dumps(row.clock),
+            row.id, row.instance_id, _text(row.rejoin_key), _text(row.metadata), row.dialect, row.state,
+            row.stream_id, row.call_id, row.recording_id, _text(row.path), row.peer, row.rate,
+            row.recorded_frames, None if row.clock is None else json.dumps(row.clock),
         )  # fmt: skip
 
     async def delete(self, session_id: str, instance_id: str) -> None:
@@ -121,8 +137,8 @@ class SessionStore:
                  WHERE s.rejoin_key = $1 AND s.instance_id <> $3
                    AND ($2::text IS NULL OR s.metadata = $2)
                  ORDER BY s.updated_at DESC LIMIT 1""",
-            key,
-            metadata,
+            _text(key),
+            _text(metadata),
             me,
         )
         return None if row is None else _row(row)

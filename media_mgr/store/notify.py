@@ -125,7 +125,7 @@ class Listener:
             await self._watch()
             self._drop_connection()
             await self._close()
-            log.warning("listener: connection to PostgreSQL lost; reconnecting")
+            log.info("listener: connection to PostgreSQL lost; reconnecting")  # outage.py warns once
 
     async def _connect(self) -> None:
         conn = await asyncpg.connect(
