@@ -164,8 +164,16 @@ async def test_connection_lost_mid_burst_loses_nothing_and_answers_every_request
     monkeypatch.setattr(amqp_peers, "AMQP_URL", private_broker.url)
     # Slow enough that many requests are mid-flight when the connection goes; a budget that no
     # machine load can exhaust, so only the reconnection decides whether they are answered.
+    # The queue holds the whole burst: with Kazoo's bound (100 ready) the broker itself drops the
+    # oldest requests whenever sending outruns answering, which no consumer can prevent (nor ever
+    # acknowledged), and how far sending runs ahead depends on the machine's load.
     consumer = await start_consumer(
-        url=private_broker.url, resolver=SlowResolver(0.02), prefetch=100, concurrency=8, budget=60.0
+        url=private_broker.url,
+        resolver=SlowResolver(0.02),
+        prefetch=100,
+        concurrency=8,
+        budget=60.0,
+        queue_max_length=1000,
     )
     name = f"{consumer.config.node} media_req"
     with caplog.at_level(logging.WARNING, logger="media_mgr.amqp"):
