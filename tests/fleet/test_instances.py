@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fleet_shout import wait_for
 
 from media_mgr.fleet.instance import fleet_token
 
@@ -28,17 +29,6 @@ def instances(server: RunningServer, headers: dict[str, str] | None = None) -> d
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -86,7 +76,7 @@ def test_a_killed_instance_is_declared_gone_once_by_one_survivor(fleet: list[Run
         rows = [i for i in instances(survivors[0])["instances"] if i["id"] == victim_id]
         return rows[0] if rows and rows[0]["state"] == "gone" else None
 
-    row = wait_for(gone)
+    row = wait_for(gone, what="the victim declared gone")
     assert row["ended_by"] in survivor_ids
     declared = [s for s in survivors if "instance declared gone" in s.log()]
     assert len(declared) == 1  # the one that won the UPDATE, and only it, says so
