@@ -218,14 +218,13 @@ def media_mgr(
         return
     work.mkdir(exist_ok=True)
     env = {"MEDIA_MGR_DATA_DIR": str(work / "data"), "MEDIA_MGR_LOG_LEVEL": "warning"}
-    if source is not None:
-        env["PYTHONPATH"] = source
+    prefix = ("env", "-C", source, f"PYTHONPATH={source}") if source is not None else ()
     if args.workers > 1:
         env["MEDIA_MGR_WORKERS"] = str(args.workers)
     dsn = asyncio.run(scratch_db(args.pg))
     if dsn:
         env["MEDIA_MGR_DATABASE_URL"] = dsn
-    srv = start_server(env, work / "server.log", timeout=120)
+    srv = start_server(env, work / "server.log", timeout=120, prefix=prefix)  # from its tree: its cwd
     try:
         yield srv.url, srv.proc.pid
     finally:
