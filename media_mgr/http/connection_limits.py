@@ -148,6 +148,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._disarm_head_timer()
         idle = not self.pipeline and (self.cycle is None or self.cycle.response_complete)
+        idle = idle and not self.transport.is_closing()  # a pipelined request after "close": ASGI drops it
         if (
             self.responder is not None
             and idle
