@@ -7,12 +7,15 @@ time after a short warm-up:
 - a bare uvicorn (httptools, uvloop, one process) returning the bytes from memory: the ceiling of
   the stack media-mgr is built on;
 - media-mgr (``--workers N`` sets ``MEDIA_MGR_WORKERS``; ``--server-url`` measures a server
-  already running instead, e.g. one with every core).
+  already running instead, e.g. one with every core);
+- with ``--baseline DIR``, also media-mgr from another source tree (before/after in one run:
+  ``git worktree add /tmp/base main``, then ``--baseline /tmp/base``), run with this venv.
 
 Each line gives requests/s, p50/p99 latency, non-2xx answers, and the CPU seconds the server used
 per 1000 requests (steadier than requests/s on a shared machine), plus the CPU wrk itself used: on
 2 cores wrk competes with the server, so its share is the load generator's own cost.
 Run: .venv/bin/python bench/stream_throughput.py [--workers 2] [--seconds 10] [--formats wav,mp3]
+[--baseline DIR]
 (needs nginx and wrk: scripts/test installs both).
 """
 
@@ -206,22 +209,39 @@ def bare_uvicorn(path: Path, ctype: str) -> Iterator[tuple[int, int]]:
 
 
 @contextlib.contextmanager
-def media_mgr(args: argparse.Namespace, work: Path) -> Iterator[tuple[str, int | None]]:
-    if args.server_url:
+def media_mgr(
+    args: argparse.Namespace, work: Path, source: str | None = None
+) -> Iterator[tuple[str, int | None]]:
+    """A media-mgr serving (``source``: the tree it runs from, else this one's)."""
+    if args.server_url and source is None:
         yield args.server_url.rstrip("/"), None
         return
+    work.mkdir(exist_ok=True)
     env = {"MEDIA_MGR_DATA_DIR": str(work / "data"), "MEDIA_MGR_LOG_LEVEL": "warning"}
+    prefix = ("env", "-C", source, f"PYTHONPATH={source}") if source is not None else ()
     if args.workers > 1:
         env["MEDIA_MGR_WORKERS"] = str(args.workers)
     dsn = asyncio.run(scratch_db(args.pg))
     if dsn:
         env["MEDIA_MGR_DATABASE_URL"] = dsn
-    srv = start_server(env, work / "server.log", timeout=120)
+    srv = start_server(env, work / "server.log", timeout=120, prefix=prefix)  # from its tree: its cwd
     try:
         yield srv.url, srv.proc.pid
     finally:
         srv.stop()
         asyncio.run(drop_db(args.pg, dsn))
+
+
+def stream_url(base: str, path: Path) -> str:
+    """Upload ``path``, issue a stream URL for it, check that it plays the same bytes."""
+    with path.open("rb") as f:
+        item = httpx.post(f"{base}/v1/media", files={"file": (path.name, f)}, timeout=60).json()
+    issued = httpx.post(f"{base}/v1/stream-urls", json={"media_name": item["media_name"]})
+    url: str = issued.json()["stream_url"]
+    check = httpx.get(url)
+    assert check.status_code == 200, check.text
+    assert check.content == path.read_bytes()
+    return url
 
 
 def main() -> None:
@@ -235,6 +255,7 @@ def main() -> None:
     parser.add_argument("--server-url", help="measure this running media-mgr instead of starting one")
     parser.add_argument("--formats", default="wav", help="comma-separated: wav, mp3")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--baseline", help="also measure media-mgr from this source tree (e.g. main's)")
     args = parser.parse_args()
     rows: list[tuple[str, int, str, Result]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -244,17 +265,16 @@ def main() -> None:
         made = {fmt: files[fmt]() for fmt in args.formats.split(",")}
         sizes = {fmt: path.stat().st_size for fmt, path in made.items()}
         (work / "nginx").mkdir()
-        with media_mgr(args, work) as (base, pid):
+        label = "media-mgr" + (f" ({args.workers} workers)" if args.workers > 1 else "")
+        if args.baseline:
+            with media_mgr(args, work / "baseline", args.baseline) as (base, pid):
+                for fmt, path in made.items():
+                    rows.append((fmt, sizes[fmt], f"{label} from {args.baseline}",
+                                 measure(stream_url(base, path), args, pid)))  # fmt: skip
+        with media_mgr(args, work / "this") as (base, pid):
             for fmt, path in made.items():
                 size = path.stat().st_size
-                with path.open("rb") as f:
-                    item = httpx.post(f"{base}/v1/media", files={"file": (path.name, f)}, timeout=60).json()
-                issued = httpx.post(f"{base}/v1/stream-urls", json={"media_name": item["media_name"]})
-                url = issued.json()["stream_url"]
-                check = httpx.get(url)
-                assert check.status_code == 200, check.text
-                assert check.content == path.read_bytes()
-                label = "media-mgr" + (f" ({args.workers} workers)" if args.workers > 1 else "")
+                url = stream_url(base, path)
                 rows.append((fmt, size, label if not args.server_url else f"media-mgr at {base}",
                              measure(url, args, pid)))  # fmt: skip
                 with nginx(work, work / "nginx") as (port, npid):
@@ -274,13 +294,10 @@ def main() -> None:
         for name, result in mine:
             print(result.line(name, size))
     for fmt in sizes:
-        ours, ref = (
-            next(r for f, _, n, r in rows if f == fmt and n.startswith(w)) for w in ("media-mgr", "nginx")
-        )
-        print(
-            f"media-mgr / nginx ({fmt}): {100 * ours.rps / ref.rps:.0f} % of the requests/s, "
-            f"p99 {ours.p99_ms / ref.p99_ms:.1f}x"
-        )
+        ref = next(r for f, _, n, r in rows if f == fmt and n.startswith("nginx"))
+        for name, ours in ((n, r) for f, _, n, r in rows if f == fmt and n.startswith("media-mgr")):
+            print(f"{name} / nginx ({fmt}): {100 * ours.rps / ref.rps:.0f} % of the requests/s, "
+                  f"p99 {ours.p99_ms / ref.p99_ms:.1f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import itertools
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,11 +36,7 @@ class AccessMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
-        if 0 < len(incoming) <= 64 and incoming.isprintable():
-            rid = incoming
-        else:
-            rid = f"{self._prefix}{next(self._serial) & 0xFFFFFFFF:08x}"
+        rid = self.request_id(scope["headers"])
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 0
@@ -62,20 +59,35 @@ class AccessMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            route_name = getattr(route, "path", None) or "unmatched"
-            self._count(route_name, status, elapsed)
+            self._count(getattr(route, "path", None) or "unmatched", status, elapsed)
             if log.isEnabledFor(logging.INFO):
-                log.info(
-                    "request",
-                    extra={
-                        "method": scope.get("method", "WS"),
-                        "path": scope["path"],
-                        "status": status,
-                        "ms": round(elapsed * 1000, 1),
-                        "client": (scope.get("client") or ("", 0))[0],
-                    },
-                )
+                self._log(scope.get("method", "WS"), scope["path"], status, elapsed,
+                          (scope.get("client") or ("", 0))[0])  # fmt: skip
             request_id.reset(token)
+
+    def request_id(self, headers: Iterable[tuple[bytes, bytes]]) -> str:
+        """The client's ``X-Request-Id`` when it is short printable text, else a new one."""
+        incoming = next((v for k, v in headers if k == b"x-request-id"), b"").decode("latin-1")
+        if 0 < len(incoming) <= 64 and incoming.isprintable():
+            return incoming
+        return f"{self._prefix}{next(self._serial) & 0xFFFFFFFF:08x}"
+
+    def record(self, rid: str, route: str, method: str, path: str, status: int, elapsed: float,
+               client: str) -> None:  # fmt: skip
+        """Count and log a request answered outside :meth:`__call__` (``http.connection_limits``)."""
+        self._count(route, status, elapsed)
+        if log.isEnabledFor(logging.INFO):
+            token = request_id.set(rid)
+            try:
+                self._log(method, path, status, elapsed, client)
+            finally:
+                request_id.reset(token)
+
+    @staticmethod
+    def _log(method: str, path: str, status: int, elapsed: float, client: str) -> None:
+        extra = {"method": method, "path": path, "status": status, "ms": round(elapsed * 1000, 1),
+                 "client": client}  # fmt: skip
+        log.info("request", extra=extra)
 
     def _count(self, route: str, status: int, elapsed: float) -> None:
         counted = self._counted.get((route, status))

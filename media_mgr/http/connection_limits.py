@@ -12,14 +12,23 @@ bounds all three; so does this subclass, with the same answers the SHOUT port gi
 - more than ``max_connections`` open on this port (WebSockets included): 503 and close at once.
 
 Every refusal is logged as one info line: it is the client's failure, not ours.
+
+It also lets a :class:`Responder` (the stream URLs' ``http.playback.StreamAnswers``) answer a
+request as soon as its head is parsed, without an ASGI task: the hottest requests then cost a
+dictionary lookup and one write of the head and the body (``writelines``: one ``writev``, no copy).
+Only a request that would be answered at once anyway is offered (nothing in flight or queued on the
+connection, the transport not paused for writing, no upgrade), so pipelining, keep-alive,
+back-pressure and the connection limits work as for any other request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -36,6 +45,23 @@ class ConnectionLimits:
     max_connections: int = 8192
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A whole answer: its head, its body, and a file holding the same body (-1: none) to send it
+    from without copying it into the socket (``sendfile``)."""
+
+    head: bytes
+    body: bytes
+    file: int = -1
+
+
+class Responder(Protocol):
+    def respond(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], client: str,
+                defaults: bytes, keep_alive: bool) -> Answer | None:  # fmt: skip
+        """The whole answer (``defaults``: uvicorn's header lines, to put after the status line), or
+        None to let the ASGI app answer. It logs and counts what it answers."""
+
+
 class _HeadTooLarge(Exception):
     """Raised from a parser callback to stop parsing a head that is over the limit."""
 
@@ -44,12 +70,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits above; built per server by :func:`protocol_class`."""
 
     limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+    responder: ClassVar[Responder | None] = None
+    _defaults: ClassVar[list[object]] = [None, b""]  # uvicorn's default headers, and their bytes
 
     _head_bytes = 0  # raw bytes of the head being received
     _head_fields = 0  # bytes of the URL and header fields parsed so far
     _in_head = True  # between a message's start (or the connection's) and its headers' end
     _head_timer: asyncio.TimerHandle | None = None
     _refused = False
+    _ready: tuple[Answer, bool] | None = None  # answered by the responder, to write at message end
+    _fd = -1  # the connection's socket, for sendfile
+    _sock: socket.socket | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
@@ -61,6 +92,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._answer(503, "too many connections")
             return
         super().connection_made(transport)
+        self._sock = transport.get_extra_info("socket")
+        self._fd = self._sock.fileno() if self._sock is not None else -1
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -114,7 +147,71 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         self._disarm_head_timer()
+        idle = not self.pipeline and (self.cycle is None or self.cycle.response_complete)
+        idle = idle and not self.transport.is_closing()  # a pipelined request after "close": ASGI drops it
+        if (
+            self.responder is not None
+            and idle
+            and not self.flow.write_paused
+            and not self.parser.should_upgrade()
+        ):
+            keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+            client = self.client[0] if self.client else ""
+            answer = self.responder.respond(self.parser.get_method(), self.url, self.headers, client,
+                                            self._default_lines(), keep_alive)  # fmt: skip
+            if answer is not None:
+                self._ready = (answer, keep_alive)
+                return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._ready is None:  # never one with a body: the responder leaves those to ASGI
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        ready = self._ready
+        if ready is None:
+            super().on_message_complete()
+            return
+        self._ready = None
+        answer, keep_alive = ready
+        self._write(answer)
+        if not keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+    def _write(self, answer: Answer) -> None:
+        """Head and body; the body from its file with ``sendfile`` (no copy) when the transport holds
+        nothing unsent, as much as the socket takes now, and the rest through the transport."""
+        head, body = answer.head, answer.body
+        sent_head = sent_body = 0
+        if answer.file >= 0 and self._fd >= 0 and not self.transport.get_write_buffer_size():
+            try:
+                # Corked, the head leaves in the body's first segment, not in a packet of its own.
+                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)  # type: ignore[union-attr]
+                try:
+                    sent_head = os.write(self._fd, head)
+                    if sent_head == len(head):
+                        sent_body = os.sendfile(self._fd, answer.file, 0, len(body))
+                finally:
+                    self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)  # type: ignore[union-attr]
+            except OSError:
+                pass  # full (the transport sends the rest when it can), or broken (it finds out)
+        if sent_head == len(head) and sent_body == len(body):
+            return
+        if sent_head < len(head):
+            self.transport.writelines([head[sent_head:], body])
+        else:
+            self.transport.write(memoryview(body)[sent_body:])
+
+    def _default_lines(self) -> bytes:
+        """uvicorn's default header lines (its ``date``, renewed every second) as bytes, made once each."""
+        headers = self.server_state.default_headers
+        kept = self._defaults
+        if kept[0] is not headers:
+            kept[1] = b"".join(b"%s: %s\r\n" % pair for pair in headers)
+            kept[0] = headers
+        return kept[1]  # type: ignore[return-value]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -165,6 +262,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 _CODES = {408: "request_timeout", 431: "head_too_large", 503: "unavailable"}
 
 
-def protocol_class(limits: ConnectionLimits) -> type[LimitedHttpToolsProtocol]:
-    """A protocol class for ``uvicorn.Config(http=...)`` carrying these limits."""
-    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits})
+def protocol_class(
+    limits: ConnectionLimits, responder: Responder | None = None
+) -> type[LimitedHttpToolsProtocol]:
+    """A protocol class for ``uvicorn.Config(http=...)`` carrying these limits (and responder)."""
+    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,),
+                {"limits": limits, "responder": responder, "_defaults": [None, b""]})  # fmt: skip

@@ -15,7 +15,9 @@ string, ICY metadata, another method) goes to the FastAPI routes below, which st
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Hashable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
@@ -23,14 +25,18 @@ from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from media_mgr.audio.icy import framed_length, interleave
+from media_mgr.audio.info import AudioFormat
 from media_mgr.errors import MediaMgrError, RangeNotSatisfiable
 from media_mgr.http.access import AccessMiddleware
+from media_mgr.http.body_files import BodyFiles
+from media_mgr.http.connection_limits import Answer
 from media_mgr.http.errors import error_response
 from media_mgr.http.openapi import RATE_SCHEMA, audio_response, error_responses
 from media_mgr.http.ranges import select_range, unsatisfied_content_range
 from media_mgr.media.activity import Activity, ActivityRegistry
+from media_mgr.media.cache import MISS
 from media_mgr.media.models import CONTENT_TYPES
-from media_mgr.media.playback import Opened, Playback
+from media_mgr.media.playback import Opened, Playback, body_key
 from media_mgr.media.variants import Content
 from media_mgr.metrics import Metrics
 
@@ -161,13 +167,14 @@ _ROUTES = {
 class StreamFastPath:
     """ASGI middleware answering ``GET``/``HEAD /single|continuous/<token>/<name>`` itself."""
 
-    def __init__(self, app: ASGIApp, streamer: _Streamer, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, streamer: _Streamer, metrics: Metrics, answers: StreamAnswers) -> None:
         self.app = app
         self.streamer = streamer
         self.playback = streamer.playback
         self.access = AccessMiddleware(self._serve, metrics)  # the same access line and metrics
-        self._served = {fmt: metrics.served_bytes.labels(fmt) for fmt in CONTENT_TYPES}
-        self._heads: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+        self.answers = answers
+        answers.access = self.access
+        self._served = answers.served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and not scope["query_string"]:
@@ -181,6 +188,7 @@ class StreamFastPath:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         _, path, token, _ = scope["path"].split("/")
+        began = self.answers.generations()
         try:
             opened = await self.playback.open(token, path, None)
             plain = scope["method"] == "GET" and not any(
@@ -195,26 +203,134 @@ class StreamFastPath:
             await response(scope, receive, send)
             return
         content = opened.content
-        await send({"type": "http.response.start", "status": 200, "headers": self._head(content)})
+        head = self.answers.head(content)
+        await send({"type": "http.response.start", "status": 200, "headers": head.lines})
         await send({"type": "http.response.body", "body": whole})
         self._served[content.format].inc(len(whole))
+        if began is not None and began == self.answers.generations():
+            self.answers.remember(scope["raw_path"], path, opened, head, began)
 
-    def _head(self, content: Content) -> list[tuple[bytes, bytes]]:
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """A 200's header lines for one content: for ASGI, and as bytes for the protocol's own write."""
+
+    lines: list[tuple[bytes, bytes]]
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A URL answered from memory, with what must still hold to answer it again without a look."""
+
+    generations: tuple[int, int]  # the playback cache's and the revocations' when it was opened
+    expires: int
+    nonce: bytes
+    body: Hashable  # the body's key in the playback cache (it stays under the cache's byte bound)
+    head: _Head
+    route: str
+    format: AudioFormat
+
+
+class StreamAnswers:
+    """Stream URLs answered by the HTTP protocol itself, before ASGI (``http.connection_limits``).
+
+    A URL the ASGI path answered from memory is remembered with the playback cache's and the
+    revocations' generations; while neither moved (no notification, no reset, the listener live),
+    its token has not expired, its nonce is not revoked and its body is still cached, the same
+    answer is written again at once: no task, no ASGI messages, the same bytes, access line and
+    metrics. Anything else (a miss, a range, HEAD, a query, a header the answer depends on) goes
+    the ASGI way, which remembers it again.
+    """
+
+    def __init__(self, playback: Playback, metrics: Metrics) -> None:
+        self.playback = playback
+        self.cache = playback.catalog.cache
+        self.revoked = playback.revoked
+        self.access: AccessMiddleware | None = None  # set by StreamFastPath, which fills the memory
+        self.served = {fmt: metrics.served_bytes.labels(fmt) for fmt in CONTENT_TYPES}
+        self._known: dict[bytes, _Known] = {}
+        self._heads: dict[tuple[str, int], _Head] = {}
+        self._files = BodyFiles(self.cache.max_bytes // 4)
+
+    def generations(self) -> tuple[int, int] | None:
+        """What an answer depends on, or None while the cache or the revocations are not live."""
+        if not (self.cache.live and self.revoked.loaded):
+            return None
+        return self.cache.generation, self.revoked.generation
+
+    def remember(
+        self, raw_path: bytes, path: str, opened: Opened, head: _Head, began: tuple[int, int]
+    ) -> None:
+        if b"%" in raw_path:
+            return  # its path was decoded: the protocol would not find it by its raw bytes
+        if len(self._known) >= KNOWN_URLS:
+            self._known.clear()
+        claims = opened.claims
+        self._known[raw_path] = _Known(began, claims.expires, claims.nonce, body_key(opened.content), head,
+                                       _ROUTES[path].path, opened.content.format)  # fmt: skip
+
+    def respond(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], client: str,
+                defaults: bytes, keep_alive: bool) -> Answer | None:  # fmt: skip
+        """The buffers answering this request, or None: let ASGI answer it."""
+        known = self._known.get(url)
+        if known is None or method != b"GET" or self.access is None:
+            return None
+        started = time.perf_counter()
+        for name, _ in headers:
+            if name in _ASGI_HEADERS:
+                return None
+        if (known.generations != self.generations() or self.revoked.known(known.nonce) is not False
+                or self.playback.clock() >= known.expires):  # fmt: skip
+            del self._known[url]
+            return None
+        body = self.cache.get(known.body)
+        if body is MISS:
+            return None
+        file = self._files.get(known.body, body)
+        rid = self.access.request_id(headers)
+        head = b"".join((b"HTTP/1.1 200 OK\r\n", defaults, known.head.raw, b"x-request-id: ", rid.encode(),
+                         b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n"))  # fmt: skip
+        self.served[known.format].inc(len(body))
+        self.access.record(rid, known.route, "GET", url.decode("ascii"), 200, time.perf_counter() - started,
+                           client)  # fmt: skip
+        return Answer(head, body, file)
+
+    def close(self) -> None:
+        """Close the body files (the server has stopped)."""
+        self._files.clear()
+
+    def head(self, content: Content) -> _Head:
         """The 200's header lines for this content, made once (what ``respond`` would send)."""
         key = (content.etag, content.size)
         head = self._heads.get(key)
         if head is None:
-            if len(self._heads) >= 4096:
+            if len(self._heads) >= KNOWN_URLS:
                 self._heads.clear()
-            head = self._heads[key] = [
+            lines = [
                 (b"accept-ranges", b"bytes"), (b"etag", content.etag.encode()),
                 (b"cache-control", b"private, max-age=3600"), (b"server", SERVER.encode()),
                 (b"content-length", str(content.size).encode()),
                 (b"content-type", CONTENT_TYPES[content.format].encode()),
             ]  # fmt: skip
+            head = self._heads[key] = _Head(lines, b"".join(b"%s: %s\r\n" % line for line in lines))
         return head
 
 
+KNOWN_URLS = 8192
+"""URLs (and header sets) the protocol answers itself, at most; all are forgotten when full."""
+
+_ASGI_HEADERS = frozenset({
+    b"range", b"if-range", b"icy-metadata",  # the answer depends on them
+    b"content-length", b"transfer-encoding", b"expect",  # a body follows: the ASGI way reads it
+    b"x-forwarded-for", b"x-forwarded-proto", b"forwarded",  # uvicorn's proxy headers change the client
+})  # fmt: skip
+
+
 def add_fast_path(app: FastAPI, playback: Playback, activity: ActivityRegistry, metrics: Metrics) -> None:
-    """Put :class:`StreamFastPath` in front of the app's routes (outside its access middleware)."""
-    app.add_middleware(StreamFastPath, streamer=_Streamer(playback, activity, metrics), metrics=metrics)
+    """Put :class:`StreamFastPath` in front of the app's routes (outside its access middleware), and
+    its :class:`StreamAnswers` in ``app.state.stream_answers`` for the HTTP protocol (http.server)."""
+    answers = StreamAnswers(playback, metrics)
+    app.state.stream_answers = answers
+    app.add_middleware(StreamFastPath, streamer=_Streamer(playback, activity, metrics), metrics=metrics,
+                       answers=answers)  # fmt: skip

@@ -51,6 +51,11 @@ class Opened:
     claims: urls.StreamClaims
 
 
+def body_key(content: Content) -> tuple[str, str, int, int]:
+    """The playback cache's key of a content's whole body (``Playback.body`` keeps it there)."""
+    return ("bytes", content.etag, content.blob_id, content.size)
+
+
 def check_rate(rate: int | None) -> int | None:
     if rate is not None and rate not in RATES:
         raise InvalidRequest(f"rate {rate} is not one of {', '.join(map(str, sorted(RATES)))}")
@@ -181,7 +186,7 @@ class Playback:
         cache, content = self.catalog.cache, opened.content
         if not cache.live or content.size > cache.max_item_bytes:
             return None
-        key = ("bytes", content.etag, content.blob_id, content.size)
+        key = body_key(content)
         kept = cache.get(key)
         if kept is not MISS:
             return kept  # type: ignore[no-any-return]
