@@ -163,10 +163,13 @@ async def test_connection_lost_mid_burst_loses_nothing_and_answers_every_request
 ) -> None:
     monkeypatch.setattr(amqp_peers, "AMQP_URL", private_broker.url)
     # Slow enough that many requests are mid-flight when the connection goes; a budget that no
-    # machine load can exhaust, so only the reconnection decides whether they are answered.
+    # machine load can exhaust, and a queue long enough to take back every unacknowledged request (at
+    # Kazoo's 100 the broker drops the oldest beyond it, by design), so only the reconnection decides
+    # whether they are answered.
     consumer = await start_consumer(
-        url=private_broker.url, resolver=SlowResolver(0.02), prefetch=100, concurrency=8, budget=60.0
-    )
+        url=private_broker.url, resolver=SlowResolver(0.02), prefetch=100, concurrency=8, budget=60.0,
+        queue_max_length=1000,
+    )  # fmt: skip
     name = f"{consumer.config.node} media_req"
     with caplog.at_level(logging.WARNING, logger="media_mgr.amqp"):
         async with Ecallmgr(config.exchange) as ecallmgr:
