@@ -2,8 +2,10 @@
 
 An ack per delivery is a frame to build, write and have the broker process. Deliveries are settled
 out of order (each request waits for its own reply's confirm), so :class:`Settlement` remembers which
-are done and, once per event-loop turn, acknowledges with ``multiple=True`` up to the newest delivery
-whose every predecessor is settled: one frame for all the requests answered in that turn. Nothing is
+are done and, ``interval`` (5 ms) after the first settlement since the last batch, acknowledges with
+``multiple=True`` up to the newest delivery whose every predecessor is settled: one frame for all the
+requests answered meanwhile (a delivery arrives per loop turn, so a flush per turn batched little).
+Those 5 ms only delay freeing prefetch slots (10 of 1000 at 2000 requests/s), never a reply. Nothing is
 acknowledged before its own settlement asked for it, so a lost channel loses nothing acknowledged.
 
 Rejections (with or without requeue) go out one by one as they happen: an ack with ``multiple=True``
@@ -35,9 +37,10 @@ _REJECTED: Final = 2
 class Settlement:
     """The deliveries of one channel (tags increase with arrival), each ``_OPEN`` until settled."""
 
-    def __init__(self, channel: AbstractChannel, backlog: int = 256) -> None:
+    def __init__(self, channel: AbstractChannel, backlog: int = 256, interval: float = 0.005) -> None:
         self.channel = channel
         self.backlog = backlog
+        self.interval = interval
         self._state: dict[int, int] = {}  # insertion order is tag order: the channel's delivery order
         self._flush_due = False
         self._sending: set[asyncio.Future[None]] = set()
@@ -50,7 +53,7 @@ class Settlement:
         self._state[tag] = _OPEN
 
     def settle(self, tag: int, how: How) -> None:
-        """Ack (batched, this loop turn) or reject now. A channel that is gone makes it a no-op: the
+        """Ack (in the next batch) or reject now. A channel that is gone makes it a no-op: the
         broker requeues whatever it had not seen acknowledged."""
         if self._state.get(tag) != _OPEN:
             return
@@ -61,9 +64,11 @@ class Settlement:
             self._send(self.channel.basic_reject(tag, requeue=how == "requeue"))
         if not self._flush_due:
             self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_later(self.interval, self._flush)
 
     def _flush(self) -> None:
+        if not self._flush_due:
+            return  # ``drain`` came first
         self._flush_due = False
         state = self._state
         prefix: list[int] = []

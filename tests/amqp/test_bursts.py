@@ -70,6 +70,47 @@ async def test_a_burst_from_many_requesters_is_answered_each_to_its_own_queue_an
     assert late(consumer, "queued") == late(consumer, "resolving") == 0
 
 
+class HeldResolver(DictResolver):
+    """Holds one name until released: a slow request (a long TTS synthesis) ahead of all the others."""
+
+    def __init__(self, media: dict[str, str | None], held: str) -> None:
+        super().__init__(media)
+        self.held = held
+        self.release = asyncio.Event()
+
+    async def stream_url(
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **kw: object
+    ) -> str:
+        if media_name == self.held:
+            await self.release.wait()
+        return await super().stream_url(media_name, stream_type, protocol, fmt, **kw)
+
+
+async def test_a_request_still_resolving_does_not_hold_back_the_acks_of_those_after_it(
+    start_consumer: Start, config: AmqpConfig
+) -> None:
+    # Acks go in batches up to the newest delivery whose predecessors are all settled; an unsettled
+    # one at the head must not keep the rest unacknowledged until the prefetch (300) stops deliveries.
+    held = f"/{ACCOUNT}/{99:032x}"
+    held_url = "http://apps1.example.com:24517/single/held/held.wav"
+    resolver = HeldResolver({**NAMES, held: held_url}, held)
+    consumer = await start_consumer(  # no deadline of ours may answer the held one meanwhile
+        resolver=resolver, prefetch=300, concurrency=16, budget=60.0, timeout_reply=60.0,
+        queue_max_length=1000,
+    )  # fmt: skip
+    names = list(NAMES)
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        first = await ecallmgr.send(held)
+        requests = [await ecallmgr.send(names[i % len(names)]) for i in range(700)]
+        replies = [(await ecallmgr.reply(timeout=20))[0] for _ in requests]
+        assert {r["Msg-ID"] for r in replies} == {r["Msg-ID"] for r in requests}
+        resolver.release.set()
+        reply, _ = await ecallmgr.reply(timeout=20)
+        assert_media_resp(reply, first, consumer.config.node, held_url)
+    await consumer.stop()
+    assert await queue_depth(config.url, config.queue_name) == 0  # every one acknowledged, none back
+
+
 async def test_a_request_older_than_the_budget_is_acknowledged_counted_and_not_answered(
     start_consumer: Start, config: AmqpConfig
 ) -> None:
