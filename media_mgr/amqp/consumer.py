@@ -4,10 +4,9 @@ One ``AmqpConsumer`` per process. ``start()`` never blocks on the broker: a back
 back-off, then aio-pika's robust connection re-declares exchanges, queues, bindings and consumers after
 every broker restart. ``ready`` says whether requests are being consumed right now (for /readyz).
 
-Acknowledgement: manual in both layouts, and only once the reply was confirmed by the broker. In the
-shared layout that makes an instance that dies mid-request hand it to another; in both it bounds the
-messages in flight to ``prefetch`` (Kazoo's ``no_ack`` lets the broker push without limit). Each delivery
-is its own task (aiormq's), so replies await their confirms side by side, not one after another;
+Acknowledgement: manual, only once the reply was confirmed by the broker (batched: ``acks``). An instance
+that dies mid-request hands it to another; in flight is bounded by ``prefetch`` (Kazoo's ``no_ack`` is
+not). Each delivery is its own task (aiormq's), so replies await their confirms side by side;
 ``concurrency`` of them resolve at once, the others wait their turn in arrival order. Messages that
 cannot be read, or that carry no Server-ID to reply to, are logged and rejected without requeue.
 
@@ -84,6 +83,8 @@ class AmqpConsumer(Component):
         self._queue: AbstractQueue | None = None
         self._consumer_tag = f"media_mgr.{secrets.token_hex(8)}"
         self._settlement: Settlement | None = None  # the consuming channel's, replaced on reopen
+        self._channel: AbstractRobustChannel | None = None  # the consuming channel
+        self._requests: AbstractExchange | None = None
         self._publisher: AbstractRobustChannel | None = None  # every exchange below is declared on it
         self._targeted: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
@@ -225,6 +226,7 @@ class AmqpConsumer(Component):
                 },
             )
             await queue.bind(requests, cfg.routing_key)
+            self._channel, self._requests = channel, requests
             channel.close_callbacks.add(self._on_channel_closed)
             channel.reopen_callbacks.add(self._on_channel_reopened)
             await self._consume(channel)
@@ -254,8 +256,25 @@ class AmqpConsumer(Component):
         async def deliver(message: DeliveredMessage) -> None:
             await self._on_message(message, settlement)
 
+        underlay.on_consumer_cancel_callbacks.add(self._on_consumer_cancel)
         await underlay.basic_consume(self.queue_name, deliver, no_ack=False, consumer_tag=self._consumer_tag)
         self._settlement = settlement
+
+    def _on_consumer_cancel(self, frame: spec.Basic.Cancel) -> None:
+        """The broker cancelled our consumer (the queue was deleted): declare it again and consume."""
+        if frame.consumer_tag != self._consumer_tag or self._stopping.is_set():
+            return
+        log.warning("media_req consumer cancelled by the broker; declaring the queue again")
+        self._consuming = False
+        self._tasks.spawn(self._resume(), name="amqp-resume")
+
+    async def _resume(self) -> None:
+        queue, channel, requests = self._queue, self._channel, self._requests
+        if queue is not None and channel is not None and requests is not None:
+            await queue.declare()
+            await queue.bind(requests, self.config.routing_key)
+            await self._consume(channel)
+            self._consuming = True
 
     @staticmethod
     async def _close_quietly(connection: AbstractRobustConnection) -> None:
@@ -298,7 +317,7 @@ class AmqpConsumer(Component):
             return self._late("queued")
         try:
             body = wire.decode_body(message.body, props.content_type, props.content_encoding)
-            request_id.set(_correlation_id(body))
+            request_id.set(wire.correlation_id(body))
             req = wire.parse_media_req(body)
         except wire.DecodeError as exc:
             if exc.body is None:
@@ -373,15 +392,6 @@ class AmqpConsumer(Component):
                 body = wire.encode(wire.advertise(self.config.node, expires_ms))
                 await self._publish(self._nodes, "", body)
             await asyncio.sleep(interval)
-
-
-def _correlation_id(body: Mapping[str, Any]) -> str | None:
-    """The id that ties our log lines to the call: Call-ID, else the request's Msg-ID."""
-    for key in ("Call-ID", "Msg-ID"):
-        value = body.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def _drop(what: str, **extra: object) -> How:

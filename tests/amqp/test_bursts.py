@@ -234,3 +234,22 @@ async def test_connection_lost_mid_burst_loses_nothing_and_answers_every_request
     assert late(consumer, "queued") == late(consumer, "resolving") == 0
     await consumer.stop()
     assert await queue_depth(private_broker.url, config.queue_name) == 0
+
+
+async def test_a_queue_deleted_under_the_consumer_is_declared_again_and_consumed(
+    start_consumer: Start, config: AmqpConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broker cancels the consumer of a deleted queue; the service must not sit there "ready".
+    consumer = await start_consumer()
+    with caplog.at_level(logging.WARNING, logger="media_mgr.amqp"):
+        async with Ecallmgr(config.exchange) as ecallmgr:
+            connection = await aio_pika.connect(config.url, timeout=5)
+            async with connection:
+                channel = await connection.channel()
+                await channel.queue_delete(config.queue_name)
+            await wait_until(lambda: any("cancelled by the broker" in r.getMessage() for r in caplog.records),
+                             20, "told the consumer was cancelled")  # fmt: skip
+            await wait_until(lambda: consumer.ready, 30, "consuming again")
+            request = await ecallmgr.send(GREETING)  # a request published now reaches the new queue
+            reply, _ = await ecallmgr.reply(timeout=20)
+    assert_media_resp(reply, request, consumer.config.node, GREETING_URL)
