@@ -43,6 +43,7 @@ class Settlement:
         self.interval = interval
         self._state: dict[int, int] = {}  # insertion order is tag order: the channel's delivery order
         self._flush_due = False
+        self._settled = 0  # entries of ``_state`` settled but still there (behind an open one)
         self._sending: set[asyncio.Future[None]] = set()
 
     def __len__(self) -> int:
@@ -57,6 +58,7 @@ class Settlement:
         broker requeues whatever it had not seen acknowledged."""
         if self._state.get(tag) != _OPEN:
             return
+        self._settled += 1
         if how == "ack":
             self._state[tag] = _ACK
         else:
@@ -81,12 +83,14 @@ class Settlement:
                 newest_ack = tag
         for tag in prefix:
             del state[tag]
+        self._settled -= len(prefix)
         if newest_ack:
             self._send(self.channel.basic_ack(newest_ack, multiple=True))
-        if len(state) > self.backlog:
+        if self._settled > self.backlog:
             for tag in [t for t, settled in state.items() if settled != _OPEN]:
                 if state.pop(tag) == _ACK:
                     self._send(self.channel.basic_ack(tag))
+            self._settled = 0
 
     async def drain(self) -> None:
         """Settle now what is settled, and return once those frames were written (before a close)."""
