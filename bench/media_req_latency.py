@@ -15,8 +15,14 @@ The load generator reports its own lateness: how far behind its schedule each re
 generator offers less than ``--rate``, which would flatter the responder). Replies that never came are
 "lost"; media-mgr's own count of requests it refused to answer late is read from its /metrics.
 
+Each responder's CPU time is printed per request it handled (answered, or refused as late): steady even on
+a loaded machine, where latencies are not. The generator (sender and collector, aiormq directly) prints
+its own CPU per request sent too.
+
 Run: .venv/bin/python bench/media_req_latency.py --rate 2000 --seconds 30
-     (PostgreSQL and RabbitMQ on 127.0.0.1; ``--profile out.prof`` runs the server under cProfile.)
+     (PostgreSQL and RabbitMQ on 127.0.0.1; ``--profile out.prof`` runs the server under cProfile;
+     ``--baseline-tree DIR`` also measures a server run from another checkout, before/after in one run:
+     ``git archive main | tar -x -C DIR``.)
 """
 
 from __future__ import annotations
@@ -37,19 +43,23 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from multiprocessing import Process
 from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
 import aio_pika
+import aiormq
 import httpx
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq import spec
+from aiormq.abc import DeliveredMessage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "amqp"))
 from media_mgr.amqp import request_age
 
-from amqp_peers import AMQP_URL, Ecallmgr
+from amqp_peers import AMQP_URL, Ecallmgr, kazoo_timestamp
 from memory_large_file import drop_db, scratch_db
 from servers import start_server
 from sounds import tone
@@ -70,10 +80,19 @@ class Run:
     lateness: list[float] = field(default_factory=list)
     lost: int = 0
     seconds: float = 0.0
-    cpu_ms_per_request: float = float("nan")  # the responder process's CPU time per request sent
+    cpu_ms: float = 0.0  # the responder process's CPU time during the measurement
+    cpu_ms_per_request: float = float("nan")  # ... per request it handled: answered or refused as late
+    generator_cpu_ms: float = float("nan")  # the sender's and the collector's, per request sent
+    handled: int | None = None  # as counted by the responder itself, when it counts
+
+    def per_handled(self, refused: int) -> None:
+        """CPU per request the responder handled, not per request sent: beyond what it keeps up with,
+        the broker drops requests (Kazoo's ``x-max-length`` of 100) that never cost it anything."""
+        count = self.handled if self.handled is not None else len(self.latencies) + refused
+        self.cpu_ms_per_request = self.cpu_ms / max(count, 1)
 
 
-async def echo_responder(queue_name: str, ready: Event, stop: Event) -> None:
+async def echo_responder(queue_name: str, ready: Event, stop: Event, handled: Synchronized[int]) -> None:
     """The floor: answer each request with a fixed media_resp, as fast as aio-pika can.
 
     It needs media-mgr's timestamp decoder too: bare aio-pika drops its connection on Kazoo's stamp.
@@ -85,6 +104,7 @@ async def echo_responder(queue_name: str, ready: Event, stop: Event) -> None:
     queue = await channel.declare_queue(queue_name, exclusive=True)
 
     async def on_message(message: AbstractIncomingMessage) -> None:
+        handled.value += 1  # its own count: what it consumed, answered in time or not
         req = json.loads(message.body)
         reply = {"Event-Category": "media", "Event-Name": "media_resp", "Msg-ID": req["Msg-ID"],
                  "Media-Name": req["Media-Name"], "Stream-URL": "http://127.0.0.1:1/x.wav",
@@ -99,39 +119,58 @@ async def echo_responder(queue_name: str, ready: Event, stop: Event) -> None:
 
 
 async def collect(server_id: Connection, stop: Event, out: Connection) -> None:
-    """The requester's reply side: its own queue bound to ``targeted``; Msg-ID -> arrival (monotonic)."""
+    """The requester's reply side: its own queue bound to ``targeted``; Msg-ID -> arrival (monotonic).
+
+    aiormq directly, as lean as a consumer gets in Python, so the generator is not what is measured.
+    """
     arrived: dict[str, float] = {}
-    async with Ecallmgr() as ecallmgr:
-        server_id.send(ecallmgr.server_id)
-        while not (stop.is_set() and ecallmgr.replies.empty()):
-            try:
-                message = await asyncio.wait_for(ecallmgr.replies.get(), 0.1)
-            except TimeoutError:
-                continue
-            arrived.setdefault(json.loads(message.body)["Msg-ID"], time.monotonic())
-    out.send(arrived)
+
+    async def on_reply(message: DeliveredMessage) -> None:
+        arrived.setdefault(json.loads(message.body)["Msg-ID"], time.monotonic())
+
+    connection = await aiormq.connect(AMQP_URL)
+    channel = await connection.channel()
+    await channel.exchange_declare("targeted", exchange_type="direct", durable=False, auto_delete=False)
+    queue = (await channel.queue_declare(f"bench.ecallmgr.{secrets.token_hex(4)}", exclusive=True)).queue
+    assert queue is not None
+    me = Ecallmgr().server_id  # ecallmgr's shape: <node>-<pid>-<hex>
+    await channel.queue_bind(queue, "targeted", routing_key=me)
+    await channel.basic_consume(queue, on_reply, no_ack=True)
+    server_id.send(me)
+    await asyncio.to_thread(stop.wait)
+    await connection.close()
+    out.send((arrived, time.process_time()))
 
 
 async def send(queue_name: str, server_id: str, media_name: str, rate: int, seconds: float,
                out: Connection) -> None:  # fmt: skip
-    """The requester's sending side: ``rate``/s on schedule; Msg-ID -> departure, and its own lateness."""
+    """The requester's sending side: ``rate``/s on schedule; Msg-ID -> departure, and its own lateness.
+
+    Each request as ecallmgr publishes it (every key, Kazoo's timestamp property), through aiormq
+    without confirms, to the responder's queue by the default exchange.
+    """
     departed: dict[str, float] = {}
     lateness: list[float] = []
-    async with Ecallmgr(exchange="", routing_key=queue_name, confirms=False) as ecallmgr:
-        ecallmgr.server_id = server_id
-        n = int(rate * seconds)
-        t0 = time.monotonic()
-        for i in range(n):
-            due = t0 + i / rate
-            if (delay := due - time.monotonic()) > 0:
-                await asyncio.sleep(delay)
-            body = ecallmgr.media_req(media_name)
-            now = time.monotonic()
-            lateness.append((now - due) * 1000)
-            departed[body["Msg-ID"]] = now
-            await ecallmgr.publish(json.dumps(body).encode())
-        elapsed = time.monotonic() - t0
-    out.send((departed, lateness, elapsed))
+    shape = Ecallmgr()
+    shape.server_id = server_id
+    connection = await aiormq.connect(AMQP_URL)
+    channel = await connection.channel(publisher_confirms=False)
+    n = int(rate * seconds)
+    t0 = time.monotonic()
+    for i in range(n):
+        due = t0 + i / rate
+        if (delay := due - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        body = shape.media_req(media_name)
+        now = time.monotonic()
+        lateness.append((now - due) * 1000)
+        departed[body["Msg-ID"]] = now
+        props = spec.Basic.Properties(content_type="application/json", timestamp=kazoo_timestamp())
+        await channel.basic_publish(json.dumps(body).encode(), routing_key=queue_name, properties=props,
+                                    wait=False)  # type: ignore[call-arg]  # fmt: skip
+    elapsed = time.monotonic() - t0
+    await connection.close()
+    out.send((departed, lateness, elapsed, time.process_time()))
 
 
 def run_in_process(target: Callable[..., Coroutine[Any, Any, None]], *args: object) -> Process:
@@ -153,13 +192,14 @@ def measure(queue_name: str, media_name: str, rate: int, seconds: float) -> Run:
     collector = run_in_process(collect, ids_out, stop, collected_out)
     server_id = ids_in.recv()
     sender = run_in_process(send, queue_name, server_id, media_name, rate, seconds, sent_out)
-    departed, lateness, elapsed = sent_in.recv()
+    departed, lateness, elapsed, sender_cpu = sent_in.recv()
     sender.join()
     time.sleep(3.0)  # a reply later than this is as good as lost
     stop.set()
-    arrived = collected_in.recv()
+    arrived, collector_cpu = collected_in.recv()
     collector.join()
     run = Run(lateness=lateness, seconds=elapsed)
+    run.generator_cpu_ms = (sender_cpu + collector_cpu) * 1000 / max(len(lateness), 1)
     for msg_id, left in departed.items():
         if msg_id in arrived:
             run.latencies.append((arrived[msg_id] - left) * 1000)
@@ -169,10 +209,10 @@ def measure(queue_name: str, media_name: str, rate: int, seconds: float) -> Run:
 
 
 def measure_cpu(pid: int | None, queue_name: str, media_name: str, args: argparse.Namespace) -> Run:
-    """``measure``, with the responder process's CPU time per request sent."""
+    """``measure``, with the responder process's CPU time over it."""
     before = cpu_seconds(pid or 0)
     run = measure(queue_name, media_name, args.rate, args.seconds)
-    run.cpu_ms_per_request = (cpu_seconds(pid or 0) - before) * 1000 / max(len(run.lateness), 1)
+    run.cpu_ms = (cpu_seconds(pid or 0) - before) * 1000
     return run
 
 
@@ -202,6 +242,9 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--profile", type=Path, help="run the server under cProfile, write its stats here")
     parser.add_argument("--no-echo", action="store_true", help="skip the anchor (profiling runs only)")
+    parser.add_argument("--baseline-tree", type=Path,
+                        help="also measure media-mgr from this checkout (before/after in one run), e.g. "
+                             "`git archive main | tar -x -C /tmp/base`")  # fmt: skip
     args = parser.parse_args()
     queue_name = f"bench.media_req.{secrets.token_hex(3)}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -221,19 +264,25 @@ def main() -> None:
             while httpx.get(f"{srv.url}/readyz").status_code != 200:
                 time.sleep(0.1)
 
-            results = {}
+            results: dict[str, Run] = {}
+            refused: dict[str, int] = {}
             if not args.no_echo:
                 echo_queue = f"bench.echo.{secrets.token_hex(3)}"
                 ready, stop = mp.Event(), mp.Event()
-                echo = run_in_process(echo_responder, echo_queue, ready, stop)
+                handled: Synchronized[int] = mp.Value("q", 0, lock=False)
+                echo = run_in_process(echo_responder, echo_queue, ready, stop, handled)
                 ready.wait(30)
-                results["bare aio-pika echo (anchor)"] = measure_cpu(echo.pid, echo_queue, "x", args)
+                results["bare aio-pika echo (anchor)"] = run = measure_cpu(echo.pid, echo_queue, "x", args)
+                run.handled = handled.value
                 stop.set()
                 echo.join()
-            results["media-mgr, /<account>/<id> name"] = measure_cpu(
-                srv.proc.pid, queue_name, item["media_name"], args
-            )
-            refused = late_refused(httpx.get(f"{srv.url}/metrics").text)
+            if args.baseline_tree:
+                name = f"media-mgr from {args.baseline_tree}"
+                results[name], refused[name] = measure_tree(args.baseline_tree, env, work, item, args)
+            results["media-mgr"] = measure_cpu(srv.proc.pid, queue_name, item["media_name"], args)
+            refused["media-mgr"] = late_refused(httpx.get(f"{srv.url}/metrics").text)
+            for name, run in results.items():
+                run.per_handled(refused.get(name, 0))
         finally:
             srv.stop()
             asyncio.run(drop_db(args.pg, dsn))
@@ -242,15 +291,40 @@ def main() -> None:
     print(f"{args.rate} requests/s offered for {args.seconds:.0f} s each, RabbitMQ and PostgreSQL on loopback, "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     print(
-        "| responder | replies | lost | p50 | p99 | max | generator late p99 / max | sent/s | CPU/request |"
+        "| responder | replies | lost | p50 | p99 | max | generator late p99 / max | sent/s "
+        "| CPU/request handled | generator CPU/request |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         lat = r.latencies or [float("nan")]
         print(f"| {name} | {len(r.latencies)} | {r.lost} | {pct(lat, 50):.2f} ms | {pct(lat, 99):.2f} ms "
               f"| {max(lat):.2f} ms | {pct(r.lateness, 99):.2f} / {max(r.lateness):.2f} ms "
-              f"| {len(r.lateness) / r.seconds:.0f} | {r.cpu_ms_per_request:.3f} ms |")  # fmt: skip
-    print(f"media-mgr refused as late (past 2 s, its own metric): {refused}")
+              f"| {len(r.lateness) / r.seconds:.0f} | {r.cpu_ms_per_request:.3f} ms "
+              f"| {r.generator_cpu_ms:.3f} ms |")  # fmt: skip
+    print(f"media-mgr's name: {item['media_name']} (a /<account>/<id> name, cached after the first lookup)")
+    for name, count in refused.items():
+        print(f"{name} refused as late (past 2 s, its own metric): {count}")
+
+
+def measure_tree(tree: Path, env: dict[str, str], work: Path, item: dict[str, Any],
+                 args: argparse.Namespace) -> tuple[Run, int]:  # fmt: skip
+    """The same measurement on a server run from another checkout, on the same database."""
+    queue_name = f"bench.media_req.{secrets.token_hex(3)}"
+    data = work / "baseline"
+    data.mkdir()
+    tree = tree.resolve()
+    env = {**env, "MEDIA_MGR_DATA_DIR": str(data), "MEDIA_MGR_AMQP_QUEUE_NAME": queue_name,
+           "PYTHONPATH": str(tree)}  # fmt: skip
+    srv = start_server(env, work / "baseline.log", timeout=120, prefix=["env", f"--chdir={tree}"])
+    try:
+        while httpx.get(f"{srv.url}/readyz").status_code != 200:
+            time.sleep(0.1)
+        run = measure_cpu(srv.proc.pid, queue_name, item["media_name"], args)
+        return run, late_refused(httpx.get(f"{srv.url}/metrics").text)
+    finally:
+        srv.stop()
+        with contextlib.suppress(Exception):
+            asyncio.run(delete_queue(queue_name))
 
 
 async def delete_queue(name: str) -> None:

@@ -4,10 +4,9 @@ One ``AmqpConsumer`` per process. ``start()`` never blocks on the broker: a back
 back-off, then aio-pika's robust connection re-declares exchanges, queues, bindings and consumers after
 every broker restart. ``ready`` says whether requests are being consumed right now (for /readyz).
 
-Acknowledgement: manual in both layouts, and only once the reply was confirmed by the broker. In the
-shared layout that makes an instance that dies mid-request hand it to another; in both it bounds the
-messages in flight to ``prefetch`` (Kazoo's ``no_ack`` lets the broker push without limit). Each delivery
-is its own task (aiormq's), so replies await their confirms side by side, not one after another;
+Acknowledgement: manual, only once the reply was confirmed by the broker (batched: ``acks``). An instance
+that dies mid-request hands it to another; in flight is bounded by ``prefetch`` (Kazoo's ``no_ack`` is
+not). Each delivery is its own task (aiormq's), so replies await their confirms side by side;
 ``concurrency`` of them resolve at once, the others wait their turn in arrival order. Messages that
 cannot be read, or that carry no Server-ID to reply to, are logged and rejected without requeue.
 
@@ -29,16 +28,17 @@ from typing import Any, Final, Literal
 import aio_pika
 from aio_pika.abc import (
     AbstractExchange,
-    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
     ExchangeType,
 )
 from aiormq import spec
+from aiormq.abc import DeliveredMessage
 from yarl import URL
 
 from media_mgr.amqp import request_age, wire
+from media_mgr.amqp.acks import How, Settlement
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
 from media_mgr.lifecycle import Component
@@ -81,7 +81,10 @@ class AmqpConsumer(Component):
             self.queue_name = f"{node}-media_req-{secrets.token_hex(4)}"
         self._connection: AbstractRobustConnection | None = None
         self._queue: AbstractQueue | None = None
-        self._consumer_tag: str | None = None
+        self._consumer_tag = f"media_mgr.{secrets.token_hex(8)}"
+        self._settlement: Settlement | None = None  # the consuming channel's, replaced on reopen
+        self._channel: AbstractRobustChannel | None = None  # the consuming channel
+        self._requests: AbstractExchange | None = None
         self._publisher: AbstractRobustChannel | None = None  # every exchange below is declared on it
         self._targeted: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
@@ -109,7 +112,7 @@ class AmqpConsumer(Component):
         """Stop consuming, let requests in flight finish (up to ``timeout_stop``, then cancel), then close."""
         self._stopping.set()
         await self._tasks.stop(self.config.timeout_stop)
-        if self._queue is not None and self._consumer_tag is not None and self.ready:
+        if self._queue is not None and self.ready:
             try:
                 async with asyncio.timeout(self.config.timeout_stop):
                     await self._queue.cancel(self._consumer_tag)
@@ -121,10 +124,12 @@ class AmqpConsumer(Component):
             for task in late:
                 task.cancel()  # unacked: the broker hands the request to another instance
             await asyncio.gather(*late, return_exceptions=True)
+        if self._settlement is not None:
+            await self._settlement.drain()  # the last batch of acks on the wire before the close
         connection, self._connection = self._connection, None
         self._queue = self._targeted = self._events = self._nodes = None
         self._publisher = None
-        self._consumer_tag = None
+        self._settlement = None
         if connection is not None:
             try:
                 async with asyncio.timeout(self.config.timeout_stop):
@@ -221,9 +226,10 @@ class AmqpConsumer(Component):
                 },
             )
             await queue.bind(requests, cfg.routing_key)
+            self._channel, self._requests = channel, requests
             channel.close_callbacks.add(self._on_channel_closed)
             channel.reopen_callbacks.add(self._on_channel_reopened)
-            self._consumer_tag = await queue.consume(self._on_message, no_ack=False)
+            await self._consume(channel)
         self._queue = queue
         self._consuming = True
 
@@ -232,9 +238,43 @@ class AmqpConsumer(Component):
             log.warning("amqp channel lost; waiting for the broker", extra={"error": repr(exc)})
         self._consuming = False
 
-    def _on_channel_reopened(self, _channel: object) -> None:
+    async def _on_channel_reopened(self, channel: AbstractRobustChannel | None) -> None:
+        # aio-pika restored the queue and its binding; the consumer is ours (aiormq's) to restore.
+        if channel is None:
+            return
+        await self._consume(channel)
         log.info("amqp consuming again", extra={"queue": self.queue_name})
         self._consuming = True
+
+    async def _consume(self, channel: AbstractRobustChannel) -> None:
+        """Consume with aiormq directly: each delivery reaches ``_on_message`` as aiormq read it, with
+        no aio-pika ``IncomingMessage`` built around it, and is settled through this channel's
+        :class:`Settlement` (acks batched)."""
+        underlay = await channel.get_underlay_channel()
+        settlement = Settlement(underlay)
+
+        async def deliver(message: DeliveredMessage) -> None:
+            await self._on_message(message, settlement)
+
+        underlay.on_consumer_cancel_callbacks.add(self._on_consumer_cancel)
+        await underlay.basic_consume(self.queue_name, deliver, no_ack=False, consumer_tag=self._consumer_tag)
+        self._settlement = settlement
+
+    def _on_consumer_cancel(self, frame: spec.Basic.Cancel) -> None:
+        """The broker cancelled our consumer (the queue was deleted): declare it again and consume."""
+        if frame.consumer_tag != self._consumer_tag or self._stopping.is_set():
+            return
+        log.warning("media_req consumer cancelled by the broker; declaring the queue again")
+        self._consuming = False
+        self._tasks.spawn(self._resume(), name="amqp-resume")
+
+    async def _resume(self) -> None:
+        queue, channel, requests = self._queue, self._channel, self._requests
+        if queue is not None and channel is not None and requests is not None:
+            await queue.declare()
+            await queue.bind(requests, self.config.routing_key)
+            await self._consume(channel)
+            self._consuming = True
 
     @staticmethod
     async def _close_quietly(connection: AbstractRobustConnection) -> None:
@@ -245,69 +285,73 @@ class AmqpConsumer(Component):
 
     # -- messages -------------------------------------------------------------------------------------
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        """One delivery: decode, validate, answer, then settle. Never raises into aio-pika."""
+    async def _on_message(self, message: DeliveredMessage, settlement: Settlement) -> None:
+        """One delivery: decode, validate, answer, then settle. Never raises into aiormq."""
+        tag: int = message.delivery.delivery_tag  # type: ignore[union-attr,assignment]
+        settlement.received(tag)  # first, before any await: deliveries are registered in tag order
+        props = message.header.properties
         loop = asyncio.get_running_loop()
-        age = request_age.waited(message.timestamp, self._max_age)
+        age = request_age.waited(props.timestamp, self._max_age)
         due = request_age.deadline(loop.time(), self.config.budget, age)
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)
         try:
             async with self._slots:
-                await self._answer(message, due, age is not None)
+                how = await self._answer(message, props, due, age is not None)
         except Exception:
             log.exception("media_req delivery failed; dropped")
-            await _settle(message, "reject")
+            how = "reject"
         finally:
             if task is not None:
                 self._inflight.discard(task)
+        settlement.settle(tag, how)
 
-    async def _answer(self, message: AbstractIncomingMessage, due: float, stamped: bool) -> None:
+    async def _answer(
+        self, message: DeliveredMessage, props: spec.Basic.Properties, due: float, stamped: bool
+    ) -> How:
+        """What to do with the delivery once this returns: ack only when its reply was confirmed (or it
+        is too late to want one)."""
         loop = asyncio.get_running_loop()
         if loop.time() >= due:
-            return await self._late(message, "queued")
+            return self._late("queued")
         try:
-            body = wire.decode_body(message.body, message.content_type, message.content_encoding)
-            request_id.set(_correlation_id(body))
+            body = wire.decode_body(message.body, props.content_type, props.content_encoding)
+            request_id.set(wire.correlation_id(body))
             req = wire.parse_media_req(body)
         except wire.DecodeError as exc:
             if exc.body is None:
-                await _drop(message, "undecodable message dropped", error=str(exc), size=len(message.body))
-                return
+                return _drop("undecodable message dropped", error=str(exc), size=len(message.body))
             err = wire.refusal(str(exc), exc.body)
             if err.msg_id is None or err.server_id is None:
-                await _drop(message, "undecodable message dropped", error=str(exc), size=len(message.body))
-                return
+                return _drop("undecodable message dropped", error=str(exc), size=len(message.body))
             server_id, reply = err.server_id, self.handler.reject(err)
         except wire.WireError as err:
             if err.msg_id is None or err.server_id is None:
-                await _drop(message, "invalid media_req dropped: nowhere to reply", reason=err.reason)
-                return
+                return _drop("invalid media_req dropped: nowhere to reply", reason=err.reason)
             server_id, reply = err.server_id, self.handler.reject(err)
         else:
             if req.server_id is None:
-                await _drop(message, "media_req dropped: no Server-ID to reply to", msg_id=req.msg_id)
-                return
+                return _drop("media_req dropped: no Server-ID to reply to", msg_id=req.msg_id)
             server_id, answer = req.server_id, await self.handler.handle(req, due)
             if answer is None or loop.time() >= due:
-                return await self._late(message, "resolving")
+                return self._late("resolving")
             reply = answer
         if await self._publish(self._targeted, server_id, wire.encode(reply)):
-            await _settle(message, "ack")
-        elif loop.time() < due and (stamped or not message.redelivered):
+            return "ack"
+        redelivered = bool(getattr(message.delivery, "redelivered", False))
+        if loop.time() < due and (stamped or not redelivered):
             # Not confirmed, still wanted: let the broker deliver it again (maybe elsewhere). Its stamp
             # bounds the retries by the budget; without one, once.
-            await _settle(message, "requeue")
-        else:
-            await _settle(message, "reject")
+            return "requeue"
+        return "reject"
 
-    async def _late(self, message: AbstractIncomingMessage, stage: Literal["queued", "resolving"]) -> None:
+    def _late(self, stage: Literal["queued", "resolving"]) -> How:
         """Past ecallmgr's wait: acknowledged (nobody wants it any more), counted, not answered."""
         self.metrics.amqp_requests_late.labels(stage=stage).inc()
         if log.isEnabledFor(logging.INFO):
             log.info("media_req too old to answer", extra={"stage": stage, "budget": self.config.budget})
-        await _settle(message, "ack")
+        return "ack"
 
     async def _publish(self, exchange: AbstractExchange | None, routing_key: str, body: bytes) -> bool:
         """Publish with a broker confirm, within ``timeout_publish``; False when that did not happen."""
@@ -322,7 +366,12 @@ class AmqpConsumer(Component):
                 channel = await self._publisher.get_underlay_channel()
                 props = spec.Basic.Properties(content_type=wire.CONTENT_TYPE)
                 await channel.basic_publish(
-                    body, exchange=exchange.name, routing_key=routing_key, properties=props, mandatory=False
+                    body,
+                    exchange=exchange.name,
+                    routing_key=routing_key,
+                    properties=props,
+                    mandatory=False,
+                    wait=False,  # type: ignore[call-arg]  # the confirm says it was written
                 )
         except Exception as exc:
             log.warning(
@@ -345,26 +394,6 @@ class AmqpConsumer(Component):
             await asyncio.sleep(interval)
 
 
-def _correlation_id(body: Mapping[str, Any]) -> str | None:
-    """The id that ties our log lines to the call: Call-ID, else the request's Msg-ID."""
-    for key in ("Call-ID", "Msg-ID"):
-        value = body.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-async def _drop(message: AbstractIncomingMessage, what: str, **extra: object) -> None:
+def _drop(what: str, **extra: object) -> How:
     log.warning(what, extra=extra)
-    await _settle(message, "reject")
-
-
-async def _settle(message: AbstractIncomingMessage, how: Literal["ack", "reject", "requeue"]) -> None:
-    """Ack or reject. If the channel was lost meanwhile the broker requeues by itself: only log."""
-    try:
-        if how == "ack":
-            await message.ack()
-        else:
-            await message.reject(requeue=how == "requeue")
-    except Exception as exc:
-        log.debug("could not settle delivery", extra={"how": how, "error": repr(exc)})
+    return "reject"

@@ -303,3 +303,12 @@ def _envelope(event_name: str, node: str, app_version: str, fields: Mapping[str,
         **fields,
     }
     return {key: value for key, value in message.items() if value}
+
+
+def correlation_id(body: Mapping[str, Any]) -> str | None:
+    """The id that ties our log lines to the call: Call-ID, else the request's Msg-ID."""
+    for key in ("Call-ID", "Msg-ID"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None

@@ -70,6 +70,47 @@ async def test_a_burst_from_many_requesters_is_answered_each_to_its_own_queue_an
     assert late(consumer, "queued") == late(consumer, "resolving") == 0
 
 
+class HeldResolver(DictResolver):
+    """Holds one name until released: a slow request (a long TTS synthesis) ahead of all the others."""
+
+    def __init__(self, media: dict[str, str | None], held: str) -> None:
+        super().__init__(media)
+        self.held = held
+        self.release = asyncio.Event()
+
+    async def stream_url(
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None, **kw: object
+    ) -> str:
+        if media_name == self.held:
+            await self.release.wait()
+        return await super().stream_url(media_name, stream_type, protocol, fmt, **kw)
+
+
+async def test_a_request_still_resolving_does_not_hold_back_the_acks_of_those_after_it(
+    start_consumer: Start, config: AmqpConfig
+) -> None:
+    # Acks go in batches up to the newest delivery whose predecessors are all settled; an unsettled
+    # one at the head must not keep the rest unacknowledged until the prefetch (300) stops deliveries.
+    held = f"/{ACCOUNT}/{99:032x}"
+    held_url = "http://apps1.example.com:24517/single/held/held.wav"
+    resolver = HeldResolver({**NAMES, held: held_url}, held)
+    consumer = await start_consumer(  # no deadline of ours may answer the held one meanwhile
+        resolver=resolver, prefetch=300, concurrency=16, budget=60.0, timeout_reply=60.0,
+        queue_max_length=1000,
+    )  # fmt: skip
+    names = list(NAMES)
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        first = await ecallmgr.send(held)
+        requests = [await ecallmgr.send(names[i % len(names)]) for i in range(700)]
+        replies = [(await ecallmgr.reply(timeout=20))[0] for _ in requests]
+        assert {r["Msg-ID"] for r in replies} == {r["Msg-ID"] for r in requests}
+        resolver.release.set()
+        reply, _ = await ecallmgr.reply(timeout=20)
+        assert_media_resp(reply, first, consumer.config.node, held_url)
+    await consumer.stop()
+    assert await queue_depth(config.url, config.queue_name) == 0  # every one acknowledged, none back
+
+
 async def test_a_request_older_than_the_budget_is_acknowledged_counted_and_not_answered(
     start_consumer: Start, config: AmqpConfig
 ) -> None:
@@ -163,18 +204,13 @@ async def test_connection_lost_mid_burst_loses_nothing_and_answers_every_request
 ) -> None:
     monkeypatch.setattr(amqp_peers, "AMQP_URL", private_broker.url)
     # Slow enough that many requests are mid-flight when the connection goes; a budget that no
-    # machine load can exhaust, so only the reconnection decides whether they are answered.
-    # The queue holds the whole burst: with Kazoo's bound (100 ready) the broker itself drops the
-    # oldest requests whenever sending outruns answering, which no consumer can prevent (nor ever
-    # acknowledged), and how far sending runs ahead depends on the machine's load.
+    # machine load can exhaust, and a queue long enough to take back every unacknowledged request (at
+    # Kazoo's 100 the broker drops the oldest beyond it, by design), so only the reconnection decides
+    # whether they are answered.
     consumer = await start_consumer(
-        url=private_broker.url,
-        resolver=SlowResolver(0.02),
-        prefetch=100,
-        concurrency=8,
-        budget=60.0,
+        url=private_broker.url, resolver=SlowResolver(0.02), prefetch=100, concurrency=8, budget=60.0,
         queue_max_length=1000,
-    )
+    )  # fmt: skip
     name = f"{consumer.config.node} media_req"
     with caplog.at_level(logging.WARNING, logger="media_mgr.amqp"):
         async with Ecallmgr(config.exchange) as ecallmgr:
@@ -198,3 +234,22 @@ async def test_connection_lost_mid_burst_loses_nothing_and_answers_every_request
     assert late(consumer, "queued") == late(consumer, "resolving") == 0
     await consumer.stop()
     assert await queue_depth(private_broker.url, config.queue_name) == 0
+
+
+async def test_a_queue_deleted_under_the_consumer_is_declared_again_and_consumed(
+    start_consumer: Start, config: AmqpConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broker cancels the consumer of a deleted queue; the service must not sit there "ready".
+    consumer = await start_consumer()
+    with caplog.at_level(logging.WARNING, logger="media_mgr.amqp"):
+        async with Ecallmgr(config.exchange) as ecallmgr:
+            connection = await aio_pika.connect(config.url, timeout=5)
+            async with connection:
+                channel = await connection.channel()
+                await channel.queue_delete(config.queue_name)
+            await wait_until(lambda: any("cancelled by the broker" in r.getMessage() for r in caplog.records),
+                             20, "told the consumer was cancelled")  # fmt: skip
+            await wait_until(lambda: consumer.ready, 30, "consuming again")
+            request = await ecallmgr.send(GREETING)  # a request published now reaches the new queue
+            reply, _ = await ecallmgr.reply(timeout=20)
+    assert_media_resp(reply, request, consumer.config.node, GREETING_URL)
