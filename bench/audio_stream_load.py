@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -143,23 +144,46 @@ class Target:
     http: str | None  # media-mgr's HTTP base: its view of the sessions
 
 
-async def server_view(url: str) -> tuple[list[float], int, int]:
-    """Per-session jitter, the gaps the server inferred (false ones: the load has none), sessions."""
-    async with httpx.AsyncClient(timeout=60) as http:
-        r = await http.get(f"{url}/v1/streams")
-    live = [s for s in r.json()["streams"] if s["kind"] == "audio_stream" and "jitter_ms" in s]
-    return [s["jitter_ms"] for s in live], sum(s["gaps"] for s in live), len(live)
+async def server_view(url: str, workers: int) -> tuple[list[float], int, int]:
+    """Per-session jitter, the gaps the server inferred (false ones: the load has none), sessions.
+
+    Each worker lists its own sessions with their figures (others' without): asked until every
+    worker has answered once. ([], 0, -1) when the server does not answer within a minute."""
+    live: dict[str, dict[str, Any]] = {}
+    seen: set[object] = set()
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            for _ in range(8 * workers):
+                r = await http.get(f"{url}/v1/streams")
+                for s in r.json()["streams"]:
+                    if s["kind"] == "audio_stream" and "jitter_ms" in s:
+                        live[s["id"]] = s
+                        seen.add(s.get("instance_id"))
+                if len(seen) >= workers:
+                    break
+    except httpx.HTTPError:
+        return [], 0, -1
+    return (
+        [float(s["jitter_ms"]) for s in live.values()],
+        sum(int(s["gaps"]) for s in live.values()),
+        len(live),
+    )
 
 
-async def measure(target: Target, args: argparse.Namespace) -> dict[str, object]:
+async def measure(target: Target, args: argparse.Namespace, workers: int = 1) -> dict[str, object]:
     base_rss = tree_rss_kib(target.pid)
     fleet = Fleet(target.ws_base, args.dialect)
+    started = time.monotonic()
     await fleet.add(args.sessions)
+    connected = time.monotonic() - started
     ticker = asyncio.create_task(fleet.run())
+    recording, opened_after = -1, None
     if target.http is not None:  # every session recording (each opened a recording in the database)
         for _ in range(20):
             await asyncio.sleep(1)
-            if (await server_view(target.http))[2] >= args.sessions:
+            recording = (await server_view(target.http, workers))[2]
+            if recording >= args.sessions:
+                opened_after = round(time.monotonic() - started - connected, 1)
                 break
     await asyncio.sleep(args.settle)  # and what queued while recordings opened, handled
     fleet.late.clear()
@@ -170,6 +194,8 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, object]
     row: dict[str, object] = {
         "server": target.name,
         "sessions": args.sessions,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "connect_s": round(connected, 1),
         "cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
         "cpu_us_per_frame": round(1e6 * (cpu1 - cpu0) / max(1, sent1 - sent0), 1),
         "frames_per_s": round((sent1 - sent0) / (t1 - t0)),
@@ -178,8 +204,9 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, object]
         "gen_late_max_ms": round(max(late, default=0.0), 1),
     }
     if target.http is not None:
-        jitter, gaps, live = await server_view(target.http)
-        row |= {"live": live, "jitter_p95_ms": round(p95(jitter), 2), "false_gaps": gaps}
+        jitter, gaps, live = await server_view(target.http, workers)
+        row |= {"all_recording_after_s": opened_after, "live": live, "jitter_p95_ms": round(p95(jitter), 2),
+                "false_gaps": gaps}  # fmt: skip
     ticker.cancel()
     fleet.close()
     await asyncio.sleep(1)
@@ -224,7 +251,7 @@ def run_media_mgr(
             name = "media-mgr " + ("listener (picows)" if listener == "own" else "HTTP port (uvicorn sansio)")
             name += f", {workers} worker(s)"
             target = Target(name, srv.proc.pid, f"ws://127.0.0.1:{port}/audio_stream", srv.url)
-            return uvloop.run(measure(target, args))
+            return uvloop.run(measure(target, args, workers))
         finally:
             srv.stop()
 

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from media_mgr.audio_stream.capture.clock import Chunk
 from media_mgr.audio_stream.capture.pipeline import Capture, Sink
 from media_mgr.audio_stream.catch_up import CatchUp, Piece
 from media_mgr.audio_stream.dialects.base import Dialect
-from media_mgr.audio_stream.events import Audio, BadInput, Media, Metadata, Start
+from media_mgr.audio_stream.dialects.voipbit import VoipbitDialect
+from media_mgr.audio_stream.events import Audio, BadInput, Media, Metadata, Start, Track
 from media_mgr.audio_stream.flood import FloodGuard
 from media_mgr.audio_stream.formats import StreamFormat
 from media_mgr.audio_stream.playout.buffering import BufferPolicy, Lead
@@ -152,7 +152,9 @@ class Session:
             )
 
     async def _learnt(self, fmt: StreamFormat | None) -> None:
-        """The format is known: open the recording, and record the audio held until now."""
+        """The format is known: place the audio held until now, then open the recording. Audio that
+        comes while it opens is placed as it comes (the hot path, its arrival time kept) and waits
+        in the capture's window, bounded, for the recording to take it."""
         if fmt is None or self.fmt is not None:
             return
         if fmt.learnt_from == "default":
@@ -162,18 +164,28 @@ class Session:
             )
         c = self.config
         self.fmt = fmt
-        self.sink = await self.open_sink(self, fmt)
-        self.capture = Capture(
-            fmt, self.sink, gap_threshold=c.gap_threshold, gap_window=c.gap_window, max_hold=c.max_hold,
+        capture = self.capture = Capture(
+            fmt, None, gap_threshold=c.gap_threshold, gap_window=c.gap_window, max_hold=c.max_hold,
             record_lag=c.record_lag, timing_reliable=self.timing_reliable, label=self.id,
         )  # fmt: skip
+        early, self._early, self._early_bytes = self._early, [], 0
+        for item, arrival in early:
+            self._place_now(item, arrival)
+        self.hot = True
+        try:
+            sink = self.sink = await self.open_sink(self, fmt)
+        except BaseException:
+            self.hot = False
+            raise
+        capture.sink = sink
+        if self.end_reason is not None:  # ended while the recording opened: what came is kept
+            await capture.flush()
+            await sink.abort(self.end_reason)
+            return
         self.state = SessionState.ACTIVE
         self._changed()
         self.publish(self, "started", {})
-        early, self._early, self._early_bytes = self._early, [], 0
-        for item, arrival in early:
-            await self._place(item, arrival)
-        self.hot = True
+        await capture.drain()
 
     # -- audio in ----------------------------------------------------------------------------------
 
@@ -200,6 +212,25 @@ class Session:
             self.stream_id = audio.stream_id
         self._place_now(audio, now)
 
+    def media_now(self, track: Track, chunk: int, pcm: bytes, stream_id: object, now: float) -> bool:
+        """voipbit's hot path (``voipbit.media_fast`` parsed it): placed, with no event built, when
+        it is the common case (this stream's id, a regular L16 chunk, no catch-up running); False
+        with nothing done otherwise, and the usual path takes it."""
+        fmt, capture, dialect = self.fmt, self.capture, self.dialect
+        catching_up = self.catch_up is not None and not self.catch_up.done
+        if stream_id != self.stream_id or catching_up or not isinstance(dialect, VoipbitDialect):
+            return False
+        assert fmt is not None
+        assert capture is not None
+        position = dialect.position_of(track, chunk, len(pcm), fmt)
+        if position is None:
+            return False
+        self._arrived(now, len(pcm))
+        rate = fmt.rate
+        self.guard.media(position / rate, (position + (len(pcm) >> 1)) / rate, now)
+        capture.place_at(fmt.tracks.index(track), position, pcm, now)
+        return True
+
     async def _place(self, audio: Media | Audio, now: float) -> None:
         self._place_now(audio, now)
         assert self.capture is not None
@@ -224,7 +255,7 @@ class Session:
             if not self.catch_up.hold(piece):
                 self._caught_up(piece)
             return
-        capture.place(placed.track, Chunk(placed.position, placed.pcm, now))
+        capture.place_at(placed.track, placed.position, placed.pcm, now)
 
     def _caught_up(self, on_time: Piece | None) -> None:
         """Place what was held since the move (see catch_up.py), then go on reading as usual."""
@@ -354,7 +385,7 @@ class Session:
             "format": self.fmt.public() if self.fmt else None,
             "recording_id": self.sink.id if self.sink else None,
             "recorded_ms": self.recorded_ms,
-            **(self._capture_figures() if self.capture else {}),
+            **(self.capture.figures() if self.capture else {}),
             "lead_ms": lead.ms,
             "preset": lead.preset.value if lead.preset else "fixed",
             "underruns": (player["starved"] + player["slips"]) if player else 0,
@@ -363,16 +394,4 @@ class Session:
             "chunks": self.stats.chunks,
             "bad_frames": self.stats.bad_frames,
             "playout": player,
-        }
-
-    def _capture_figures(self) -> dict[str, Any]:
-        c = self.capture
-        assert c is not None
-        return {
-            "jitter_ms": round(c.jitter_ms, 2),
-            "jitter_held_ms": round(c.jitter_held_ms, 2),
-            "jitter_peak_ms": round(c.jitter_peak_ms, 2),
-            "gaps": c.gaps,
-            "gap_ms": c.gap_ms,
-            "late_dropped_ms": c.late_dropped_ms,
         }

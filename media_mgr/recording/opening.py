@@ -1,0 +1,86 @@
+"""Opening recordings in batches: what is asked while one batch is in the database goes in the next.
+
+When a thousand calls start within a few seconds, each opening its own recording with its own
+round trips kept the pool busy and the database behind, and the calls' audio waited. A ``Lane`` has
+at most one statement in flight and up to ``limit`` requests in it, so a burst of any size is a few
+statements, and the pool stays free for the appends of the calls already running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from media_mgr.tasks import TaskSet
+
+log = logging.getLogger("media_mgr.recording")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Lane(Generic[T, R]):
+    """``await lane.submit(item)``: its result (or the exception ``run`` gave for it).
+
+    ``run`` takes a batch and answers one result or exception per item, in order; an exception it
+    raises goes to every item of the batch. A result whose caller stopped waiting (cancelled) is
+    given to ``unwanted`` so that nothing it opened is left behind."""
+
+    def __init__(
+        self,
+        run: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
+        *,
+        unwanted: Callable[[R], None],
+        tasks: TaskSet,
+        limit: int,
+        stopping: Callable[[], Exception],
+        name: str,
+    ) -> None:
+        self._run = run
+        self._unwanted = unwanted
+        self._tasks = tasks
+        self._limit = limit
+        self._stopping = stopping
+        self._name = name
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._draining = False
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if not self._draining:
+            self._draining = True
+            try:
+                self._tasks.spawn(self._drain(), name=self._name)
+            except RuntimeError:
+                self._draining = False
+                self._queue.remove((item, future))
+                raise
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self._limit], self._queue[self._limit :]
+                try:
+                    results = await self._run([item for item, _ in batch])
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                except BaseException:  # cancelled (stopping): nobody is left waiting for nothing
+                    for _, future in batch + self._queue:
+                        if not future.done():
+                            future.set_exception(self._stopping())
+                    self._queue = []
+                    raise
+                for (_, future), result in zip(batch, results, strict=True):
+                    if isinstance(result, Exception):
+                        if not future.done():
+                            future.set_exception(result)
+                    elif future.done():  # its caller was cancelled meanwhile
+                        self._unwanted(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._draining = False
