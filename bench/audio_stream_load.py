@@ -187,9 +187,9 @@ async def measure(target: Target, args: argparse.Namespace, workers: int = 1) ->
                 break
     await asyncio.sleep(args.settle)  # and what queued while recordings opened, handled
     fleet.late.clear()
-    sent0, cpu0, t0 = fleet.sent, cpu_seconds(target.pid), time.monotonic()
+    sent0, cpu0, t0, gen0 = fleet.sent, cpu_seconds(target.pid), time.monotonic(), time.process_time()
     await asyncio.sleep(args.window)
-    sent1, cpu1, t1 = fleet.sent, cpu_seconds(target.pid), time.monotonic()
+    sent1, cpu1, t1, gen1 = fleet.sent, cpu_seconds(target.pid), time.monotonic(), time.process_time()
     late = [1000 * x for x in fleet.late]
     row: dict[str, object] = {
         "server": target.name,
@@ -201,6 +201,7 @@ async def measure(target: Target, args: argparse.Namespace, workers: int = 1) ->
         "frames_per_s": round((sent1 - sent0) / (t1 - t0)),
         "kib_per_session": round((tree_rss_kib(target.pid) - base_rss) / args.sessions, 1),
         "gen_late_p95_ms": round(p95(late), 1),
+        "gen_cpu_pct": round(100 * (gen1 - gen0) / (t1 - t0), 1),
         "gen_late_max_ms": round(max(late, default=0.0), 1),
     }
     if target.http is not None:

@@ -82,11 +82,12 @@ class HotPath:
             if not session.media_now(*got, now):
                 return False
         except (BadInput, MediaMgrError) as exc:
-            return exc
-        finally:
-            self.last_frame = now
+            taken: bool | Exception = exc
+        else:
+            taken = True
+        self.last_frame = now
         self._hot_frames += 1
-        return True
+        return taken
 
     def _count(self, dialect: str, kind: str, n: int = 1) -> None:
         """Frames are counted here and added to the metric at each tick (a counter's lock per frame
