@@ -11,8 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
+from media_mgr.errors import Conflict, InvalidRequest, NotFound
+from media_mgr.recording.ingest import Ingest, RecordingEnded, StorageFailed
+from media_mgr.recording.meter import PcmFormat
+from media_mgr.recording.models import Recording
+from media_mgr.store.recordings import Claim, NewOpen, RecordingStore
 from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.recording")
@@ -84,3 +89,68 @@ class Lane(Generic[T, R]):
                         future.set_result(result)
         finally:
             self._draining = False
+
+
+OPEN_BATCH = 256  # recordings opened (or claimed) in one statement
+
+
+class OpenerHost(Protocol):
+    """What the opener needs of the recorder."""
+
+    @property
+    def store(self) -> RecordingStore: ...
+
+    @property
+    def owner(self) -> int: ...
+
+    def started(self, rec: Recording, pcm: PcmFormat | None) -> Ingest: ...
+
+    def unwanted(self, ingest: Ingest) -> None: ...
+
+
+def _stopping() -> Exception:
+    return StorageFailed("the recorder is stopping")
+
+
+class Opener:
+    """The recorder's two lanes: new recordings (``store.open_new``) and claims of pending ones
+    (``store.claim``), each answered per item as ``begin`` and ``begin_new`` always answered."""
+
+    def __init__(self, host: OpenerHost, tasks: TaskSet) -> None:
+        self.host = host
+        self.opens: Lane[tuple[NewOpen, PcmFormat | None], Ingest] = Lane(
+            self._open_batch, unwanted=host.unwanted, tasks=tasks, limit=OPEN_BATCH,
+            stopping=_stopping, name="recorder.open",
+        )  # fmt: skip
+        self.claims: Lane[tuple[Claim, PcmFormat | None], Ingest] = Lane(
+            self._claim_batch, unwanted=host.unwanted, tasks=tasks, limit=OPEN_BATCH,
+            stopping=_stopping, name="recorder.claim",
+        )  # fmt: skip
+
+    async def _open_batch(self, items: list[tuple[NewOpen, PcmFormat | None]]) -> list[Ingest | Exception]:
+        rows = await self.host.store.open_new(self.host.owner, [item for item, _ in items])
+        out: list[Ingest | Exception] = []
+        for item, pcm in items:
+            row = rows.get(item.recording_id)
+            if row is None:
+                out.append(Conflict(f"id {item.recording_id} already names a recording or media"))
+            else:
+                out.append(self.host.started(Recording.of(row), pcm))
+        return out
+
+    async def _claim_batch(self, items: list[tuple[Claim, PcmFormat | None]]) -> list[Ingest | Exception]:
+        got = await self.host.store.claim(self.host.owner, [claim for claim, _ in items])
+        out: list[Ingest | Exception] = []
+        for claim, pcm in items:
+            row, state, fmt = got[claim.recording_id]
+            rid = claim.recording_id
+            if row is not None:
+                out.append(self.host.started(Recording.of(row), pcm if row.format == "wav" else None))
+            elif state is None:
+                out.append(NotFound(f"no recording {rid}"))
+            elif state == "pending" and fmt == "wav" and pcm is None:
+                out.append(InvalidRequest("a WAV recording needs the PCM format of its audio"))
+            else:  # still pending in the statement's snapshot: another instance claimed it meanwhile
+                now = "recording" if state == "pending" else state
+                out.append(RecordingEnded(f"recording {rid} is {now}"))
+        return out

@@ -30,7 +30,7 @@ from media_mgr.recording.ingest import (
 )
 from media_mgr.recording.meter import PcmFormat, WavMeter, summarize_stored
 from media_mgr.recording.models import Recording
-from media_mgr.recording.opening import Lane
+from media_mgr.recording.opening import Opener
 from media_mgr.store.errors import StoreUnavailable
 from media_mgr.store.recordings import Audio, Claim, DuplicateRecording, NewOpen, NotPending, RecordingStore
 from media_mgr.tasks import TaskSet
@@ -40,13 +40,8 @@ log = logging.getLogger("media_mgr.recording")
 HEARTBEAT_SECONDS = 1.0
 FAILED_FLUSH_RETRY_SECONDS = 1.0
 FLUSH_BATCH = 256  # recordings committed in one transaction by the ticker
-OPEN_BATCH = 256  # recordings opened (or claimed) in one statement
 EVENT_TIMEOUT = 5.0
 _HEARTBEAT = "~heartbeat"  # busy key of the heartbeat task (recording ids are hex)
-
-
-def _stopping() -> Exception:
-    return StorageFailed("the recorder is stopping")
 
 
 class Recorder(Component):
@@ -75,14 +70,7 @@ class Recorder(Component):
         self._publishing: set[asyncio.Task[None]] = set()  # awaited (to a deadline) on stop
         self._opening = TaskSet("recorder.opening", log)  # the lanes' batches in flight
         self._claiming: set[str] = set()  # ids a ``begin`` is claiming
-        self._opens: Lane[tuple[NewOpen, PcmFormat | None], Ingest] = Lane(
-            self._open_batch, unwanted=self._unwanted, tasks=self._opening, limit=OPEN_BATCH,
-            stopping=_stopping, name="recorder.open",
-        )  # fmt: skip
-        self._claims: Lane[tuple[Claim, PcmFormat | None], Ingest] = Lane(
-            self._claim_batch, unwanted=self._unwanted, tasks=self._opening, limit=OPEN_BATCH,
-            stopping=_stopping, name="recorder.claim",
-        )  # fmt: skip
+        self._opener = Opener(self, self._opening)
 
     @property
     def owner(self) -> int:
@@ -155,7 +143,7 @@ class Recorder(Component):
                       pcm.header() if pcm else b"", pcm is not None)  # fmt: skip
         self._claiming.add(recording_id)
         try:
-            return await self._claims.submit((claim, pcm))
+            return await self._opener.claims.submit((claim, pcm))
         finally:
             self._claiming.discard(recording_id)
 
@@ -175,43 +163,16 @@ class Recorder(Component):
         item = NewOpen(secrets.token_hex(16), new.account_id, new.name, new.fmt, origin, peer,
                        wav.rate if wav else None, wav.channels if wav else None,
                        wav.header() if wav else b"")  # fmt: skip
-        return await self._opens.submit((item, wav))
+        return await self._opener.opens.submit((item, wav))
 
-    async def _open_batch(self, items: list[tuple[NewOpen, PcmFormat | None]]) -> list[Ingest | Exception]:
-        rows = await self.store.open_new(self.owner, [item for item, _ in items])
-        out: list[Ingest | Exception] = []
-        for item, pcm in items:
-            row = rows.get(item.recording_id)
-            if row is None:
-                out.append(Conflict(f"id {item.recording_id} already names a recording or media"))
-            else:
-                out.append(self._started(Recording.of(row), pcm))
-        return out
-
-    async def _claim_batch(self, items: list[tuple[Claim, PcmFormat | None]]) -> list[Ingest | Exception]:
-        got = await self.store.claim(self.owner, [claim for claim, _ in items])
-        out: list[Ingest | Exception] = []
-        for claim, pcm in items:
-            row, state, fmt = got[claim.recording_id]
-            rid = claim.recording_id
-            if row is not None:
-                out.append(self._started(Recording.of(row), pcm if row.format == "wav" else None))
-            elif state is None:
-                out.append(NotFound(f"no recording {rid}"))
-            elif state == "pending" and fmt == "wav" and pcm is None:
-                out.append(InvalidRequest("a WAV recording needs the PCM format of its audio"))
-            else:  # still pending in the statement's snapshot: another instance claimed it meanwhile
-                now = "recording" if state == "pending" else state
-                out.append(RecordingEnded(f"recording {rid} is {now}"))
-        return out
-
-    def _started(self, rec: Recording, pcm: PcmFormat | None) -> Ingest:
+    def started(self, rec: Recording, pcm: PcmFormat | None) -> Ingest:
+        """An opened recording, tracked from now on (``Opener``)."""
         ingest = Ingest(self, rec, pcm)
         self._live[rec.id] = ingest
         log.info("recording started", extra={"recording_id": rec.id, "origin": rec.origin, "peer": rec.peer})
         return ingest
 
-    def _unwanted(self, ingest: Ingest) -> None:
+    def unwanted(self, ingest: Ingest) -> None:
         """Opened for a caller that stopped waiting: given back (``pending``), as a source that
         left before sending anything."""
         with contextlib.suppress(RuntimeError):  # stopping: ``stop`` closes what is live

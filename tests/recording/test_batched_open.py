@@ -120,6 +120,7 @@ async def test_a_caller_that_stops_waiting_leaves_its_recording_pending_again(
             break
         await asyncio.sleep(0.05)
     row = await pool.fetchrow("SELECT state, owner, blob_id FROM recordings WHERE id = $1", rec.id)
+    assert row is not None
     assert (given_back, row["state"], row["owner"], row["blob_id"]) == (1, "pending", None, None)
     assert rec.id not in {i.id for i in recorder.live()}
     again = await recorder.begin(rec.id, origin="test")  # the same credentials start it again
