@@ -187,19 +187,21 @@ def nginx(root: Path, tmp: Path) -> Iterator[tuple[int, int]]:
     conf = tmp / "nginx.conf"
     user = "user root;" if os.geteuid() == 0 else ""  # the worker must read the temp dir
     conf.write_text(NGINX_CONF.format(user=user, tmp=tmp, port=port, root=root))
-    proc = subprocess.Popen([NGINX, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")])
-    try:
-        wait_port(port)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with serving([NGINX, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")], port) as up:
+        yield up
 
 
 @contextlib.contextmanager
 def bare_uvicorn(path: Path, ctype: str) -> Iterator[tuple[int, int]]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", REFERENCE_APP, str(path), ctype, str(port)])
+    with serving([sys.executable, "-c", REFERENCE_APP, str(path), ctype, str(port)], port) as up:
+        yield up
+
+
+@contextlib.contextmanager
+def serving(command: list[str], port: int) -> Iterator[tuple[int, int]]:
+    """An anchor server started from ``command``: (port, pid) once it accepts, stopped after."""
+    proc = subprocess.Popen(command)
     try:
         wait_port(port)
         yield port, proc.pid
