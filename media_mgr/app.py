@@ -204,7 +204,7 @@ class Service:
                 ShoutServer(ShoutConfig.from_settings(settings), sockets.shout, recorder=recorder,
                             registry=registry, auth=SourceAuth(urls, settings.shout_source_password),
                             activity=self.activity, metrics=self.metrics.registry, elsewhere=mounts.mirror,
-                            held_elsewhere=mounts.held_elsewhere)
+                            taken_elsewhere=mounts.taken_elsewhere)
             )  # fmt: skip
             host, port = sockets.shout.getsockname()[:2]
             logging.getLogger(LISTENING_LOGGER).info(f"listening shout {host}:{port}")

@@ -118,11 +118,13 @@ class FleetMounts:
         for mount in self.registry.mounts():
             self._writes.put_nowait((True, mount))
 
-    async def held_elsewhere(self, name: str) -> bool:
-        """Whether a live instance other than this one has a source on ``name``. A database that
-        cannot be asked lets the source in (recording comes first; the mount is this instance's)."""
+    async def taken_elsewhere(self, name: str) -> bool:
+        """Whether a live instance other than this one has a source on ``name``; if none has, the
+        mount is registered as this instance's in the same transaction, so that of two sources
+        arriving on two instances at once only one is let in. A database that cannot be asked lets
+        the source in (recording comes first; the mount is this instance's)."""
         try:
-            return await self._store.holder(name, self._fleet.id) is not None
+            return not await self._store.claim(name, self._fleet.id, "audio/mpeg", {})
         except StoreUnavailable:
             return False
 

@@ -48,9 +48,10 @@ class ShoutHost(Protocol):
         ...
 
     @property
-    def held_elsewhere(self) -> Callable[[str], Awaitable[bool]] | None:
-        """Whether another live instance of the fleet has a source on this mount (None outside a
-        fleet): a second source anywhere is refused, as Icecast refuses one on its own mounts."""
+    def taken_elsewhere(self) -> Callable[[str], Awaitable[bool]] | None:
+        """Claims the mount in the fleet unless another live instance has a source on it, and says
+        whether one has (None outside a fleet): a second source anywhere is refused, as Icecast
+        refuses one on its own mounts."""
         ...
 
     @property

@@ -262,7 +262,7 @@ class ShoutProtocol(asyncio.Protocol):
     async def _start_source(self, request: ShoutRequest, grant: SourceGrant) -> None:
         """Claim the mount, begin the recording, then stream; on any failure the mount is let go."""
         try:
-            if self.host.held_elsewhere is not None and await self.host.held_elsewhere(grant.mount):
+            if self.host.taken_elsewhere is not None and await self.host.taken_elsewhere(grant.mount):
                 raise MountInUse(f"mount {grant.mount} already has a source on another instance")
             mount = self.host.registry.claim(grant.mount)
         except MediaMgrError as exc:

@@ -48,7 +48,7 @@ class ServerState:
     auth: SourceAuth
     activity: ActivityRegistry | None = None
     elsewhere: Callable[[str], Awaitable[Mount | None]] | None = None  # the fleet's mirrors
-    held_elsewhere: Callable[[str], Awaitable[bool]] | None = None  # a source on another instance
+    taken_elsewhere: Callable[[str], Awaitable[bool]] | None = None  # a source on another instance
     connections: set[Connection] = field(default_factory=set)
     sources: set[SourceSession] = field(default_factory=set)
     stats: Counter[str] = field(default_factory=Counter)
@@ -114,10 +114,10 @@ class ShoutServer:
         activity: ActivityRegistry | None = None,
         metrics: CollectorRegistry | None = None,
         elsewhere: Callable[[str], Awaitable[Mount | None]] | None = None,
-        held_elsewhere: Callable[[str], Awaitable[bool]] | None = None,
+        taken_elsewhere: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.state = ServerState(config, recorder, registry, auth, activity, elsewhere=elsewhere,
-                                 held_elsewhere=held_elsewhere)  # fmt: skip
+                                 taken_elsewhere=taken_elsewhere)  # fmt: skip
         self.sock = sock
         self._metrics = metrics
         self._collector = ShoutCollector(self.state)

@@ -37,6 +37,30 @@ class LiveMountStore:
             name, instance_id, content_type, json.dumps(info),
         )  # fmt: skip
 
+    async def claim(self, name: str, instance_id: str, content_type: str, info: dict[str, str]) -> bool:
+        """Register a source of ``instance_id`` on ``name`` unless another live instance holds it.
+
+        Check and insert happen in one transaction holding a lock on the name, so two instances whose
+        sources arrive in the same instant cannot both see the mount free: the second one waits for
+        the first's row and is refused, as Icecast refuses a second source on one mount.
+        """
+        async with self._db.transaction() as conn:
+            lock = "SELECT pg_advisory_xact_lock(hashtextextended('media-mgr mount ' || $1, 0))"
+            await conn.execute(lock, name)
+            held = await conn.fetchval(
+                """SELECT 1 FROM live_mounts m JOIN instances i ON i.id = m.instance_id
+                    WHERE m.name = $1 AND m.instance_id <> $2 AND i.ended_at IS NULL LIMIT 1""",
+                name, instance_id,
+            )  # fmt: skip
+            if held:
+                return False
+            await conn.execute(
+                """INSERT INTO live_mounts (name, instance_id, content_type, info) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (name, instance_id) DO NOTHING""",
+                name, instance_id, content_type, json.dumps(info),
+            )  # fmt: skip
+        return True
+
     async def remove(self, name: str, instance_id: str) -> None:
         await self._db.execute(
             "DELETE FROM live_mounts WHERE name = $1 AND instance_id = $2", name, instance_id

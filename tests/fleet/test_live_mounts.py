@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -134,3 +135,48 @@ def test_a_second_source_on_another_instance_is_refused_like_icecast_refuses_one
     third = source(b, "/only.mp3", tmp_path / "short.mp3")
     out, _ = third.communicate(timeout=30)
     assert third.returncode == 0, out
+
+
+# libshout 2.4.6's source request (reference 3.5), mount and port filled in: source/hackme.
+LIBSHOUT_PUT = ("PUT {mount} HTTP/1.1\r\nAuthorization: Basic c291cmNlOmhhY2ttZQ==\r\nHost: 127.0.0.1:{port}\r\n"
+                "User-Agent: libshout/2.4.6\r\nContent-Type: audio/mpeg\r\nExpect: 100-continue\r\n"
+                "ice-public: 0\r\nice-name: no name\r\nPrefer: return=minimal\r\n\r\n")  # fmt: skip
+
+
+def race_for(mount: str, a: Instance, b: Instance) -> dict[str, bytes]:
+    """libshout's PUT for ``mount`` sent to A and to B at one instant; each one's first reply."""
+    start = threading.Barrier(2)
+    replies: dict[str, bytes] = {}
+    socks: list[socket.socket] = []
+
+    def open_source(instance: Instance, key: str) -> None:
+        sock = socket.create_connection(("127.0.0.1", instance.shout_port), timeout=30)
+        socks.append(sock)
+        head = LIBSHOUT_PUT.format(mount=mount, port=instance.shout_port).encode()
+        start.wait()
+        sock.sendall(head)
+        replies[key] = sock.recv(200)
+
+    threads = [threading.Thread(target=open_source, args=(i, k)) for i, k in ((a, "a"), (b, "b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for sock in socks:  # both sources leave: the mount is free again
+        sock.close()
+    return replies
+
+
+def test_two_sources_arriving_together_on_two_instances_get_one_mount_between_them(
+    two: tuple[Instance, Instance],
+) -> None:
+    """libshout's PUT for one mount sent to A and to B in the same instant, round after round:
+    exactly one is let in (100 Continue), the other gets Icecast's 403."""
+    a, b = two
+    for n in range(8):
+        mount = f"/race-{n}.mp3"
+        replies = race_for(mount, a, b)
+        lines = sorted(replies[k].split(b"\r\n", 1)[0] for k in ("a", "b"))
+        assert lines == [b"HTTP/1.1 100 Continue", b"HTTP/1.1 403 Forbidden"], (n, replies)
+        for i in (a, b):
+            wait_for(lambda: mount not in live_mounts(i), what=f"{mount} released")  # noqa: B023
