@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ async def scratch_db(admin: str) -> str | None:
         conn = await asyncpg.connect(admin, timeout=3)
     except (OSError, asyncpg.PostgresError, TimeoutError):
         return None
-    name = f"mmbench_{int(time.time())}"
+    name = f"mmbench_{int(time.time())}_{secrets.token_hex(3)}"  # two benches started together differ
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
     return admin.rsplit("/", 1)[0] + "/" + name
