@@ -1,10 +1,12 @@
 """Connections that arrive together are all taken when the listening socket wakes the loop, not one
-per loop iteration (uvloop's own accept), which kept the last of 200 clients waiting seconds."""
+per loop iteration (uvloop's own accept), which kept the last of 200 clients waiting seconds; and
+the socket object answers are written through leaves the descriptor to uvloop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import time
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ import uvloop
 from fastapi import FastAPI
 
 from media_mgr.http.accept import AcceptAll
-from media_mgr.http.connection_limits import ConnectionLimits
+from media_mgr.http.connection_limits import ConnectionLimits, _Borrowed
 from media_mgr.http.server import HttpServer, HttpServerConfig
 
 CLIENTS = 20
@@ -103,3 +105,17 @@ def test_the_http_server_takes_a_burst_at_once_and_stops_accepting_when_it_stops
     assert uvloop.run(main()) == 0
     assert seen and seen[-1][0] == CLIENTS
     assert all(waiting == 0 for made, waiting in seen if made > 0), seen
+
+
+def test_the_socket_object_a_connection_writes_through_never_closes_the_transport_s_descriptor() -> None:
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        borrowed = _Borrowed(fileno=ours.fileno())
+        assert borrowed.send(b"head ", socket.MSG_MORE) == 5
+        del borrowed
+        gc.collect()
+        ours.sendall(b"body")  # the descriptor is still open: uvloop closes it, not the object
+        received = b""
+        while len(received) < 9:
+            received += peer.recv(16)
+        assert received == b"head body"
