@@ -122,8 +122,10 @@ class Sockets:
             self.audio_stream.close()
 
     @classmethod
-    def bind(cls, settings: Settings) -> Sockets:
-        http = bind_socket(settings.bind, settings.http_port, "MEDIA_MGR_HTTP_PORT")
+    def bind(cls, settings: Settings, *, http_reuse_port: bool = False) -> Sockets:
+        """``http_reuse_port``: more sockets may listen on the HTTP port (each worker its own)."""
+        http = bind_socket(settings.bind, settings.http_port, "MEDIA_MGR_HTTP_PORT",
+                           reuse_port=http_reuse_port)  # fmt: skip
         try:
             shout = bind_socket(settings.bind, settings.shout_port, "MEDIA_MGR_SHOUT_PORT")
         except BaseException:
@@ -318,10 +320,12 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def bind_socket(host: str, port: int, variable: str = "") -> socket.socket:
+def bind_socket(host: str, port: int, variable: str = "", *, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

@@ -62,6 +62,15 @@ class Responder(Protocol):
         None to let the ASGI app answer. It logs and counts what it answers."""
 
 
+class _Borrowed(socket.socket):
+    """A socket object over a transport's descriptor, made once per connection (uvloop's own
+    ``get_extra_info("socket")`` makes a new one inside every call), that never closes it: the
+    descriptor is uvloop's, and may be another connection's by the time this object goes."""
+
+    def __del__(self) -> None:
+        self.detach()
+
+
 class _HeadTooLarge(Exception):
     """Raised from a parser callback to stop parsing a head that is over the limit."""
 
@@ -92,8 +101,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._answer(503, "too many connections")
             return
         super().connection_made(transport)
-        self._sock = transport.get_extra_info("socket")
-        self._fd = self._sock.fileno() if self._sock is not None else -1
+        pseudo = transport.get_extra_info("socket")
+        if pseudo is not None:
+            self._fd = pseudo.fileno()
+            self._sock = _Borrowed(fileno=self._fd)
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -185,16 +196,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         nothing unsent, as much as the socket takes now, and the rest through the transport."""
         head, body = answer.head, answer.body
         sent_head = sent_body = 0
-        if answer.file >= 0 and self._fd >= 0 and not self.transport.get_write_buffer_size():
+        if answer.file >= 0 and self._sock is not None and not self.transport.get_write_buffer_size():
             try:
-                # Corked, the head leaves in the body's first segment, not in a packet of its own.
-                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)  # type: ignore[union-attr]
-                try:
-                    sent_head = os.write(self._fd, head)
-                    if sent_head == len(head):
-                        sent_body = os.sendfile(self._fd, answer.file, 0, len(body))
-                finally:
-                    self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)  # type: ignore[union-attr]
+                # MSG_MORE: the head waits for the body and leaves in its first segment, not in a packet
+                # of its own (what TCP_CORK did, without two setsockopt calls around every answer).
+                sent_head = self._sock.send(head, socket.MSG_MORE)
+                if sent_head == len(head):
+                    sent_body = os.sendfile(self._fd, answer.file, 0, len(body))
             except OSError:
                 pass  # full (the transport sends the rest when it can), or broken (it finds out)
         if sent_head == len(head) and sent_body == len(body):

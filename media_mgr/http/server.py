@@ -4,7 +4,9 @@
 (logging ``listening http HOST:PORT``) and, on exit, stops accepting, lets requests in flight finish
 within ``graceful_timeout``, and returns. ``await server.wait()`` lasts until SIGTERM or SIGINT (or
 :meth:`stop`). Unlike plain uvicorn, the signal is not raised again afterwards: the components the
-app uses still have to close (recordings flushed, events sent) before the process ends.
+app uses still have to close (recordings flushed, events sent) before the process ends. Every
+connection waiting on a port is taken as soon as the port is readable (``http.accept``), not one per
+loop iteration as uvloop does.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from media_mgr.config import Settings
+from media_mgr.http.accept import AcceptAll
 from media_mgr.http.connection_limits import ConnectionLimits, protocol_class
 from media_mgr.http.playback import StreamAnswers
 from media_mgr.http.websocket_protocol import QuietWebSocketProtocol
@@ -98,6 +101,7 @@ class HttpServer:
         self.stop()
         if self._task is not None:
             await self._task
+        self._server.stop_accepting()  # when it stopped before shutting down (a signal while starting)
         if self._answers is not None:
             self._answers.close()
 
@@ -117,6 +121,7 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.started_event = asyncio.Event()
+        self._accepting: list[AcceptAll] = []
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -134,6 +139,12 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            config, state, app_state = self.config, self.server_state, self.lifespan.state
+
+            def protocol() -> asyncio.Protocol:  # uvicorn's own factory, for the connections AcceptAll takes
+                return config.http_protocol_class(config=config, server_state=state, app_state=app_state)  # type: ignore[call-arg]
+
+            self._accepting = [AcceptAll(sock, protocol) for sock in sockets or ()]
             public = sockets[0].getsockname() if sockets else None
             for srv in self.servers:
                 for sock in srv.sockets:
@@ -142,3 +153,12 @@ class _Server(uvicorn.Server):
                     kind = "http" if public is None or sock.getsockname() == public else "internal"
                     logging.getLogger(LISTENING_LOGGER).info(f"listening {kind} {host}:{port}")
             self.started_event.set()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.stop_accepting()
+        await super().shutdown(sockets)
+
+    def stop_accepting(self) -> None:
+        for accepting in self._accepting:
+            accepting.close()
+        self._accepting = []

@@ -7,6 +7,13 @@ deaths in a row end the supervisor with one line naming the worker's last reason
 is passed on to every worker as SIGTERM (workers run in their own process group, so a terminal's
 Ctrl-C reaches them only this way, once); workers still running after ``timeout_worker_stop`` are
 killed.
+
+Each worker listens on the HTTP port through a socket of its own (``SO_REUSEPORT``), handed over at
+start and closed here at once, so that it dies with the worker: the kernel spreads new connections
+over the live workers' queues. One shared listening socket woke every worker for each connection,
+and the first awake took the whole queue (``http.accept`` takes it all at once): under wrk's 200
+connections one worker got 199 of them. The SHOUT and audio_stream ports stay shared (a few
+long-lived connections each).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from media_mgr.app import Sockets
+from media_mgr.app import Sockets, bind_socket
 from media_mgr.builders import open_store, shared_secret
 from media_mgr.config import Settings
 from media_mgr.store.embedded import EmbeddedPostgres
@@ -68,7 +75,7 @@ class Supervisor:
 
     async def serve(self) -> None:
         """Bind, prepare the database, run the workers until SIGTERM/SIGINT; then stop them all."""
-        sockets = Sockets.bind(self.settings)
+        sockets = Sockets.bind(self.settings, http_reuse_port=True)  # holds the port; workers listen on own
         self._metrics = Path(tempfile.mkdtemp(prefix="media-mgr-metrics-"))
         try:
             if self.on_bound is not None:
@@ -135,8 +142,10 @@ class Supervisor:
                 await asyncio.sleep(FIRST_BACKOFF_SECONDS * 2 ** (worker.quick_deaths - 1))
 
     def _start(self, worker: _Worker, settings: Settings, sockets: Sockets) -> None:
+        host, port = sockets.http.getsockname()[:2]
+        http = bind_socket(host, port, reuse_port=True)  # the worker's own; it listens on it
         ours, theirs = socket.socketpair()
-        fds = (theirs.fileno(), sockets.http.fileno(), sockets.shout.fileno())
+        fds = (theirs.fileno(), http.fileno(), sockets.shout.fileno())
         ws_fd = sockets.audio_stream.fileno() if sockets.audio_stream is not None else -1
         try:
             proc = subprocess.Popen(
@@ -149,6 +158,7 @@ class Supervisor:
             raise
         finally:
             theirs.close()
+            http.close()  # the worker's alone: its queue goes when it dies, not kept here unserved
         worker.proc, worker.channel, worker.pidfd = proc, ours, os.pidfd_open(proc.pid)
         worker.started = time.monotonic()
         worker.starts += 1

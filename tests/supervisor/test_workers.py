@@ -5,6 +5,7 @@ status 0, and a worker that cannot start or a port in use ends the supervisor in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -127,6 +128,44 @@ def test_a_worker_killed_mid_recording_is_restarted_and_its_recording_ends_inter
     successor = worker_pids(srv)[holder]
     assert successor != victim and parent_of(successor) == srv.proc.pid
     assert request_on(srv, holder, "GET", f"/v1/recordings/{rec['id']}").json()["state"] == "interrupted"
+
+
+def listening(port: int, pid: int | None = None) -> set[int]:
+    """Inodes of the sockets listening on ``port`` (only those ``pid`` holds, when given)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(int(fields[9]))
+    if pid is None:
+        return found
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                held.add(int(target[8:-1]))
+    return found & held
+
+
+def test_each_worker_listens_on_the_http_port_through_a_socket_of_its_own(two_workers: RunningServer) -> None:
+    srv = two_workers
+    pids = worker_pids(srv)
+    own = {worker: listening(srv.port, pid) for worker, pid in pids.items()}
+    assert all(len(inodes) == 1 for inodes in own.values()) and own[0] != own[1], own
+    assert listening(srv.port) == own[0] | own[1]  # the supervisor holds the port, listens on none
+    os.kill(pids[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        successor = worker_pids(srv)[0]
+        if successor != pids[0] and listening(srv.port, successor):
+            break
+        time.sleep(0.05)
+    successor_own = listening(srv.port, successor)
+    assert successor_own and successor_own.isdisjoint(own[0])
+    assert listening(srv.port) == own[1] | successor_own  # the dead worker's queue went with it
+    assert {request(srv, "GET", "/healthz")[1] for _ in range(40)} == {0, 1}
 
 
 def progress(proc: subprocess.Popen[bytes], until_bytes: int) -> list[tuple[int, float]]:
