@@ -19,6 +19,7 @@ acknowledged, counted (``media_mgr_amqp_requests_late_total``) and not answered.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import secrets
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractExchange,
     AbstractQueue,
@@ -41,6 +43,7 @@ from media_mgr.amqp import request_age, wire
 from media_mgr.amqp.acks import How, Settlement
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
+from media_mgr.amqp.publisher import ConfirmedPublisher
 from media_mgr.lifecycle import Component
 from media_mgr.logs import request_id
 from media_mgr.metrics import Metrics
@@ -86,6 +89,7 @@ class AmqpConsumer(Component):
         self._channel: AbstractRobustChannel | None = None  # the consuming channel
         self._requests: AbstractExchange | None = None
         self._publisher: AbstractRobustChannel | None = None  # every exchange below is declared on it
+        self._confirmed: ConfirmedPublisher | None = None  # publishes on its current underlay channel
         self._targeted: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
         self._nodes: AbstractExchange | None = None
@@ -129,6 +133,9 @@ class AmqpConsumer(Component):
         connection, self._connection = self._connection, None
         self._queue = self._targeted = self._events = self._nodes = None
         self._publisher = None
+        if self._confirmed is not None:
+            self._confirmed.close()
+            self._confirmed = None
         self._settlement = None
         if connection is not None:
             try:
@@ -252,10 +259,7 @@ class AmqpConsumer(Component):
         :class:`Settlement` (acks batched)."""
         underlay = await channel.get_underlay_channel()
         settlement = Settlement(underlay)
-
-        async def deliver(message: DeliveredMessage) -> None:
-            await self._on_message(message, settlement)
-
+        deliver = functools.partial(self._on_message, settlement=settlement)
         underlay.on_consumer_cancel_callbacks.add(self._on_consumer_cancel)
         await underlay.basic_consume(self.queue_name, deliver, no_ack=False, consumer_tag=self._consumer_tag)
         self._settlement = settlement
@@ -354,25 +358,27 @@ class AmqpConsumer(Component):
         return "ack"
 
     async def _publish(self, exchange: AbstractExchange | None, routing_key: str, body: bytes) -> bool:
-        """Publish with a broker confirm, within ``timeout_publish``; False when that did not happen."""
-        if exchange is None:
+        """Publish with a broker confirm, within ``timeout_publish``; False when that did not happen.
+
+        Through :class:`ConfirmedPublisher` on the publishing channel's current aiormq channel (a new
+        one after every reopen): pre-built frames, one timeout sweep, a nack or channel loss fails it.
+        """
+        if exchange is None or self._publisher is None:
             return False
         try:
-            async with asyncio.timeout(self.config.timeout_publish):
-                # aiormq directly, as aio-pika's Exchange.publish does, without building an aio-pika
-                # Message and then its properties first; a nack raises here too.
-                if self._publisher is None:
-                    return False
-                channel = await self._publisher.get_underlay_channel()
-                props = spec.Basic.Properties(content_type=wire.CONTENT_TYPE)
-                await channel.basic_publish(
-                    body,
-                    exchange=exchange.name,
-                    routing_key=routing_key,
-                    properties=props,
-                    mandatory=False,
-                    wait=False,  # type: ignore[call-arg]  # the confirm says it was written
-                )
+            confirmed = self._confirmed
+            if confirmed is None or confirmed.is_closed:
+                async with asyncio.timeout(self.config.timeout_publish):
+                    channel = await self._publisher.get_underlay_channel()
+                if not isinstance(channel, aiormq.Channel):
+                    raise TypeError(f"not an aiormq channel: {channel!r}")
+                if confirmed is None or confirmed.channel is not channel:
+                    if confirmed is not None:
+                        confirmed.close()
+                    confirmed = self._confirmed = ConfirmedPublisher(
+                        channel, wire.CONTENT_TYPE, self.config.timeout_publish
+                    )
+            await confirmed.publish(exchange.name, routing_key, body)
         except Exception as exc:
             log.warning(
                 "amqp publish failed",

@@ -37,6 +37,14 @@ class StreamUrlResolver(Protocol):
     ) -> str: ...
 
 
+class KeptStreamUrls(Protocol):
+    """A resolver that can also answer from memory, synchronously: the URL, or None when it cannot."""
+
+    def stream_url_kept(
+        self, media_name: str, stream_type: StreamType, protocol: str | None, fmt: str | None
+    ) -> str | None: ...
+
+
 class MediaReqHandler:
     """Answers media_req messages; ``timeout`` keeps each answer inside ecallmgr's 2 s wait."""
 
@@ -52,6 +60,9 @@ class MediaReqHandler:
         self.node = node
         self.legacy_error_codes = legacy_error_codes
         self.timeout = timeout
+        # Answered from memory when the resolver can: no timer, no await (most requests, at load).
+        kept = getattr(resolver, "stream_url_kept", None)
+        self._kept: KeptStreamUrls | None = resolver if callable(kept) else None  # type: ignore[assignment]
 
     @overload
     async def handle(self, req: MediaReq) -> Reply: ...
@@ -64,7 +75,17 @@ class MediaReqHandler:
         ``deadline`` (event-loop time) is when ecallmgr stops waiting: None comes back when it passes
         before the answer is ready, since an answer after it would only confuse a collector that moved on.
         """
-        extra = {"msg_id": req.msg_id, "call_id": req.call_id, "media_name": req.media_name}
+        if self._kept is not None and req.text is None:
+            try:
+                url = self._kept.stream_url_kept(req.media_name, req.stream_type, req.protocol, req.format)
+                if url is not None:
+                    return self._answered(req, url)
+            except MediaMgrError as exc:
+                return self._refused(req, exc)
+            except Exception:
+                log.exception("media_req failed", extra=self._extra(req))
+                return self.error(req, INTERNAL_ERROR)
+        extra = self._extra(req)
         timeout, late = self.timeout, False
         if deadline is not None:
             left = deadline - asyncio.get_running_loop().time()
@@ -75,10 +96,9 @@ class MediaReqHandler:
                 url = await self.resolver.stream_url(
                     req.media_name, req.stream_type, req.protocol, req.format, tts=tts
                 )
-            reply = wire.media_resp(req, url, self.node)
+            return self._answered(req, url)
         except MediaMgrError as exc:
-            log.info("media_req refused", extra={**extra, "error": exc.code, "detail": exc.detail})
-            return self.error(req, exc.amqp_reason)
+            return self._refused(req, exc)
         except TimeoutError:
             if late:
                 return None
@@ -87,9 +107,20 @@ class MediaReqHandler:
         except Exception:
             log.exception("media_req failed", extra=extra)
             return self.error(req, INTERNAL_ERROR)
+
+    def _answered(self, req: MediaReq, url: str) -> Reply:
+        reply = wire.media_resp(req, url, self.node)
         if log.isEnabledFor(logging.INFO):
-            log.info("media_req answered", extra={**extra, "stream_url": url})
+            log.info("media_req answered", extra={**self._extra(req), "stream_url": url})
         return reply
+
+    def _refused(self, req: MediaReq, exc: MediaMgrError) -> Reply:
+        log.info("media_req refused", extra={**self._extra(req), "error": exc.code, "detail": exc.detail})
+        return self.error(req, exc.amqp_reason)
+
+    @staticmethod
+    def _extra(req: MediaReq) -> dict[str, str | None]:
+        return {"msg_id": req.msg_id, "call_id": req.call_id, "media_name": req.media_name}
 
     def reject(self, err: WireError) -> Reply:
         """The ``media_error`` for a request that failed validation (Kazoo would stay silent)."""
