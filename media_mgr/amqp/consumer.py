@@ -6,8 +6,10 @@ every broker restart. ``ready`` says whether requests are being consumed right n
 
 Acknowledgement: manual, only once the reply was confirmed by the broker (batched: ``acks``). An instance
 that dies mid-request hands it to another; in flight is bounded by ``prefetch`` (Kazoo's ``no_ack`` is
-not). Each delivery is its own task (aiormq's), so replies await their confirms side by side;
-``concurrency`` of them resolve at once, the others wait their turn in arrival order. Messages that
+not). Each delivery is its own task (aiormq's), so replies await their confirms side by side. A
+request the resolver answers from memory (a known name) or that is refused before resolving takes no
+slot and no await until its publish; ``concurrency`` of those that need the database (or TTS) resolve
+at once, the others wait their turn in arrival order. Replies go out through :class:`ConfirmedPublisher`. Messages that
 cannot be read, or that carry no Server-ID to reply to, are logged and rejected without requeue.
 
 Late requests: a request is answered only before its deadline, ``budget`` (ecallmgr's 2 s wait) after it
@@ -44,6 +46,7 @@ from media_mgr.amqp.acks import How, Settlement
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
 from media_mgr.amqp.publisher import ConfirmedPublisher
+from media_mgr.amqp.wire import MediaReq, Reply
 from media_mgr.lifecycle import Component
 from media_mgr.logs import request_id
 from media_mgr.metrics import Metrics
@@ -301,8 +304,7 @@ class AmqpConsumer(Component):
         if task is not None:
             self._inflight.add(task)
         try:
-            async with self._slots:
-                how = await self._answer(message, props, due, age is not None)
+            how = await self._answer(message, props, due, age is not None)
         except Exception:
             log.exception("media_req delivery failed; dropped")
             how = "reject"
@@ -319,6 +321,33 @@ class AmqpConsumer(Component):
         loop = asyncio.get_running_loop()
         if loop.time() >= due:
             return self._late("queued")
+        prepared = self._prepare(message, props)
+        if isinstance(prepared, str):
+            return prepared
+        if isinstance(prepared, MediaReq):
+            async with self._slots:  # resolving needs the database (or TTS): ``concurrency`` at once
+                if loop.time() >= due:
+                    return self._late("queued")
+                answer = await self.handler.handle(prepared, due)
+            if answer is None or loop.time() >= due or prepared.server_id is None:
+                return self._late("resolving")
+            server_id, reply = prepared.server_id, answer
+        else:
+            server_id, reply = prepared
+        if await self._publish(self._targeted, server_id, wire.encode(reply)):
+            return "ack"
+        redelivered = bool(getattr(message.delivery, "redelivered", False))
+        if loop.time() < due and (stamped or not redelivered):
+            # Not confirmed, still wanted: let the broker deliver it again (maybe elsewhere). Its stamp
+            # bounds the retries by the budget; without one, once.
+            return "requeue"
+        return "reject"
+
+    def _prepare(
+        self, message: DeliveredMessage, props: spec.Basic.Properties
+    ) -> How | tuple[str, Reply] | MediaReq:
+        """Everything that needs no await: how to settle a message that gets no reply, the reply and
+        where it goes (a refusal, or an answer from memory), or the request still to resolve."""
         try:
             body = wire.decode_body(message.body, props.content_type, props.content_encoding)
             request_id.set(wire.correlation_id(body))
@@ -329,26 +358,15 @@ class AmqpConsumer(Component):
             err = wire.refusal(str(exc), exc.body)
             if err.msg_id is None or err.server_id is None:
                 return _drop("undecodable message dropped", error=str(exc), size=len(message.body))
-            server_id, reply = err.server_id, self.handler.reject(err)
+            return err.server_id, self.handler.reject(err)
         except wire.WireError as err:
             if err.msg_id is None or err.server_id is None:
                 return _drop("invalid media_req dropped: nowhere to reply", reason=err.reason)
-            server_id, reply = err.server_id, self.handler.reject(err)
-        else:
-            if req.server_id is None:
-                return _drop("media_req dropped: no Server-ID to reply to", msg_id=req.msg_id)
-            server_id, answer = req.server_id, await self.handler.handle(req, due)
-            if answer is None or loop.time() >= due:
-                return self._late("resolving")
-            reply = answer
-        if await self._publish(self._targeted, server_id, wire.encode(reply)):
-            return "ack"
-        redelivered = bool(getattr(message.delivery, "redelivered", False))
-        if loop.time() < due and (stamped or not redelivered):
-            # Not confirmed, still wanted: let the broker deliver it again (maybe elsewhere). Its stamp
-            # bounds the retries by the budget; without one, once.
-            return "requeue"
-        return "reject"
+            return err.server_id, self.handler.reject(err)
+        if req.server_id is None:
+            return _drop("media_req dropped: no Server-ID to reply to", msg_id=req.msg_id)
+        kept = self.handler.handle_kept(req)
+        return req if kept is None else (req.server_id, kept)
 
     def _late(self, stage: Literal["queued", "resolving"]) -> How:
         """Past ecallmgr's wait: acknowledged (nobody wants it any more), counted, not answered."""

@@ -75,16 +75,8 @@ class MediaReqHandler:
         ``deadline`` (event-loop time) is when ecallmgr stops waiting: None comes back when it passes
         before the answer is ready, since an answer after it would only confuse a collector that moved on.
         """
-        if self._kept is not None and req.text is None:
-            try:
-                url = self._kept.stream_url_kept(req.media_name, req.stream_type, req.protocol, req.format)
-                if url is not None:
-                    return self._answered(req, url)
-            except MediaMgrError as exc:
-                return self._refused(req, exc)
-            except Exception:
-                log.exception("media_req failed", extra=self._extra(req))
-                return self.error(req, INTERNAL_ERROR)
+        if (kept := self.handle_kept(req)) is not None:
+            return kept
         extra = self._extra(req)
         timeout, late = self.timeout, False
         if deadline is not None:
@@ -106,6 +98,20 @@ class MediaReqHandler:
             return self.error(req, TIMEOUT)
         except Exception:
             log.exception("media_req failed", extra=extra)
+            return self.error(req, INTERNAL_ERROR)
+
+    def handle_kept(self, req: MediaReq) -> Reply | None:
+        """The reply when the resolver can give it from memory right now (no await, no timer), else
+        None: :meth:`handle` it. Never raises."""
+        if self._kept is None:
+            return None
+        try:
+            url = self._kept.stream_url_kept(req.media_name, req.stream_type, req.protocol, req.format)
+            return None if url is None else self._answered(req, url)
+        except MediaMgrError as exc:
+            return self._refused(req, exc)
+        except Exception:
+            log.exception("media_req failed", extra=self._extra(req))
             return self.error(req, INTERNAL_ERROR)
 
     def _answered(self, req: MediaReq, url: str) -> Reply:
