@@ -9,8 +9,9 @@ that dies mid-request hands it to another; in flight is bounded by ``prefetch`` 
 not). Each delivery is its own task (aiormq's), so replies await their confirms side by side. A
 request the resolver answers from memory (a known name) or that is refused before resolving takes no
 slot and no await until its publish; ``concurrency`` of those that need the database (or TTS) resolve
-at once, the others wait their turn in arrival order. Replies go out through :class:`ConfirmedPublisher`. Messages that
-cannot be read, or that carry no Server-ID to reply to, are logged and rejected without requeue.
+at once, the others wait their turn in arrival order. Replies go out through ``ConfirmedPublisher``.
+Messages that cannot be read, or that carry no Server-ID to reply to, are logged and rejected without
+requeue.
 
 Late requests: a request is answered only before its deadline, ``budget`` (ecallmgr's 2 s wait) after it
 was published according to its timestamp property, or after it reached us when that stamp cannot be
