@@ -7,7 +7,8 @@ responder's queue name as routing key, so they reach that responder only and no 
 ``kapps`` on a shared broker.
 
 The anchor, measured first in the same run on the same broker: a bare aio-pika responder answering each
-request at once with a fixed URL (no validation, no database, no token, no ack, no publisher confirm).
+request at once with a fixed URL (no validation, no database, no token, no ack, no publisher confirm:
+``no_ack`` consuming and a channel without confirms, as lean as aio-pika's own API goes).
 The gap to it is what media-mgr adds: validation, the catalog lookup, signing a URL, manual acks only
 after the broker confirmed the reply.
 
@@ -16,10 +17,16 @@ generator offers less than ``--rate``, which would flatter the responder). Repli
 "lost"; media-mgr's own count of requests it refused to answer late is read from its /metrics.
 
 Each responder's CPU time is printed per request it handled (answered, or refused as late): steady even on
-a loaded machine, where latencies are not. The generator (sender and collector, aiormq directly) prints
-its own CPU per request sent too.
+a loaded machine, where latencies are not. The generator (sender and collector, each a process of its own
+on the hand-framed AMQP client in ``amqp_raw``: pre-built publish frames written in one write per wake-up,
+reply bodies sliced for their Msg-ID) prints its own CPU per request sent too: on 2 cores, every
+millisecond it spends is one the responder and the broker do not get.
 
-Run: .venv/bin/python bench/media_req_latency.py --rate 2000 --seconds 30
+``--sweep 500,1000,...`` then finds, per responder, the highest of those rates it sustains for
+``--sweep-seconds`` with every request answered and p99 under 10 ms (rates tried in rising order, stopping
+at the first failure): a figure that still means something where the fixed rate saturates the machine.
+
+Run: .venv/bin/python bench/media_req_latency.py --rate 2000 --seconds 30 --sweep 1000,1500,2000,2500,3000
      (PostgreSQL and RabbitMQ on 127.0.0.1; ``--profile out.prof`` runs the server under cProfile;
      ``--baseline-tree DIR`` also measures a server run from another checkout, before/after in one run:
      ``git archive main | tar -x -C DIR``.)
@@ -347,7 +354,7 @@ def main() -> None:
               f"| {max(lat):.2f} ms | {pct(r.lateness, 99):.2f} / {max(r.lateness):.2f} ms "
               f"| {len(r.lateness) / r.seconds:.0f} | {r.cpu_ms_per_request:.3f} ms "
               f"| {r.generator_cpu_ms:.3f} ms |")  # fmt: skip
-    print(f"media-mgr's name: {item['media_name']} (a /<account>/<id> name, cached after the first lookup)")
+    print(f"media-mgr's name: {item['media_name']} (resolved once, then answered from memory)")
     for name, count in refused.items():
         print(f"{name} refused as late (past 2 s, its own metric): {count}")
     for name, best in sustained.items():
