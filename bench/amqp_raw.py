@@ -45,7 +45,8 @@ class RawAmqp(asyncio.Protocol):
     async def connect(cls, url: str, on_body: Callable[[bytes], None] | None = None) -> RawAmqp:
         parts = urlsplit(url)
         loop = asyncio.get_running_loop()
-        _, self = await loop.create_connection(lambda: cls(on_body), parts.hostname, parts.port or 5672)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 5672
+        _, self = await loop.create_connection(lambda: cls(on_body), host, port)
         assert self.transport is not None
         self.transport.write(bytes(header.ProtocolHeader().marshal()))
         await self._expect(commands.Connection.Start)

@@ -47,9 +47,8 @@ from media_mgr.amqp.acks import How, Settlement
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
 from media_mgr.amqp.publisher import ConfirmedPublisher
-from media_mgr.amqp.wire import MediaReq, Reply
+from media_mgr.amqp.wire import MediaReq
 from media_mgr.lifecycle import Component
-from media_mgr.logs import request_id
 from media_mgr.metrics import Metrics
 from media_mgr.tasks import TaskSet
 
@@ -322,7 +321,7 @@ class AmqpConsumer(Component):
         loop = asyncio.get_running_loop()
         if loop.time() >= due:
             return self._late("queued")
-        prepared = self._prepare(message, props)
+        prepared = self.handler.prepare(message.body, props.content_type, props.content_encoding)
         if isinstance(prepared, str):
             return prepared
         if isinstance(prepared, MediaReq):
@@ -343,31 +342,6 @@ class AmqpConsumer(Component):
             # bounds the retries by the budget; without one, once.
             return "requeue"
         return "reject"
-
-    def _prepare(
-        self, message: DeliveredMessage, props: spec.Basic.Properties
-    ) -> How | tuple[str, Reply] | MediaReq:
-        """Everything that needs no await: how to settle a message that gets no reply, the reply and
-        where it goes (a refusal, or an answer from memory), or the request still to resolve."""
-        try:
-            body = wire.decode_body(message.body, props.content_type, props.content_encoding)
-            request_id.set(wire.correlation_id(body))
-            req = wire.parse_media_req(body)
-        except wire.DecodeError as exc:
-            if exc.body is None:
-                return _drop("undecodable message dropped", error=str(exc), size=len(message.body))
-            err = wire.refusal(str(exc), exc.body)
-            if err.msg_id is None or err.server_id is None:
-                return _drop("undecodable message dropped", error=str(exc), size=len(message.body))
-            return err.server_id, self.handler.reject(err)
-        except wire.WireError as err:
-            if err.msg_id is None or err.server_id is None:
-                return _drop("invalid media_req dropped: nowhere to reply", reason=err.reason)
-            return err.server_id, self.handler.reject(err)
-        if req.server_id is None:
-            return _drop("media_req dropped: no Server-ID to reply to", msg_id=req.msg_id)
-        kept = self.handler.handle_kept(req)
-        return req if kept is None else (req.server_id, kept)
 
     def _late(self, stage: Literal["queued", "resolving"]) -> How:
         """Past ecallmgr's wait: acknowledged (nobody wants it any more), counted, not answered."""
@@ -417,8 +391,3 @@ class AmqpConsumer(Component):
                 body = wire.encode(wire.advertise(self.config.node, expires_ms))
                 await self._publish(self._nodes, "", body)
             await asyncio.sleep(interval)
-
-
-def _drop(what: str, **extra: object) -> How:
-    log.warning(what, extra=extra)
-    return "reject"

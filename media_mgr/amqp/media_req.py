@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final, Protocol, overload
+from typing import Final, Literal, Protocol, overload
 
 from media_mgr.amqp import wire
 from media_mgr.amqp.wire import MediaReq, Reply, StreamType, WireError
 from media_mgr.errors import MediaMgrError
+from media_mgr.logs import request_id
 from media_mgr.tts.speech import TtsOptions
 
 log = logging.getLogger("media_mgr.amqp")
@@ -100,6 +101,29 @@ class MediaReqHandler:
             log.exception("media_req failed", extra=extra)
             return self.error(req, INTERNAL_ERROR)
 
+    def prepare(
+        self, body: bytes, content_type: str | None, content_encoding: str | None
+    ) -> Literal["reject"] | tuple[str, Reply] | MediaReq:
+        """A delivery's body, as far as it goes without an await: ``"reject"`` (logged: nobody to answer),
+        the routing key and reply (a refusal, or an answer from memory), or the request to :meth:`handle`."""
+        try:
+            decoded = wire.decode_body(body, content_type, content_encoding)
+            request_id.set(wire.correlation_id(decoded))
+            req = wire.parse_media_req(decoded)
+        except wire.DecodeError as exc:
+            err = wire.refusal(str(exc), exc.body) if exc.body is not None else None
+            if err is None or err.msg_id is None or err.server_id is None:
+                return _drop("undecodable message dropped", error=str(exc), size=len(body))
+            return err.server_id, self.reject(err)
+        except wire.WireError as err:
+            if err.msg_id is None or err.server_id is None:
+                return _drop("invalid media_req dropped: nowhere to reply", reason=err.reason)
+            return err.server_id, self.reject(err)
+        if req.server_id is None:
+            return _drop("media_req dropped: no Server-ID to reply to", msg_id=req.msg_id)
+        kept = self.handle_kept(req)
+        return req if kept is None else (req.server_id, kept)
+
     def handle_kept(self, req: MediaReq) -> Reply | None:
         """The reply when the resolver can give it from memory right now (no await, no timer), else
         None: :meth:`handle` it. Never raises."""
@@ -138,3 +162,8 @@ class MediaReqHandler:
 
     def error(self, req: MediaReq | WireError, reason: str) -> Reply:
         return wire.media_error(req, reason, self.node, legacy_error_codes=self.legacy_error_codes)
+
+
+def _drop(what: str, **extra: object) -> Literal["reject"]:
+    log.warning(what, extra=extra)
+    return "reject"
