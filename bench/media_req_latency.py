@@ -26,7 +26,7 @@ millisecond it spends is one the responder and the broker do not get.
 ``--sweep-seconds`` with every request answered and p99 under 10 ms (rates tried in rising order, stopping
 at the first failure): a figure that still means something where the fixed rate saturates the machine.
 
-Run: .venv/bin/python bench/media_req_latency.py --rate 2000 --seconds 30 --sweep 1000,1500,2000,2500,3000
+Run: .venv/bin/python bench/media_req_latency.py --rate 2000 --seconds 30 --sweep 500,1000,1500,2000,2500
      (PostgreSQL and RabbitMQ on 127.0.0.1; ``--profile out.prof`` runs the server under cProfile;
      ``--baseline-tree DIR`` also measures a server run from another checkout, before/after in one run:
      ``git archive main | tar -x -C DIR``.)
@@ -108,7 +108,9 @@ async def echo_responder(queue_name: str, ready: Event, stop: Event, handled: Sy
     connection = await aio_pika.connect(AMQP_URL)
     channel = await connection.channel(publisher_confirms=False)
     targeted = await channel.declare_exchange("targeted", "direct", durable=False, auto_delete=False)
-    queue = await channel.declare_queue(queue_name, exclusive=True)
+    # Bounded like media-mgr's (Kazoo's) queue, so an overload leaves the same short backlog behind.
+    queue = await channel.declare_queue(queue_name, exclusive=True,
+                                        arguments={"x-max-length": 100, "x-message-ttl": 60_000})  # fmt: skip
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         handled.value += 1  # its own count: what it consumed, answered in time or not
@@ -117,7 +119,7 @@ async def echo_responder(queue_name: str, ready: Event, stop: Event, handled: Sy
                  "Media-Name": req["Media-Name"], "Stream-URL": "http://127.0.0.1:1/x.wav",
                  "App-Name": "echo", "App-Version": "0"}  # fmt: skip
         await targeted.publish(aio_pika.Message(json.dumps(reply).encode(), content_type="application/json"),
-                               routing_key=req["Server-ID"])  # fmt: skip
+                               routing_key=req["Server-ID"], mandatory=False)  # fmt: skip
 
     await queue.consume(on_message, no_ack=True)
     ready.set()
