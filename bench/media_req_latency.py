@@ -252,6 +252,7 @@ def sweep(pid: int | None, queue_name: str, media_name: str, args: argparse.Name
         return ""
     best = "none"
     for rate in sorted(int(r) for r in args.sweep.split(",")):
+        wait_idle(pid or 0)
         run = measure_cpu(pid, queue_name, media_name, args, rate, args.sweep_seconds)
         p99 = pct(run.latencies, 99) if run.latencies else float("inf")
         print(f"  sweep {rate}/s: lost {run.lost}, p99 {p99:.2f} ms, generator late p99 "
@@ -260,6 +261,17 @@ def sweep(pid: int | None, queue_name: str, media_name: str, args: argparse.Name
             break
         best = f"{rate}/s"
     return best
+
+
+def wait_idle(pid: int, limit: float = 60.0) -> None:
+    """Until the responder has worked off what an overloaded run left it (requests buffered in its
+    socket or its client library): under 5 % of a core over half a second, or ``limit`` seconds."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < 0.025:
+            return
 
 
 def cpu_seconds(pid: int) -> float:
