@@ -7,7 +7,8 @@ responder's queue name as routing key, so they reach that responder only and no 
 ``kapps`` on a shared broker.
 
 The anchor, measured first in the same run on the same broker: a bare aio-pika responder answering each
-request at once with a fixed URL (no validation, no database, no token, no ack, no publisher confirm).
+request at once with a fixed URL (no validation, no database, no token, no ack, no publisher confirm:
+``no_ack`` consuming and a channel without confirms, as lean as aio-pika's own API goes).
 The gap to it is what media-mgr adds: validation, the catalog lookup, signing a URL, manual acks only
 after the broker confirmed the reply.
 
@@ -16,10 +17,16 @@ generator offers less than ``--rate``, which would flatter the responder). Repli
 "lost"; media-mgr's own count of requests it refused to answer late is read from its /metrics.
 
 Each responder's CPU time is printed per request it handled (answered, or refused as late): steady even on
-a loaded machine, where latencies are not. The generator (sender and collector, aiormq directly) prints
-its own CPU per request sent too.
+a loaded machine, where latencies are not. The generator (sender and collector, each a process of its own
+on the hand-framed AMQP client in ``amqp_raw``: pre-built publish frames written in one write per wake-up,
+reply bodies sliced for their Msg-ID) prints its own CPU per request sent too: on 2 cores, every
+millisecond it spends is one the responder and the broker do not get.
 
-Run: .venv/bin/python bench/media_req_latency.py --rate 2000 --seconds 30
+``--sweep 500,1000,...`` then finds, per responder, the highest of those rates it sustains for
+``--sweep-seconds`` with every request answered and p99 under 10 ms (rates tried in rising order, stopping
+at the first failure): a figure that still means something where the fixed rate saturates the machine.
+
+Run: .venv/bin/python bench/media_req_latency.py --rate 2000 --seconds 30 --sweep 500,1000,1500,2000,2500
      (PostgreSQL and RabbitMQ on 127.0.0.1; ``--profile out.prof`` runs the server under cProfile;
      ``--baseline-tree DIR`` also measures a server run from another checkout, before/after in one run:
      ``git archive main | tar -x -C DIR``.)
@@ -49,17 +56,17 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-import aiormq
 import httpx
 from aio_pika.abc import AbstractIncomingMessage
-from aiormq import spec
-from aiormq.abc import DeliveredMessage
+from pamqp import commands
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "amqp"))
+from amqp_raw import RawAmqp
+
 from media_mgr.amqp import request_age
 
-from amqp_peers import AMQP_URL, Ecallmgr, kazoo_timestamp
+from amqp_peers import AMQP_URL, UNIX_EPOCH_IN_GREGORIAN, Ecallmgr
 from memory_large_file import drop_db, scratch_db
 from servers import start_server
 from sounds import tone
@@ -99,9 +106,11 @@ async def echo_responder(queue_name: str, ready: Event, stop: Event, handled: Sy
     """
     request_age.install()
     connection = await aio_pika.connect(AMQP_URL)
-    channel = await connection.channel()
+    channel = await connection.channel(publisher_confirms=False)
     targeted = await channel.declare_exchange("targeted", "direct", durable=False, auto_delete=False)
-    queue = await channel.declare_queue(queue_name, exclusive=True)
+    # Bounded like media-mgr's (Kazoo's) queue, so an overload leaves the same short backlog behind.
+    queue = await channel.declare_queue(queue_name, exclusive=True,
+                                        arguments={"x-max-length": 100, "x-message-ttl": 60_000})  # fmt: skip
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         handled.value += 1  # its own count: what it consumed, answered in time or not
@@ -110,7 +119,7 @@ async def echo_responder(queue_name: str, ready: Event, stop: Event, handled: Sy
                  "Media-Name": req["Media-Name"], "Stream-URL": "http://127.0.0.1:1/x.wav",
                  "App-Name": "echo", "App-Version": "0"}  # fmt: skip
         await targeted.publish(aio_pika.Message(json.dumps(reply).encode(), content_type="application/json"),
-                               routing_key=req["Server-ID"])  # fmt: skip
+                               routing_key=req["Server-ID"], mandatory=False)  # fmt: skip
 
     await queue.consume(on_message, no_ack=True)
     ready.set()
@@ -121,56 +130,75 @@ async def echo_responder(queue_name: str, ready: Event, stop: Event, handled: Sy
 async def collect(server_id: Connection, stop: Event, out: Connection) -> None:
     """The requester's reply side: its own queue bound to ``targeted``; Msg-ID -> arrival (monotonic).
 
-    aiormq directly, as lean as a consumer gets in Python, so the generator is not what is measured.
+    A hand-parsed AMQP client (``amqp_raw``): each reply body's Msg-ID is sliced out, not JSON-decoded,
+    so the generator is not what is measured.
     """
-    arrived: dict[str, float] = {}
+    arrived: dict[bytes, float] = {}
+    clock = time.monotonic
 
-    async def on_reply(message: DeliveredMessage) -> None:
-        arrived.setdefault(json.loads(message.body)["Msg-ID"], time.monotonic())
+    def on_reply(body: bytes) -> None:
+        at = body.find(b'"Msg-ID"')
+        if at < 0:
+            return
+        start = body.find(b'"', at + 8) + 1
+        msg_id = body[start : body.find(b'"', start)]
+        if msg_id not in arrived:
+            arrived[msg_id] = clock()
 
-    connection = await aiormq.connect(AMQP_URL)
-    channel = await connection.channel()
-    await channel.exchange_declare("targeted", exchange_type="direct", durable=False, auto_delete=False)
-    queue = (await channel.queue_declare(f"bench.ecallmgr.{secrets.token_hex(4)}", exclusive=True)).queue
-    assert queue is not None
+    amqp = await RawAmqp.connect(AMQP_URL, on_reply)
+    await amqp.call(commands.Exchange.Declare(exchange="targeted", exchange_type="direct"),
+                    commands.Exchange.DeclareOk)  # fmt: skip
+    queue = f"bench.ecallmgr.{secrets.token_hex(4)}"
+    await amqp.call(commands.Queue.Declare(queue=queue, exclusive=True), commands.Queue.DeclareOk)
     me = Ecallmgr().server_id  # ecallmgr's shape: <node>-<pid>-<hex>
-    await channel.queue_bind(queue, "targeted", routing_key=me)
-    await channel.basic_consume(queue, on_reply, no_ack=True)
+    await amqp.call(
+        commands.Queue.Bind(queue=queue, exchange="targeted", routing_key=me), commands.Queue.BindOk
+    )
+    await amqp.call(commands.Basic.Consume(queue=queue, no_ack=True), commands.Basic.ConsumeOk)
     server_id.send(me)
     await asyncio.to_thread(stop.wait)
-    await connection.close()
-    out.send((arrived, time.process_time()))
+    await amqp.close()
+    out.send(({key.decode(): at for key, at in arrived.items()}, time.process_time()))
 
 
 async def send(queue_name: str, server_id: str, media_name: str, rate: int, seconds: float,
                out: Connection) -> None:  # fmt: skip
     """The requester's sending side: ``rate``/s on schedule; Msg-ID -> departure, and its own lateness.
 
-    Each request as ecallmgr publishes it (every key, Kazoo's timestamp property), through aiormq
-    without confirms, to the responder's queue by the default exchange.
+    Each request as ecallmgr publishes it (every key, content type, Kazoo's µs timestamp property stamped
+    as it leaves), without confirms, to the responder's queue by the default exchange. Bodies are built
+    before the clock starts; each wake-up writes every request due by then in one write, and each
+    request's lateness is how long after its own due time it left.
     """
-    departed: dict[str, float] = {}
-    lateness: list[float] = []
     shape = Ecallmgr()
     shape.server_id = server_id
-    connection = await aiormq.connect(AMQP_URL)
-    channel = await connection.channel(publisher_confirms=False)
     n = int(rate * seconds)
-    t0 = time.monotonic()
-    for i in range(n):
-        due = t0 + i / rate
-        if (delay := due - time.monotonic()) > 0:
+    bodies = [shape.media_req(media_name) for _ in range(n)]
+    msg_ids = [body["Msg-ID"] for body in bodies]
+    payloads = [json.dumps(body).encode() for body in bodies]
+    departures = [0.0] * n
+    lateness = [0.0] * n
+    amqp = await RawAmqp.connect(AMQP_URL)
+    frames = amqp.publish_frames("", queue_name, "application/json").frames
+    clock, epoch = time.monotonic, UNIX_EPOCH_IN_GREGORIAN * 1_000_000
+    sent = 0
+    t0 = clock()
+    while sent < n:
+        now = clock()
+        due = min(n, int((now - t0) * rate) + 1)
+        stamp = time.time_ns() // 1000 + epoch  # kz_time:now_us(), as each leaves
+        batch = []
+        for i in range(sent, due):
+            batch.append(frames(payloads[i], stamp))
+            departures[i] = now
+            lateness[i] = (now - t0 - i / rate) * 1000
+        amqp.write(b"".join(batch))
+        sent = due
+        if (delay := t0 + sent / rate - clock()) > 0:
             await asyncio.sleep(delay)
-        body = shape.media_req(media_name)
-        now = time.monotonic()
-        lateness.append((now - due) * 1000)
-        departed[body["Msg-ID"]] = now
-        props = spec.Basic.Properties(content_type="application/json", timestamp=kazoo_timestamp())
-        await channel.basic_publish(json.dumps(body).encode(), routing_key=queue_name, properties=props,
-                                    wait=False)  # type: ignore[call-arg]  # fmt: skip
-    elapsed = time.monotonic() - t0
-    await connection.close()
-    out.send((departed, lateness, elapsed, time.process_time()))
+    elapsed = clock() - t0
+    await amqp.close()
+    out.send((dict(zip(msg_ids, departures, strict=True)), lateness, elapsed, time.process_time()))
 
 
 def run_in_process(target: Callable[..., Coroutine[Any, Any, None]], *args: object) -> Process:
@@ -208,12 +236,42 @@ def measure(queue_name: str, media_name: str, rate: int, seconds: float) -> Run:
     return run
 
 
-def measure_cpu(pid: int | None, queue_name: str, media_name: str, args: argparse.Namespace) -> Run:
+def measure_cpu(pid: int | None, queue_name: str, media_name: str, args: argparse.Namespace,
+                rate: int | None = None, seconds: float | None = None) -> Run:  # fmt: skip
     """``measure``, with the responder process's CPU time over it."""
     before = cpu_seconds(pid or 0)
-    run = measure(queue_name, media_name, args.rate, args.seconds)
+    run = measure(queue_name, media_name, rate or args.rate, seconds or args.seconds)
     run.cpu_ms = (cpu_seconds(pid or 0) - before) * 1000
     return run
+
+
+def sweep(pid: int | None, queue_name: str, media_name: str, args: argparse.Namespace) -> str:
+    """The highest of ``--sweep`` rates (tried in rising order, ``--sweep-seconds`` each, stopping at the
+    first failure) that this responder sustained with every request answered and p99 under 10 ms."""
+    if not args.sweep:
+        return ""
+    best = "none"
+    for rate in sorted(int(r) for r in args.sweep.split(",")):
+        wait_idle(pid or 0)
+        run = measure_cpu(pid, queue_name, media_name, args, rate, args.sweep_seconds)
+        p99 = pct(run.latencies, 99) if run.latencies else float("inf")
+        print(f"  sweep {rate}/s: lost {run.lost}, p99 {p99:.2f} ms, generator late p99 "
+              f"{pct(run.lateness, 99):.2f} ms", file=sys.stderr)  # fmt: skip
+        if run.lost or not p99 < 10.0:
+            break
+        best = f"{rate}/s"
+    return best
+
+
+def wait_idle(pid: int, limit: float = 60.0) -> None:
+    """Until the responder has worked off what an overloaded run left it (requests buffered in its
+    socket or its client library): under 5 % of a core over half a second, or ``limit`` seconds."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < 0.025:
+            return
 
 
 def cpu_seconds(pid: int) -> float:
@@ -242,6 +300,10 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--profile", type=Path, help="run the server under cProfile, write its stats here")
     parser.add_argument("--no-echo", action="store_true", help="skip the anchor (profiling runs only)")
+    parser.add_argument("--sweep", default="",
+                        help="also find each responder's highest sustained rate among these, e.g. "
+                             "500,1000,1500,2000,2500 (0 lost, p99 < 10 ms)")  # fmt: skip
+    parser.add_argument("--sweep-seconds", type=float, default=5.0)
     parser.add_argument("--baseline-tree", type=Path,
                         help="also measure media-mgr from this checkout (before/after in one run), e.g. "
                              "`git archive main | tar -x -C /tmp/base`")  # fmt: skip
@@ -266,6 +328,7 @@ def main() -> None:
 
             results: dict[str, Run] = {}
             refused: dict[str, int] = {}
+            sustained: dict[str, str] = {}
             if not args.no_echo:
                 echo_queue = f"bench.echo.{secrets.token_hex(3)}"
                 ready, stop = mp.Event(), mp.Event()
@@ -274,13 +337,17 @@ def main() -> None:
                 ready.wait(30)
                 results["bare aio-pika echo (anchor)"] = run = measure_cpu(echo.pid, echo_queue, "x", args)
                 run.handled = handled.value
+                sustained["bare aio-pika echo (anchor)"] = sweep(echo.pid, echo_queue, "x", args)
                 stop.set()
                 echo.join()
             if args.baseline_tree:
                 name = f"media-mgr from {args.baseline_tree}"
-                results[name], refused[name] = measure_tree(args.baseline_tree, env, work, item, args)
+                results[name], refused[name], sustained[name] = measure_tree(
+                    args.baseline_tree, env, work, item, args
+                )
             results["media-mgr"] = measure_cpu(srv.proc.pid, queue_name, item["media_name"], args)
             refused["media-mgr"] = late_refused(httpx.get(f"{srv.url}/metrics").text)
+            sustained["media-mgr"] = sweep(srv.proc.pid, queue_name, item["media_name"], args)
             for name, run in results.items():
                 run.per_handled(refused.get(name, 0))
         finally:
@@ -301,13 +368,18 @@ def main() -> None:
               f"| {max(lat):.2f} ms | {pct(r.lateness, 99):.2f} / {max(r.lateness):.2f} ms "
               f"| {len(r.lateness) / r.seconds:.0f} | {r.cpu_ms_per_request:.3f} ms "
               f"| {r.generator_cpu_ms:.3f} ms |")  # fmt: skip
-    print(f"media-mgr's name: {item['media_name']} (a /<account>/<id> name, cached after the first lookup)")
+    print(f"media-mgr's name: {item['media_name']} (resolved once, then answered from memory)")
     for name, count in refused.items():
         print(f"{name} refused as late (past 2 s, its own metric): {count}")
+    for name, best in sustained.items():
+        if best:
+            print(
+                f"{name}: highest rate sustained (0 lost, p99 < 10 ms, {args.sweep_seconds:.0f} s each): {best}"
+            )
 
 
 def measure_tree(tree: Path, env: dict[str, str], work: Path, item: dict[str, Any],
-                 args: argparse.Namespace) -> tuple[Run, int]:  # fmt: skip
+                 args: argparse.Namespace) -> tuple[Run, int, str]:  # fmt: skip
     """The same measurement on a server run from another checkout, on the same database."""
     queue_name = f"bench.media_req.{secrets.token_hex(3)}"
     data = work / "baseline"
@@ -320,7 +392,8 @@ def measure_tree(tree: Path, env: dict[str, str], work: Path, item: dict[str, An
         while httpx.get(f"{srv.url}/readyz").status_code != 200:
             time.sleep(0.1)
         run = measure_cpu(srv.proc.pid, queue_name, item["media_name"], args)
-        return run, late_refused(httpx.get(f"{srv.url}/metrics").text)
+        refused = late_refused(httpx.get(f"{srv.url}/metrics").text)
+        return run, refused, sweep(srv.proc.pid, queue_name, item["media_name"], args)
     finally:
         srv.stop()
         with contextlib.suppress(Exception):

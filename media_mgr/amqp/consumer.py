@@ -6,9 +6,12 @@ every broker restart. ``ready`` says whether requests are being consumed right n
 
 Acknowledgement: manual, only once the reply was confirmed by the broker (batched: ``acks``). An instance
 that dies mid-request hands it to another; in flight is bounded by ``prefetch`` (Kazoo's ``no_ack`` is
-not). Each delivery is its own task (aiormq's), so replies await their confirms side by side;
-``concurrency`` of them resolve at once, the others wait their turn in arrival order. Messages that
-cannot be read, or that carry no Server-ID to reply to, are logged and rejected without requeue.
+not). Each delivery is its own task (aiormq's), so replies await their confirms side by side. A
+request the resolver answers from memory (a known name) or that is refused before resolving takes no
+slot and no await until its publish; ``concurrency`` of those that need the database (or TTS) resolve
+at once, the others wait their turn in arrival order. Replies go out through ``ConfirmedPublisher``.
+Messages that cannot be read, or that carry no Server-ID to reply to, are logged and rejected without
+requeue.
 
 Late requests: a request is answered only before its deadline, ``budget`` (ecallmgr's 2 s wait) after it
 was published according to its timestamp property, or after it reached us when that stamp cannot be
@@ -19,6 +22,7 @@ acknowledged, counted (``media_mgr_amqp_requests_late_total``) and not answered.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import secrets
@@ -26,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractExchange,
     AbstractQueue,
@@ -41,8 +46,9 @@ from media_mgr.amqp import request_age, wire
 from media_mgr.amqp.acks import How, Settlement
 from media_mgr.amqp.config import AmqpConfig
 from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
+from media_mgr.amqp.publisher import ConfirmedPublisher
+from media_mgr.amqp.wire import MediaReq
 from media_mgr.lifecycle import Component
-from media_mgr.logs import request_id
 from media_mgr.metrics import Metrics
 from media_mgr.tasks import TaskSet
 
@@ -86,6 +92,7 @@ class AmqpConsumer(Component):
         self._channel: AbstractRobustChannel | None = None  # the consuming channel
         self._requests: AbstractExchange | None = None
         self._publisher: AbstractRobustChannel | None = None  # every exchange below is declared on it
+        self._confirmed: ConfirmedPublisher | None = None  # publishes on its current underlay channel
         self._targeted: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
         self._nodes: AbstractExchange | None = None
@@ -129,6 +136,9 @@ class AmqpConsumer(Component):
         connection, self._connection = self._connection, None
         self._queue = self._targeted = self._events = self._nodes = None
         self._publisher = None
+        if self._confirmed is not None:
+            self._confirmed.close()
+            self._confirmed = None
         self._settlement = None
         if connection is not None:
             try:
@@ -252,10 +262,7 @@ class AmqpConsumer(Component):
         :class:`Settlement` (acks batched)."""
         underlay = await channel.get_underlay_channel()
         settlement = Settlement(underlay)
-
-        async def deliver(message: DeliveredMessage) -> None:
-            await self._on_message(message, settlement)
-
+        deliver = functools.partial(self._on_message, settlement=settlement)
         underlay.on_consumer_cancel_callbacks.add(self._on_consumer_cancel)
         await underlay.basic_consume(self.queue_name, deliver, no_ack=False, consumer_tag=self._consumer_tag)
         self._settlement = settlement
@@ -297,8 +304,7 @@ class AmqpConsumer(Component):
         if task is not None:
             self._inflight.add(task)
         try:
-            async with self._slots:
-                how = await self._answer(message, props, due, age is not None)
+            how = await self._answer(message, props, due, age is not None)
         except Exception:
             log.exception("media_req delivery failed; dropped")
             how = "reject"
@@ -315,28 +321,19 @@ class AmqpConsumer(Component):
         loop = asyncio.get_running_loop()
         if loop.time() >= due:
             return self._late("queued")
-        try:
-            body = wire.decode_body(message.body, props.content_type, props.content_encoding)
-            request_id.set(wire.correlation_id(body))
-            req = wire.parse_media_req(body)
-        except wire.DecodeError as exc:
-            if exc.body is None:
-                return _drop("undecodable message dropped", error=str(exc), size=len(message.body))
-            err = wire.refusal(str(exc), exc.body)
-            if err.msg_id is None or err.server_id is None:
-                return _drop("undecodable message dropped", error=str(exc), size=len(message.body))
-            server_id, reply = err.server_id, self.handler.reject(err)
-        except wire.WireError as err:
-            if err.msg_id is None or err.server_id is None:
-                return _drop("invalid media_req dropped: nowhere to reply", reason=err.reason)
-            server_id, reply = err.server_id, self.handler.reject(err)
-        else:
-            if req.server_id is None:
-                return _drop("media_req dropped: no Server-ID to reply to", msg_id=req.msg_id)
-            server_id, answer = req.server_id, await self.handler.handle(req, due)
-            if answer is None or loop.time() >= due:
+        prepared = self.handler.prepare(message.body, props.content_type, props.content_encoding)
+        if isinstance(prepared, str):
+            return prepared
+        if isinstance(prepared, MediaReq):
+            async with self._slots:  # resolving needs the database (or TTS): ``concurrency`` at once
+                if loop.time() >= due:
+                    return self._late("queued")
+                answer = await self.handler.handle(prepared, due)
+            if answer is None or loop.time() >= due or prepared.server_id is None:
                 return self._late("resolving")
-            reply = answer
+            server_id, reply = prepared.server_id, answer
+        else:
+            server_id, reply = prepared
         if await self._publish(self._targeted, server_id, wire.encode(reply)):
             return "ack"
         redelivered = bool(getattr(message.delivery, "redelivered", False))
@@ -354,25 +351,27 @@ class AmqpConsumer(Component):
         return "ack"
 
     async def _publish(self, exchange: AbstractExchange | None, routing_key: str, body: bytes) -> bool:
-        """Publish with a broker confirm, within ``timeout_publish``; False when that did not happen."""
-        if exchange is None:
+        """Publish with a broker confirm, within ``timeout_publish``; False when that did not happen.
+
+        Through :class:`ConfirmedPublisher` on the publishing channel's current aiormq channel (a new
+        one after every reopen): pre-built frames, one timeout sweep, a nack or channel loss fails it.
+        """
+        if exchange is None or self._publisher is None:
             return False
         try:
-            async with asyncio.timeout(self.config.timeout_publish):
-                # aiormq directly, as aio-pika's Exchange.publish does, without building an aio-pika
-                # Message and then its properties first; a nack raises here too.
-                if self._publisher is None:
-                    return False
-                channel = await self._publisher.get_underlay_channel()
-                props = spec.Basic.Properties(content_type=wire.CONTENT_TYPE)
-                await channel.basic_publish(
-                    body,
-                    exchange=exchange.name,
-                    routing_key=routing_key,
-                    properties=props,
-                    mandatory=False,
-                    wait=False,  # type: ignore[call-arg]  # the confirm says it was written
-                )
+            confirmed = self._confirmed
+            if confirmed is None or confirmed.is_closed:
+                async with asyncio.timeout(self.config.timeout_publish):
+                    channel = await self._publisher.get_underlay_channel()
+                if not isinstance(channel, aiormq.Channel):
+                    raise TypeError(f"not an aiormq channel: {channel!r}")
+                if confirmed is None or confirmed.channel is not channel:
+                    if confirmed is not None:
+                        confirmed.close()
+                    confirmed = self._confirmed = ConfirmedPublisher(
+                        channel, wire.CONTENT_TYPE, self.config.timeout_publish
+                    )
+            await confirmed.publish(exchange.name, routing_key, body)
         except Exception as exc:
             log.warning(
                 "amqp publish failed",
@@ -392,8 +391,3 @@ class AmqpConsumer(Component):
                 body = wire.encode(wire.advertise(self.config.node, expires_ms))
                 await self._publish(self._nodes, "", body)
             await asyncio.sleep(interval)
-
-
-def _drop(what: str, **extra: object) -> How:
-    log.warning(what, extra=extra)
-    return "reject"

@@ -34,6 +34,9 @@ KAZOO_ERROR_CODES: Final = ("not_found", "no_data")
 TEXT_KEYS: Final = ("Media-Name", "Msg-ID", "Msg-Reply-ID", "App-Name", "App-Version", "Call-ID",
                     "Account-ID", "Text", "Language", "Engine")  # fmt: skip
 MAX_MEDIA_NAME: Final = 4096
+# Built once: ``json.dumps`` with any non-default argument builds a new encoder on every call.
+_UTF8_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ASCII_JSON: Final = json.JSONEncoder(separators=(",", ":"))
 
 
 class DecodeError(ValueError):
@@ -136,11 +139,11 @@ def encode(message: Mapping[str, Any]) -> bytes:
     A string with a lone surrogate (a request may carry ``"\\ud800"``: valid JSON, no UTF-8) is
     written with ``\\u`` escapes instead, as it came: the reply still echoes it exactly.
     """
-    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    text = _UTF8_JSON.encode(message)
     try:
         return text.encode()
     except UnicodeEncodeError:
-        return json.dumps(message, separators=(",", ":")).encode()
+        return _ASCII_JSON.encode(message).encode()
 
 
 def parse_media_req(body: Mapping[str, Any]) -> MediaReq:

@@ -30,6 +30,9 @@ from media_mgr.media.names import (
 from media_mgr.store.media import MediaRow, MediaStore
 from media_mgr.tts.speech import TtsOptions
 
+PARSED_NAMES = 4096
+"""Media-Names kept parsed (a name's meaning never changes; only what it resolves to, kept elsewhere)."""
+
 
 class SpeechSource(Protocol):
     """``tts://`` text (and the request's TTS keys) -> the stored media speaking it (``TtsService``)."""
@@ -48,6 +51,7 @@ class Catalog:
         self.store = store
         self.default_language = default_language.lower()
         self.tts = tts
+        self._names: dict[str, MediaRef] = {}  # parsed Media-Names: the same few arrive again and again
         self.cache = (
             cache if cache is not None else MediaCache(0, 0)
         )  # never live: every lookup reads the database
@@ -58,6 +62,23 @@ class Catalog:
         ``tts`` carries a request's ``Text``/``Voice``/``Language``/``Engine`` for a ``tts://`` name.
         """
         return await self.resolve(parse_media_name(media_name), tts)
+
+    def resolve_name_kept(self, media_name: str) -> MediaItem | None:
+        """:meth:`resolve_name` answered from memory alone, or None when that needs the database (or
+        TTS): no await, so a media_req for a known name is answered without a timer or a task switch.
+        Raises as :meth:`resolve_name` does; counts a cache hit or miss once, as it would."""
+        ref = self._names.get(media_name)
+        if ref is None:
+            ref = parse_media_name(media_name)
+            if len(self._names) >= PARSED_NAMES:
+                self._names.clear()
+            self._names[media_name] = ref
+        kept = self._kept(ref)
+        if kept is MISS:
+            if self.cache.live and not isinstance(ref, TtsRef):
+                self.cache.misses -= 1  # the database path that follows looks again and counts it
+            return None
+        return self._found(kept)
 
     async def get(self, media_id: str) -> MediaItem | None:
         """The item with this id, whoever owns it (None if there is none)."""
@@ -105,9 +126,35 @@ class Catalog:
                 if self.tts is None:
                     raise NotFound("tts:// media is not served here (text to speech is off)")
                 item = await self.tts.media_for(text, tts)
+        return self._found(item)
+
+    def _kept(self, ref: MediaRef) -> object:
+        """What :meth:`resolve` would find in memory for ``ref`` (None: known to be absent), or MISS.
+        The same keys and rules as :meth:`record` and :meth:`_prompt`, one cache look-up."""
+        match ref:
+            case MediaIdRef(account_id=account_id, media_id=media_id):
+                if not is_hex32(media_id):
+                    return None
+                kept = self.cache.get(("record", media_id))
+                if kept is None or kept is MISS:
+                    return kept
+                return kept if kept.account_id == account_id else None
+            case SystemPromptRef(language=language, prompt_id=prompt_id):
+                kept = self.cache.get(("prompt", None, prompt_id, (language.lower(),), False))
+                return kept
+            case PromptRef(account_id=account_id, prompt_id=prompt_id, language=language):
+                languages = tuple(self.languages(language))
+                kept = self.cache.get(("prompt", account_id, prompt_id, languages, True))
+                return kept
+        return MISS  # tts://: the TTS service decides
+
+    @staticmethod
+    def _found(item: object) -> MediaItem:
         if item is None:
             raise NotFound("no stored media matches that name")
-        return item if isinstance(item, MediaItem) else MediaItem.of(item)
+        if isinstance(item, MediaItem):
+            return item
+        return MediaItem.of(item)  # type: ignore[arg-type]
 
     def languages(self, language: str | None) -> list[str]:
         """Kazoo's fallback order: the language, its prefix, then the default language."""

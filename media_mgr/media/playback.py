@@ -102,6 +102,17 @@ class Playback:
         item = await self.catalog.resolve_name(media_name, tts)
         return self.url_for(item, stream_type, protocol, fmt, rate)
 
+    def stream_url_kept(
+        self,
+        media_name: str,
+        stream_type: Literal["new", "extant"] | None,
+        protocol: str | None,
+        fmt: str | None,
+    ) -> str | None:
+        """:meth:`stream_url` when the name resolves from memory (no await), else None: ask that."""
+        item = self.catalog.resolve_name_kept(media_name)
+        return None if item is None else self.url_for(item, stream_type, protocol, fmt)
+
     def url_for(
         self,
         item: MediaItem,
