@@ -92,7 +92,6 @@ class _Stream(WSListener):
         self._inbox: deque[dict[str, Any]] = deque()
         self._inbox_bytes = 0
         self._waiter: asyncio.Future[None] | None = None
-        self._busy = False  # the task is handling a message taken from the inbox
         self._reading = True
         self._parts: list[bytes] = []  # a fragmented message so far
         self._parts_type = WSMsgType.TEXT
@@ -111,7 +110,6 @@ class _Stream(WSListener):
 
     async def receive(self, timeout: float) -> dict[str, Any] | None:
         """Waits on a future a timer wakes: a tick costs no cancellation and no exception."""
-        self._busy = False
         if not self._inbox:
             loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
@@ -129,7 +127,6 @@ class _Stream(WSListener):
             self._reading = True
             if self.transport is not None:
                 self.transport.underlying_transport.resume_reading()
-        self._busy = message["type"] == "websocket.receive"
         return message
 
     async def send_text(self, text: str) -> None:
@@ -162,6 +159,14 @@ class _Stream(WSListener):
             if frame.fin:
                 if kind is WSMsgType.BINARY:
                     return self._deliver(None, frame.get_payload_as_bytes())
+                if not self._inbox:  # voipbit's media: parsed from the frame's own bytes, no str made
+                    taken = self.conn.text_now(frame.get_payload_as_memoryview())
+                    if taken is True:
+                        return None
+                    if taken is not False:
+                        return self._push(
+                            {"type": "websocket.receive", "error": taken, "at": self.conn.clock()}
+                        )
                 try:
                     text = frame.get_payload_as_utf8_text()
                 except UnicodeDecodeError:
@@ -209,7 +214,7 @@ class _Stream(WSListener):
     # -- inside ------------------------------------------------------------------------------------
 
     def _deliver(self, text: str | None, data: bytes | None) -> None:
-        if not self._inbox and not self._busy:
+        if not self._inbox:  # else it goes after what is queued, in order
             taken = self.conn.frame_now(text, data)
             if taken is True:
                 return
