@@ -186,7 +186,8 @@ class Session:
             return
         assert self.capture is not None
         self.sink = self.capture.sink = sink
-        self.state = SessionState.ACTIVE
+        if self.state is SessionState.OPENING:  # not DETACHED: the socket went meanwhile, the reaper waits
+            self.state = SessionState.ACTIVE
         self._changed()
         self.publish(self, "started", {})
 
