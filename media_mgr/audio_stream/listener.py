@@ -45,6 +45,11 @@ from media_mgr.tasks import TaskSet
 log = logging.getLogger("media_mgr.audio_stream")
 PICOWS_LOG = logging.getLogger("media_mgr.audio_stream.picows")  # its per-connection lines are debug
 READ_BUFFER = 2048  # a frame of 20 ms at 8 kHz is ~450 bytes as voipbit JSON; picows grows it when needed
+# At most this much is read at once. picows doubles a connection's read buffer whenever one read
+# fills it, and never shrinks it: after a stall (the process descheduled, the socket's backlog read
+# in one go) every connection kept a buffer the size of its backlog, 300+ KiB each at 300 sessions.
+# Capped, a buffer grows only to hold one frame plus one read.
+READ_AT_MOST = 2048
 PATH = "/audio_stream"
 INBOX_HIGH = 256  # messages queued for a connection's task before its socket stops being read
 INBOX_LOW = 64
@@ -333,6 +338,10 @@ class _PeerProtocol(WSProtocol):  # type: ignore[misc]
     """picows' protocol, telling the handshake callback who connected (the loopback rule needs it)."""
 
     peer: list[Any]
+
+    def get_buffer(self, size_hint: int) -> memoryview:
+        view: memoryview = super().get_buffer(size_hint)
+        return view[:READ_AT_MOST] if len(view) > READ_AT_MOST else view
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.peer[0] = transport.get_extra_info("peername")
