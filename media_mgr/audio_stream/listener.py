@@ -19,7 +19,7 @@ import asyncio
 import logging
 import socket
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -297,20 +297,7 @@ class AudioStreamListener(Component):
         await self.tasks.stop()
 
     def _protocol(self) -> WSProtocol:
-        peer: list[Any] = [None]
-
-        def upgrade(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener | None:
-            return self._upgrade(request, peer[0])
-
-        # The arguments ``picows.ws_create_server`` passes (it takes no hook that sees the peer). Frames
-        # up to twice the message limit are read, so that ours (1009, a client's fault) is the check.
-        # A LoggerAdapter, not a Logger: picows would make a child Logger per connection of a Logger.
-        proto = _PeerProtocol(
-            None, None, False, upgrade, self._picows_log, True, HANDSHAKE_TIMEOUT, False, 20.0, 20.0,
-            WSAutoPingStrategy.PING_WHEN_IDLE, True, 2 * self.max_message_bytes, None, READ_BUFFER,
-        )  # fmt: skip
-        proto.peer = peer
-        return proto
+        return peer_protocol(self._upgrade, 2 * self.max_message_bytes, self._picows_log)
 
     def _upgrade(self, request: WSUpgradeRequest, client: Any) -> WSUpgradeResponseWithListener | None:
         path = request.path.partition(b"?")[0]
@@ -334,8 +321,30 @@ class AudioStreamListener(Component):
         self.streams.discard(stream)
 
 
+Upgrade = Callable[[WSUpgradeRequest, Any], WSUpgradeResponseWithListener | None]
+
+
+def peer_protocol(upgrade: Upgrade, max_frame_bytes: int, logger: logging.LoggerAdapter[Any]) -> WSProtocol:
+    """picows' protocol for one connection, as ``picows.ws_create_server`` builds it, with the peer's
+    address given to ``upgrade`` (the loopback rule needs it) and reads capped (``READ_AT_MOST``).
+    Frames up to ``max_frame_bytes`` are read (twice the message limit: ours, 1009, is the check).
+    A LoggerAdapter, not a Logger: picows would make a child Logger per connection of a Logger."""
+    peer: list[Any] = [None]
+
+    def on_upgrade(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener | None:
+        return upgrade(request, peer[0])
+
+    proto = _PeerProtocol(
+        None, None, False, on_upgrade, logger, True, HANDSHAKE_TIMEOUT, False, 20.0, 20.0,
+        WSAutoPingStrategy.PING_WHEN_IDLE, True, max_frame_bytes, None, READ_BUFFER,
+    )  # fmt: skip
+    proto.peer = peer
+    return proto
+
+
 class _PeerProtocol(WSProtocol):  # type: ignore[misc]
-    """picows' protocol, telling the handshake callback who connected (the loopback rule needs it)."""
+    """picows' protocol, telling the handshake callback who connected, reading at most
+    ``READ_AT_MOST`` at once."""
 
     peer: list[Any]
 

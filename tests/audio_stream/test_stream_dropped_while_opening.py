@@ -68,7 +68,8 @@ async def opening(srv: RunningServer) -> dict[str, Any]:
     """The one session, once the server shows it opening its recording."""
     assert await wait_for(srv, lambda s: [x["state"] for x in s] == ["opening"], 10)
     (session,) = await streams(srv)
-    return session
+    found: dict[str, Any] = session
+    return found
 
 
 async def dropped_while_opening(dialect: str, srv: RunningServer, path: str) -> str:
