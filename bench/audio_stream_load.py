@@ -77,6 +77,7 @@ class Fleet:
         self.base = base
         self.dialect = dialect
         self.transports: list[WSTransport] = []
+        self.stream_ids: list[bytes] = []  # per session, as its frames carry it
         self.chunk = 0
         pcm = (np.random.default_rng(1).standard_normal(160) * 2000).astype("<i2").tobytes()
         self.frame = pcm
@@ -90,6 +91,7 @@ class Fleet:
             self.transports += await asyncio.gather(
                 *(self._connect(i) for i in range(first, min(first + 50, end)))
             )
+            self.stream_ids += [f"s{i}".encode() for i in range(first, min(first + 50, end))]
 
     async def _connect(self, i: int) -> WSTransport:
         if self.dialect == "voipbit":
@@ -105,13 +107,17 @@ class Fleet:
             )
         return transport
 
-    def _media(self, i: int) -> bytes:
+    def _tick_parts(self) -> tuple[bytes, bytes]:
+        """This tick's frame around the one field that differs per session (its ``stream_id``): built
+        once a tick, so the generator's cost per frame is a concatenation and the send."""
         c = self.chunk
-        return (
-            f'{{\n\t"sequenceNumber":\t{c},\n\t"stream_id":\t"s{i}",\n\t"event":\t"media",\n\t"media":\t{{'
+        head = f'{{\n\t"sequenceNumber":\t{c},\n\t"stream_id":\t"'.encode()
+        tail = (
+            f'",\n\t"event":\t"media",\n\t"media":\t{{'
             f'\n\t\t"track":\t"inbound",\n\t\t"timestamp":\t"{1_700_000_000_000 + 20 * c}",'
             f'\n\t\t"chunk":\t{c},\n\t\t"payload":\t"{self.b64}"\n\t}}\n}}'
         ).encode()
+        return head, tail
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -123,8 +129,9 @@ class Fleet:
             deadline = t0 + k * TICK
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             if self.dialect == "voipbit":
-                for i, t in enumerate(self.transports):
-                    t.send(WSMsgType.TEXT, self._media(i))
+                head, tail = self._tick_parts()
+                for t, sid in zip(self.transports, self.stream_ids, strict=True):
+                    t.send(WSMsgType.TEXT, head + sid + tail)
             else:
                 for t in self.transports:
                     t.send(WSMsgType.BINARY, self.frame)
@@ -158,6 +165,13 @@ async def server_view(url: str, workers: int, *, full: bool = True) -> tuple[lis
         async with httpx.AsyncClient(timeout=60) as http:
             for _ in range(4 * workers if full else 1):
                 r = await http.get(f"{url}/v1/streams", headers={"connection": "close"})
+                if r.status_code != 200:
+                    print(
+                        f"# GET /v1/streams answered {r.status_code}: {r.text[:200]}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    continue
                 streams = [s for s in r.json()["streams"] if s["kind"] == "audio_stream"]
                 if not full:
                     return [], 0, sum(1 for s in streams if s.get("state") == "active")
