@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from servers import process_tree, rss_kib, start_server
 
 TICK = 0.020
+GAP_MS: list[int] = []  # per session with false gaps: their total, the last view's
 HZ = os.sysconf("SC_CLK_TCK")
 ANCHORS = ("picows", "websockets", "uvicorn-sansio", "uvicorn-wsproto")
 
@@ -75,6 +77,7 @@ class Fleet:
         self.base = base
         self.dialect = dialect
         self.transports: list[WSTransport] = []
+        self.stream_ids: list[bytes] = []  # per session, as its frames carry it
         self.chunk = 0
         pcm = (np.random.default_rng(1).standard_normal(160) * 2000).astype("<i2").tobytes()
         self.frame = pcm
@@ -88,6 +91,7 @@ class Fleet:
             self.transports += await asyncio.gather(
                 *(self._connect(i) for i in range(first, min(first + 50, end)))
             )
+            self.stream_ids += [f"s{i}".encode() for i in range(first, min(first + 50, end))]
 
     async def _connect(self, i: int) -> WSTransport:
         if self.dialect == "voipbit":
@@ -103,13 +107,17 @@ class Fleet:
             )
         return transport
 
-    def _media(self, i: int) -> bytes:
+    def _tick_parts(self) -> tuple[bytes, bytes]:
+        """This tick's frame around the one field that differs per session (its ``stream_id``): built
+        once a tick, so the generator's cost per frame is a concatenation and the send."""
         c = self.chunk
-        return (
-            f'{{\n\t"sequenceNumber":\t{c},\n\t"stream_id":\t"s{i}",\n\t"event":\t"media",\n\t"media":\t{{'
+        head = f'{{\n\t"sequenceNumber":\t{c},\n\t"stream_id":\t"'.encode()
+        tail = (
+            f'",\n\t"event":\t"media",\n\t"media":\t{{'
             f'\n\t\t"track":\t"inbound",\n\t\t"timestamp":\t"{1_700_000_000_000 + 20 * c}",'
             f'\n\t\t"chunk":\t{c},\n\t\t"payload":\t"{self.b64}"\n\t}}\n}}'
         ).encode()
+        return head, tail
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -121,8 +129,9 @@ class Fleet:
             deadline = t0 + k * TICK
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             if self.dialect == "voipbit":
-                for i, t in enumerate(self.transports):
-                    t.send(WSMsgType.TEXT, self._media(i))
+                head, tail = self._tick_parts()
+                for t, sid in zip(self.transports, self.stream_ids, strict=True):
+                    t.send(WSMsgType.TEXT, head + sid + tail)
             else:
                 for t in self.transports:
                     t.send(WSMsgType.BINARY, self.frame)
@@ -143,43 +152,84 @@ class Target:
     http: str | None  # media-mgr's HTTP base: its view of the sessions
 
 
-async def server_view(url: str) -> tuple[list[float], int, int]:
-    """Per-session jitter, the gaps the server inferred (false ones: the load has none), sessions."""
-    async with httpx.AsyncClient(timeout=60) as http:
-        r = await http.get(f"{url}/v1/streams")
-    live = [s for s in r.json()["streams"] if s["kind"] == "audio_stream" and "jitter_ms" in s]
-    return [s["jitter_ms"] for s in live], sum(s["gaps"] for s in live), len(live)
+async def server_view(url: str, workers: int, *, full: bool = True) -> tuple[list[float], int, int]:
+    """Per-session jitter, the gaps the server inferred (false ones: the load has none), sessions.
+
+    Each worker lists its own sessions with their figures, the others' as their rows say: ``full``
+    asks until every worker has answered once (a new connection each time), else one answer counts
+    the active sessions. ([], 0, -1) when the server does not answer."""
+    global GAP_MS
+    live: dict[str, dict[str, Any]] = {}
+    seen: set[object] = set()
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            for _ in range(4 * workers if full else 1):
+                r = await http.get(f"{url}/v1/streams", headers={"connection": "close"})
+                if r.status_code != 200:
+                    print(
+                        f"# GET /v1/streams answered {r.status_code}: {r.text[:200]}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    continue
+                streams = [s for s in r.json()["streams"] if s["kind"] == "audio_stream"]
+                if not full:
+                    return [], 0, sum(1 for s in streams if s.get("state") == "active")
+                for s in streams:
+                    if "jitter_ms" in s:
+                        live[s["id"]] = s
+                        seen.add(s.get("instance_id"))
+                if len(seen) >= workers:
+                    break
+    except httpx.HTTPError as exc:
+        print(f"# GET /v1/streams failed: {exc!r}", file=sys.stderr, flush=True)
+        return [], 0, -1
+    GAP_MS = [int(s["gap_ms"]) for s in live.values() if s["gaps"]]
+    return (
+        [float(s["jitter_ms"]) for s in live.values()],
+        sum(int(s["gaps"]) for s in live.values()),
+        len(live),
+    )
 
 
-async def measure(target: Target, args: argparse.Namespace) -> dict[str, object]:
+async def measure(target: Target, args: argparse.Namespace, workers: int = 1) -> dict[str, object]:
     base_rss = tree_rss_kib(target.pid)
     fleet = Fleet(target.ws_base, args.dialect)
+    started = time.monotonic()
     await fleet.add(args.sessions)
+    connected = time.monotonic() - started
     ticker = asyncio.create_task(fleet.run())
+    recording, opened_after = -1, None
     if target.http is not None:  # every session recording (each opened a recording in the database)
-        for _ in range(20):
+        while time.monotonic() - started - connected < 20:  # polled lightly: the generator shares this loop
             await asyncio.sleep(1)
-            if (await server_view(target.http))[2] >= args.sessions:
+            recording = (await server_view(target.http, workers, full=False))[2]
+            if recording >= args.sessions:
+                opened_after = round(time.monotonic() - started - connected, 1)
                 break
     await asyncio.sleep(args.settle)  # and what queued while recordings opened, handled
     fleet.late.clear()
-    sent0, cpu0, t0 = fleet.sent, cpu_seconds(target.pid), time.monotonic()
+    sent0, cpu0, t0, gen0 = fleet.sent, cpu_seconds(target.pid), time.monotonic(), time.process_time()
     await asyncio.sleep(args.window)
-    sent1, cpu1, t1 = fleet.sent, cpu_seconds(target.pid), time.monotonic()
+    sent1, cpu1, t1, gen1 = fleet.sent, cpu_seconds(target.pid), time.monotonic(), time.process_time()
     late = [1000 * x for x in fleet.late]
     row: dict[str, object] = {
         "server": target.name,
         "sessions": args.sessions,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "connect_s": round(connected, 1),
         "cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
         "cpu_us_per_frame": round(1e6 * (cpu1 - cpu0) / max(1, sent1 - sent0), 1),
         "frames_per_s": round((sent1 - sent0) / (t1 - t0)),
         "kib_per_session": round((tree_rss_kib(target.pid) - base_rss) / args.sessions, 1),
         "gen_late_p95_ms": round(p95(late), 1),
+        "gen_cpu_pct": round(100 * (gen1 - gen0) / (t1 - t0), 1),
         "gen_late_max_ms": round(max(late, default=0.0), 1),
     }
     if target.http is not None:
-        jitter, gaps, live = await server_view(target.http)
-        row |= {"live": live, "jitter_p95_ms": round(p95(jitter), 2), "false_gaps": gaps}
+        jitter, gaps, live = await server_view(target.http, workers)
+        row |= {"false_gap_ms_median": float(np.median(GAP_MS)) if GAP_MS else 0, "all_recording_after_s": opened_after, "live": live, "jitter_p95_ms": round(p95(jitter), 2),
+                "false_gaps": gaps}  # fmt: skip
     ticker.cancel()
     fleet.close()
     await asyncio.sleep(1)
@@ -224,7 +274,7 @@ def run_media_mgr(
             name = "media-mgr " + ("listener (picows)" if listener == "own" else "HTTP port (uvicorn sansio)")
             name += f", {workers} worker(s)"
             target = Target(name, srv.proc.pid, f"ws://127.0.0.1:{port}/audio_stream", srv.url)
-            return uvloop.run(measure(target, args))
+            return uvloop.run(measure(target, args, workers))
         finally:
             srv.stop()
 

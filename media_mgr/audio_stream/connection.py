@@ -19,8 +19,6 @@ from urllib.parse import parse_qsl
 
 from media_mgr.audio_stream import auth, dialects
 from media_mgr.audio_stream.dialects.base import Dialect
-from media_mgr.audio_stream.dialects.binary import BinaryDialect
-from media_mgr.audio_stream.dialects.voipbit import VoipbitDialect
 from media_mgr.audio_stream.events import (
     Audio,
     BadInput,
@@ -37,6 +35,7 @@ from media_mgr.audio_stream.events import (
 )
 from media_mgr.audio_stream.flood import FloodGuard
 from media_mgr.audio_stream.formats import hint_from
+from media_mgr.audio_stream.hot_path import HotPath
 from media_mgr.audio_stream.service import AudioStreamService
 from media_mgr.audio_stream.session import Session
 from media_mgr.audio_stream.transport import ConnState, Denial, Socket, admission
@@ -49,7 +48,7 @@ NORMAL_CLOSES = (1000, 1001)
 PEER_BAD_INPUT = {1007: "text that is not UTF-8", 1009: "a message over the size limit"}
 
 
-class Connection:
+class Connection(HotPath):
     def __init__(self, service: AudioStreamService, ws: Socket) -> None:
         self.service = service
         self.ws = ws
@@ -74,6 +73,7 @@ class Connection:
         self.opened_at = self.last_frame = self.clock()
         self._counted: dict[tuple[str, str], Any] = {}  # the frames counter's children, looked up once
         self._uncounted: dict[tuple[str, str], int] = {}  # frames counted since the last tick
+        self._hot_frames = 0  # voipbit media taken by ``text_now`` since the last tick
 
     # -- handshake ---------------------------------------------------------------------------------
 
@@ -232,51 +232,6 @@ class Connection:
             case Text(note=note):
                 self.guard.message(now)
                 self._note(note, session)
-
-    def frame_now(self, text: str | None, data: bytes | None) -> bool | Exception:
-        """The hot path: a listener calls it as a frame arrives while nothing is queued before it.
-        Audio of a session that is recording is placed at once, with no task woken (the recording
-        gets it at the next tick); True then. False: the frame goes the usual way (``receive``).
-        An exception: the frame was taken, and what it raised is for ``_loop`` to handle."""
-        session = self.session
-        if session is None or not session.hot or session.ending or session.owner is not self:
-            return False
-        dialect = session.dialect
-        event: Event
-        if data is not None:
-            if not data or not isinstance(dialect, BinaryDialect):
-                return False
-            event = Audio(data)
-        elif isinstance(dialect, VoipbitDialect):  # stateless parse: a frame given back is parsed again
-            try:
-                event = dialect.parse(text, None)
-            except BadInput:
-                return False
-            if not isinstance(event, Media):
-                return False
-        else:
-            return False
-        now = self.last_frame = self.clock()
-        self._count(dialect.name, "audio")
-        try:
-            session.on_audio_now(event, now)
-        except (BadInput, MediaMgrError) as exc:
-            return exc
-        return True
-
-    def _count(self, dialect: str, kind: str) -> None:
-        """Frames are counted here and added to the metric at each tick (a counter's lock per frame
-        was a measurable part of the hot path)."""
-        key = (dialect, kind)
-        self._uncounted[key] = self._uncounted.get(key, 0) + 1
-
-    def _flush_counts(self) -> None:
-        for key, n in self._uncounted.items():
-            counter = self._counted.get(key)
-            if counter is None:
-                counter = self._counted[key] = self.service.metrics.audio_stream_frames.labels(*key)
-            counter.inc(n)
-        self._uncounted.clear()
 
     # -- sessions ----------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import socket
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -45,6 +45,11 @@ from media_mgr.tasks import TaskSet
 log = logging.getLogger("media_mgr.audio_stream")
 PICOWS_LOG = logging.getLogger("media_mgr.audio_stream.picows")  # its per-connection lines are debug
 READ_BUFFER = 2048  # a frame of 20 ms at 8 kHz is ~450 bytes as voipbit JSON; picows grows it when needed
+# At most this much is read at once. picows doubles a connection's read buffer whenever one read
+# fills it, and never shrinks it: after a stall (the process descheduled, the socket's backlog read
+# in one go) every connection kept a buffer the size of its backlog, 300+ KiB each at 300 sessions.
+# Capped, a buffer grows only to hold one frame plus one read.
+READ_AT_MOST = 2048
 PATH = "/audio_stream"
 INBOX_HIGH = 256  # messages queued for a connection's task before its socket stops being read
 INBOX_LOW = 64
@@ -92,7 +97,6 @@ class _Stream(WSListener):
         self._inbox: deque[dict[str, Any]] = deque()
         self._inbox_bytes = 0
         self._waiter: asyncio.Future[None] | None = None
-        self._busy = False  # the task is handling a message taken from the inbox
         self._reading = True
         self._parts: list[bytes] = []  # a fragmented message so far
         self._parts_type = WSMsgType.TEXT
@@ -111,7 +115,6 @@ class _Stream(WSListener):
 
     async def receive(self, timeout: float) -> dict[str, Any] | None:
         """Waits on a future a timer wakes: a tick costs no cancellation and no exception."""
-        self._busy = False
         if not self._inbox:
             loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
@@ -129,7 +132,6 @@ class _Stream(WSListener):
             self._reading = True
             if self.transport is not None:
                 self.transport.underlying_transport.resume_reading()
-        self._busy = message["type"] == "websocket.receive"
         return message
 
     async def send_text(self, text: str) -> None:
@@ -162,6 +164,14 @@ class _Stream(WSListener):
             if frame.fin:
                 if kind is WSMsgType.BINARY:
                     return self._deliver(None, frame.get_payload_as_bytes())
+                if not self._inbox:  # voipbit's media: parsed from the frame's own bytes, no str made
+                    taken = self.conn.text_now(frame.get_payload_as_memoryview())
+                    if taken is True:
+                        return None
+                    if taken is not False:
+                        return self._push(
+                            {"type": "websocket.receive", "error": taken, "at": self.conn.clock()}
+                        )
                 try:
                     text = frame.get_payload_as_utf8_text()
                 except UnicodeDecodeError:
@@ -209,7 +219,7 @@ class _Stream(WSListener):
     # -- inside ------------------------------------------------------------------------------------
 
     def _deliver(self, text: str | None, data: bytes | None) -> None:
-        if not self._inbox and not self._busy:
+        if not self._inbox:  # else it goes after what is queued, in order
             taken = self.conn.frame_now(text, data)
             if taken is True:
                 return
@@ -287,20 +297,7 @@ class AudioStreamListener(Component):
         await self.tasks.stop()
 
     def _protocol(self) -> WSProtocol:
-        peer: list[Any] = [None]
-
-        def upgrade(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener | None:
-            return self._upgrade(request, peer[0])
-
-        # The arguments ``picows.ws_create_server`` passes (it takes no hook that sees the peer). Frames
-        # up to twice the message limit are read, so that ours (1009, a client's fault) is the check.
-        # A LoggerAdapter, not a Logger: picows would make a child Logger per connection of a Logger.
-        proto = _PeerProtocol(
-            None, None, False, upgrade, self._picows_log, True, HANDSHAKE_TIMEOUT, False, 20.0, 20.0,
-            WSAutoPingStrategy.PING_WHEN_IDLE, True, 2 * self.max_message_bytes, None, READ_BUFFER,
-        )  # fmt: skip
-        proto.peer = peer
-        return proto
+        return peer_protocol(self._upgrade, 2 * self.max_message_bytes, self._picows_log)
 
     def _upgrade(self, request: WSUpgradeRequest, client: Any) -> WSUpgradeResponseWithListener | None:
         path = request.path.partition(b"?")[0]
@@ -324,10 +321,36 @@ class AudioStreamListener(Component):
         self.streams.discard(stream)
 
 
+Upgrade = Callable[[WSUpgradeRequest, Any], WSUpgradeResponseWithListener | None]
+
+
+def peer_protocol(upgrade: Upgrade, max_frame_bytes: int, logger: logging.LoggerAdapter[Any]) -> WSProtocol:
+    """picows' protocol for one connection, as ``picows.ws_create_server`` builds it, with the peer's
+    address given to ``upgrade`` (the loopback rule needs it) and reads capped (``READ_AT_MOST``).
+    Frames up to ``max_frame_bytes`` are read (twice the message limit: ours, 1009, is the check).
+    A LoggerAdapter, not a Logger: picows would make a child Logger per connection of a Logger."""
+    peer: list[Any] = [None]
+
+    def on_upgrade(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener | None:
+        return upgrade(request, peer[0])
+
+    proto = _PeerProtocol(
+        None, None, False, on_upgrade, logger, True, HANDSHAKE_TIMEOUT, False, 20.0, 20.0,
+        WSAutoPingStrategy.PING_WHEN_IDLE, True, max_frame_bytes, None, READ_BUFFER,
+    )  # fmt: skip
+    proto.peer = peer
+    return proto
+
+
 class _PeerProtocol(WSProtocol):  # type: ignore[misc]
-    """picows' protocol, telling the handshake callback who connected (the loopback rule needs it)."""
+    """picows' protocol, telling the handshake callback who connected, reading at most
+    ``READ_AT_MOST`` at once."""
 
     peer: list[Any]
+
+    def get_buffer(self, size_hint: int) -> memoryview:
+        view: memoryview = super().get_buffer(size_hint)
+        return view[:READ_AT_MOST] if len(view) > READ_AT_MOST else view
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.peer[0] = transport.get_extra_info("peername")

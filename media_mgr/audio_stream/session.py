@@ -4,12 +4,13 @@ A session is created by the first connection of a stream and outlives it: voipbi
 any close without repeating ``start`` (reference A1.8), and the new socket joins the same session,
 so the recording goes on. Audio goes media clock -> ``TrackClock`` (bursts keep their place, gaps
 become silence) -> ``Assembler`` (tracks side by side, inbound left) -> the recording, which commits
-to PostgreSQL within a second. States: OPENING (audio, format not known yet) -> ACTIVE <-> DETACHED
-(socket gone, waiting for the module) -> ENDED.
+to PostgreSQL within a second. States: OPENING (format not known yet, or its recording opening) ->
+ACTIVE <-> DETACHED (socket gone, waiting for the module) -> ENDED.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -17,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from media_mgr.audio_stream.capture.clock import Chunk
 from media_mgr.audio_stream.capture.pipeline import Capture, Sink
 from media_mgr.audio_stream.catch_up import CatchUp, Piece
 from media_mgr.audio_stream.dialects.base import Dialect
-from media_mgr.audio_stream.events import Audio, BadInput, Media, Metadata, Start
+from media_mgr.audio_stream.dialects.voipbit import VoipbitDialect
+from media_mgr.audio_stream.events import Audio, BadInput, Media, Metadata, Start, Track
 from media_mgr.audio_stream.flood import FloodGuard
 from media_mgr.audio_stream.formats import StreamFormat
 from media_mgr.audio_stream.playout.buffering import BufferPolicy, Lead
@@ -130,6 +131,8 @@ class Session:
         self.capture: Capture | None = None
         self.hot = False  # audio may take the hot path: the format known, the early audio placed
         self._early: list[tuple[Media | Audio, float]] = []
+        self._opening: asyncio.Task[None] | None = None  # the recording being opened
+        self.open_failed: Exception | None = None
         self._early_bytes = 0
 
     # -- format ------------------------------------------------------------------------------------
@@ -152,7 +155,8 @@ class Session:
             )
 
     async def _learnt(self, fmt: StreamFormat | None) -> None:
-        """The format is known: open the recording, and record the audio held until now."""
+        """The format is known: the audio held placed, the recording opening. Nothing waits for it:
+        audio placed meanwhile (arrival times kept) waits in the capture's bounded window."""
         if fmt is None or self.fmt is not None:
             return
         if fmt.learnt_from == "default":
@@ -162,18 +166,30 @@ class Session:
             )
         c = self.config
         self.fmt = fmt
-        self.sink = await self.open_sink(self, fmt)
         self.capture = Capture(
-            fmt, self.sink, gap_threshold=c.gap_threshold, gap_window=c.gap_window, max_hold=c.max_hold,
+            fmt, None, gap_threshold=c.gap_threshold, gap_window=c.gap_window, max_hold=c.max_hold,
             record_lag=c.record_lag, timing_reliable=self.timing_reliable, label=self.id,
         )  # fmt: skip
-        self.state = SessionState.ACTIVE
-        self._changed()
-        self.publish(self, "started", {})
         early, self._early, self._early_bytes = self._early, [], 0
         for item, arrival in early:
-            await self._place(item, arrival)
+            self._place_now(item, arrival)
         self.hot = True
+        self._opening = asyncio.get_running_loop().create_task(self._open(fmt), name="audio_stream.open")
+
+    async def _open(self, fmt: StreamFormat) -> None:
+        """Batched with other sessions' (``recording/opening.py``); a failure is raised by ``tick``."""
+        try:
+            sink = await self.open_sink(self, fmt)
+        except Exception as exc:
+            self.hot = False
+            self.open_failed = exc
+            return
+        assert self.capture is not None
+        self.sink = self.capture.sink = sink
+        if self.state is SessionState.OPENING:  # not DETACHED: the socket went meanwhile, the reaper waits
+            self.state = SessionState.ACTIVE
+        self._changed()
+        self.publish(self, "started", {})
 
     # -- audio in ----------------------------------------------------------------------------------
 
@@ -193,12 +209,28 @@ class Session:
         await self._learnt(fmt)
 
     def on_audio_now(self, audio: Media | Audio, now: float) -> None:
-        """The hot path (``Connection.frame_now``), once the format is known: placed without awaiting;
-        the recording gets it at the next ``tick``."""
+        """The hot path (``frame_now``): placed without awaiting; the recording gets it at ``tick``."""
         self._arrived(now, audio.size)
         if self.stream_id is None and isinstance(audio, Media) and audio.stream_id:
             self.stream_id = audio.stream_id
         self._place_now(audio, now)
+
+    def media_now(self, track: Track, chunk: int, pcm: bytes, stream_id: object, now: float) -> bool:
+        """voipbit's hot path (``voipbit.media_fast``): the common case placed with no event built;
+        False, nothing done, for any other (this stream's id, a regular L16 chunk, no catch-up)."""
+        fmt, capture, dialect = self.fmt, self.capture, self.dialect
+        catching_up = self.catch_up is not None and not self.catch_up.done
+        if stream_id != self.stream_id or catching_up or not isinstance(dialect, VoipbitDialect):
+            return False
+        assert fmt is not None
+        assert capture is not None
+        position = dialect.position_of(track, chunk, len(pcm), fmt)
+        if position is None:
+            return False
+        self._arrived(now, len(pcm))
+        self.guard.media(position / fmt.rate, (position + (len(pcm) >> 1)) / fmt.rate, now)
+        capture.place_at(fmt.tracks.index(track), position, pcm, now)
+        return True
 
     async def _place(self, audio: Media | Audio, now: float) -> None:
         self._place_now(audio, now)
@@ -224,7 +256,7 @@ class Session:
             if not self.catch_up.hold(piece):
                 self._caught_up(piece)
             return
-        capture.place(placed.track, Chunk(placed.position, placed.pcm, now))
+        capture.place_at(placed.track, placed.position, placed.pcm, now)
 
     def _caught_up(self, on_time: Piece | None) -> None:
         """Place what was held since the move (see catch_up.py), then go on reading as usual."""
@@ -251,6 +283,8 @@ class Session:
 
     async def tick(self, now: float) -> None:
         """Housekeeping between frames: a format that never came, audio of a paused stream."""
+        if self.open_failed is not None:
+            raise self.open_failed
         if self.fmt is None and self._first_arrival is not None:
             await self._learnt(self.dialect.settle(now - self._first_arrival))
         holding = self.catch_up is not None and not self.catch_up.done
@@ -298,15 +332,15 @@ class Session:
 
     async def finish(self, reason: str, *, complete: bool) -> None:
         """End the session: the rest of the audio, then the recording closed (``complete`` or not).
-
-        Once: a second caller (the reaper and a late close, a ``stop`` then its close) returns at once.
-        """
+        Once: a second caller (the reaper and a late close, a ``stop`` then its close) returns at once."""
         if self.end_reason is not None:
             return
         self.end_reason = reason
         try:
             if self.fmt is None and self._early:
                 await self._learnt(self.dialect.settle(None))
+            if self._opening is not None:
+                await asyncio.shield(self._opening)  # its audio goes into it, then it is closed
             self._caught_up(None)
             if self.capture is not None:
                 await self.capture.flush()
@@ -354,7 +388,7 @@ class Session:
             "format": self.fmt.public() if self.fmt else None,
             "recording_id": self.sink.id if self.sink else None,
             "recorded_ms": self.recorded_ms,
-            **(self._capture_figures() if self.capture else {}),
+            **(self.capture.figures() if self.capture else {}),
             "lead_ms": lead.ms,
             "preset": lead.preset.value if lead.preset else "fixed",
             "underruns": (player["starved"] + player["slips"]) if player else 0,
@@ -363,16 +397,4 @@ class Session:
             "chunks": self.stats.chunks,
             "bad_frames": self.stats.bad_frames,
             "playout": player,
-        }
-
-    def _capture_figures(self) -> dict[str, Any]:
-        c = self.capture
-        assert c is not None
-        return {
-            "jitter_ms": round(c.jitter_ms, 2),
-            "jitter_held_ms": round(c.jitter_held_ms, 2),
-            "jitter_peak_ms": round(c.jitter_peak_ms, 2),
-            "gaps": c.gaps,
-            "gap_ms": c.gap_ms,
-            "late_dropped_ms": c.late_dropped_ms,
         }

@@ -30,8 +30,9 @@ from media_mgr.recording.ingest import (
 )
 from media_mgr.recording.meter import PcmFormat, WavMeter, summarize_stored
 from media_mgr.recording.models import Recording
+from media_mgr.recording.opening import Opener
 from media_mgr.store.errors import StoreUnavailable
-from media_mgr.store.recordings import Audio, DuplicateRecording, NotPending, RecordingStore
+from media_mgr.store.recordings import Audio, Claim, DuplicateRecording, NewOpen, NotPending, RecordingStore
 from media_mgr.tasks import TaskSet
 
 log = logging.getLogger("media_mgr.recording")
@@ -67,6 +68,9 @@ class Recorder(Component):
         self._work = TaskSet("recorder", log)  # the ticker and what it starts
         self._events = TaskSet("recorder.events", log)
         self._publishing: set[asyncio.Task[None]] = set()  # awaited (to a deadline) on stop
+        self._opening = TaskSet("recorder.opening", log)  # the lanes' batches in flight
+        self._claiming: set[str] = set()  # ids a ``begin`` is claiming
+        self._opener = Opener(self, self._opening)
 
     @property
     def owner(self) -> int:
@@ -89,6 +93,7 @@ class Recorder(Component):
         then let go of the owner lock; all within ``timeout`` (``config.stop_timeout``)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.config.stop_timeout if timeout is None else timeout)
+        await self._opening.stop(timeout=max(deadline - loop.time(), 0.0))
         await self._work.stop(timeout=max(deadline - loop.time(), 0.0))
         closing = [i.abort("shutdown") for i in list(self._live.values())]
         closing += [i.settle() for i in list(self._unsettled.values())]
@@ -129,37 +134,53 @@ class Recorder(Component):
     async def begin(
         self, recording_id: str, *, origin: str, peer: str = "", pcm: PcmFormat | None = None
     ) -> Ingest:
-        """Start writing a ``pending`` recording; ``RecordingEnded`` (409) if it started or ended."""
-        if recording_id in self._live:
+        """Start writing a ``pending`` recording; ``RecordingEnded`` (409) if it started or ended.
+
+        Claimed in a batch with the others asked meanwhile: one statement (``store.claim``)."""
+        if recording_id in self._live or recording_id in self._claiming:
             raise RecordingEnded(f"recording {recording_id} is already being recorded")
-        rec = await self.get(recording_id)
-        if rec.format == "wav" and pcm is None:
-            raise InvalidRequest("a WAV recording needs the PCM format of its audio")
-        header = pcm.header() if rec.format == "wav" and pcm is not None else b""
+        claim = Claim(recording_id, origin, peer, pcm.rate if pcm else None, pcm.channels if pcm else None,
+                      pcm.header() if pcm else b"", pcm is not None)  # fmt: skip
+        self._claiming.add(recording_id)
         try:
-            claimed = await self.store.claim(
-                recording_id,
-                self.owner,
-                origin=origin,
-                peer=peer,
-                sample_rate=pcm.rate if pcm and rec.format == "wav" else None,
-                channels=pcm.channels if pcm and rec.format == "wav" else None,
-                header=header,
-            )
-        except NotPending as exc:
-            raise RecordingEnded(f"recording {recording_id} is {exc.state}") from None
-        if claimed is None:
-            raise NotFound(f"no recording {recording_id}")
-        ingest = Ingest(self, Recording.of(claimed), pcm if rec.format == "wav" else None)
-        self._live[recording_id] = ingest
-        log.info("recording started", extra={"recording_id": recording_id, "origin": origin, "peer": peer})
-        return ingest
+            return await self._opener.claims.submit((claim, pcm))
+        finally:
+            self._claiming.discard(recording_id)
 
     async def begin_new(
         self, new: NewRecording, *, origin: str, peer: str = "", pcm: PcmFormat | None = None
     ) -> Ingest:
-        rec = await self.create(new)
-        return await self.begin(rec.id, origin=origin, peer=peer, pcm=pcm)
+        """A new recording, being written at once. Without a chosen id it is opened in a batch with
+        the others asked meanwhile: one statement (``store.open_new``), whatever their number."""
+        if new.recording_id is not None:  # the id's check against a concurrent creation needs its lock
+            rec = await self.create(new)
+            return await self.begin(rec.id, origin=origin, peer=peer, pcm=pcm)
+        if new.fmt not in ("mp3", "wav"):
+            raise InvalidRequest(f"format {new.fmt!r} is neither mp3 nor wav")
+        if new.fmt == "wav" and pcm is None:
+            raise InvalidRequest("a WAV recording needs the PCM format of its audio")
+        wav = pcm if new.fmt == "wav" else None
+        item = NewOpen(secrets.token_hex(16), new.account_id, new.name, new.fmt, origin, peer,
+                       wav.rate if wav else None, wav.channels if wav else None,
+                       wav.header() if wav else b"")  # fmt: skip
+        return await self._opener.opens.submit((item, wav))
+
+    def started(self, rec: Recording, pcm: PcmFormat | None) -> Ingest:
+        """An opened recording, tracked from now on (``Opener``)."""
+        ingest = Ingest(self, rec, pcm)
+        self._live[rec.id] = ingest
+        log.info("recording started", extra={"recording_id": rec.id, "origin": rec.origin, "peer": rec.peer})
+        return ingest
+
+    def unwanted(self, ingest: Ingest) -> None:
+        """Opened for a caller that stopped waiting: given back (``pending``), as a source that
+        left before sending anything."""
+        with contextlib.suppress(RuntimeError):  # stopping: ``stop`` closes what is live
+            self._work.spawn(self._give_back(ingest), name="recorder.give_back")
+
+    async def _give_back(self, ingest: Ingest) -> None:
+        with contextlib.suppress(StoreUnavailable, StorageFailed, RecordingEnded):
+            await self.cancel(ingest)
 
     async def store_file(
         self, recording_id: str, fmt: Literal["mp3", "wav"], audio: Audio, content: AsyncIterable[bytes]

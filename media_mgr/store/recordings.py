@@ -16,10 +16,11 @@ import asyncpg
 
 from media_mgr.audio.info import AudioInfo
 from media_mgr.store import blobs as blob_rows
-from media_mgr.store import media
+from media_mgr.store import media, recording_opens
 from media_mgr.store.blobs import BlobInfo, BlobStore
 from media_mgr.store.owner_lock import OwnerLock
 from media_mgr.store.pool import Connection, Database
+from media_mgr.store.recording_opens import Claim, Claimed, NewOpen
 from media_mgr.store.recording_rows import (
     COLUMNS,
     FROM,
@@ -37,8 +38,11 @@ from media_mgr.store.recording_rows import (
 __all__ = [
     "Appended",
     "Audio",
+    "Claim",
+    "Claimed",
     "DuplicateRecording",
     "LostOwnership",
+    "NewOpen",
     "NotPending",
     "RecordingFormat",
     "RecordingRow",
@@ -110,43 +114,15 @@ class RecordingStore:
             )
         return [recording_of(r) for r in rows], total
 
-    async def claim(
-        self,
-        recording_id: str,
-        owner: int,
-        *,
-        origin: str,
-        peer: str,
-        sample_rate: int | None = None,
-        channels: int | None = None,
-        header: bytes = b"",
-    ) -> RecordingRow | None:
-        """``pending`` -> ``recording`` for ``owner``, with an empty blob (``header`` as its start).
+    async def open_new(self, owner: int, items: list[NewOpen]) -> dict[str, RecordingRow]:
+        """New recordings written straight into ``recording`` for ``owner``, in one statement
+        (``recording_opens.open_new``); an id already taken is left out of the answer."""
+        return await recording_opens.open_new(self._pool, owner, items)
 
-        None if there is no such recording; ``NotPending`` if it already started or ended.
-        """
-        async with self._pool.transaction() as conn:
-            state = await conn.fetchval("SELECT state FROM recordings WHERE id = $1 FOR UPDATE", recording_id)
-            if state is None:
-                return None
-            if state != "pending":
-                raise NotPending(state)
-            blob_id = await blob_rows.open_blob(conn, header)
-            await conn.execute(
-                """UPDATE recordings SET state = 'recording', owner = $2, origin = $3, peer = $4,
-                          sample_rate = $5, channels = $6, blob_id = $7, size = $8,
-                          started_at = now(), heartbeat_at = now()
-                    WHERE id = $1""",
-                recording_id,
-                owner,
-                origin,
-                peer,
-                sample_rate,
-                channels,
-                blob_id,
-                len(header),
-            )
-        return await self.get(recording_id)
+    async def claim(self, owner: int, items: list[Claim]) -> dict[str, Claimed]:
+        """``pending`` -> ``recording`` for ``owner``, each with an empty blob (its header as the
+        start), in one statement (``recording_opens.claim``)."""
+        return await recording_opens.claim(self._pool, owner, items)
 
     async def append(self, recording_id: str, owner: int, blob_id: int, pos: int, data: bytes) -> None:
         """Commit ``data`` at byte ``pos`` of the recording's blob; safe to retry with more data."""

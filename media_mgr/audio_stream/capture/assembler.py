@@ -50,10 +50,14 @@ class Assembler:
             pcm, frames = pcm[: keep * t.frame_bytes], keep
         if frames:
             start = (position - self.head) * t.frame_bytes
-            stop = start + len(pcm)
-            if len(t.window) < stop:
-                t.window.extend(bytes(stop - len(t.window)))
-            t.window[start:stop] = pcm
+            window = t.window
+            if start == len(window):  # the common case, the next chunk in order: appended
+                window += pcm
+            else:
+                stop = start + len(pcm)
+                if len(window) < stop:
+                    window.extend(bytes(stop - len(window)))
+                window[start:stop] = pcm
             t.end = max(t.end, position + frames)
         self.dropped_frames += dropped
         return dropped

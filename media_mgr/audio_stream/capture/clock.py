@@ -120,6 +120,18 @@ class TrackClock:
             return self._release()
         return []
 
+    def on_time(self, media: int, arrival: float) -> int | None:
+        """``feed``'s common case without building a chunk: steady, and this one not late. Its
+        position, the clock moved on exactly as ``feed`` would; None: call ``feed``."""
+        floor = self._floor
+        if floor is None or self.state is not ClockState.STEADY:
+            return None
+        late = arrival - (media + self.offset) / self.rate
+        if late > floor + self.gap_threshold:
+            return None
+        self._settle(late, arrival)
+        return media + self.offset
+
     def release(self) -> list[Placed]:
         """Place whatever is held as the media clock says (the stream is ending or detaching)."""
         return self._release()

@@ -38,9 +38,13 @@ class InterarrivalJitter:
         if self._last_transit is not None:
             delta = abs(transit - self._last_transit)
             self.jitter += (delta - self.jitter) * GAIN
-            self.peak = max(self.peak, self.jitter)
-            decay = math.exp(-max(0.0, arrival - self._last_arrival) / HOLD_SECONDS)
-            self.held = max(self.jitter, self.held * decay)
+            if self.jitter > self.peak:
+                self.peak = self.jitter
+            if self.held <= self.jitter:  # decay or not, J is the peak: no exp() per frame
+                self.held = self.jitter
+            else:
+                decay = math.exp(-max(0.0, arrival - self._last_arrival) / HOLD_SECONDS)
+                self.held = max(self.jitter, self.held * decay)
         self._last_transit = transit
         self._last_arrival = arrival
         self.samples += 1

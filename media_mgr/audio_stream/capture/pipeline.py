@@ -40,7 +40,7 @@ class Capture:
     def __init__(
         self,
         fmt: StreamFormat,
-        sink: Sink,
+        sink: Sink | None,
         *,
         gap_threshold: float,
         gap_window: float,
@@ -50,7 +50,7 @@ class Capture:
         label: str = "",
     ) -> None:
         self.fmt = fmt
-        self.sink = sink
+        self.sink = sink  # None while the recording opens: what is placed waits in the assembler
         self.label = label
         self.timing_reliable = timing_reliable
         self.lag_frames = int(record_lag * fmt.rate)
@@ -75,6 +75,15 @@ class Capture:
             self.jitter[track].update(p.arrival, p.position / self.fmt.rate)
             self.assembler.put(track, p.position, p.pcm)
 
+    def place_at(self, track: int, media: int, pcm: bytes, arrival: float) -> None:
+        """``place`` for the hot path: no chunk built when the track's clock takes it at once."""
+        position = self.clocks[track].on_time(media, arrival)
+        if position is None:
+            self.place(track, Chunk(media, pcm, arrival))
+            return
+        self.jitter[track].update(arrival, position / self.fmt.rate)
+        self.assembler.put(track, position, pcm)
+
     async def drain(self) -> None:
         """What every track has reached (or what lags ``record_lag``) goes to the recording."""
         await self._drain(force=False)
@@ -88,6 +97,8 @@ class Capture:
         await self._drain(force=True)
 
     async def _drain(self, *, force: bool) -> None:
+        if self.sink is None:
+            return
         asm = self.assembler
         upto = asm.furthest if force else max(asm.complete, asm.furthest - self.lag_frames)
         data = asm.take(upto)
@@ -116,6 +127,17 @@ class Capture:
         self.recorded_frames = int(state["recorded"])
 
     # -- figures -----------------------------------------------------------------------------------
+
+    def figures(self) -> dict[str, Any]:
+        """What ``GET /v1/streams`` shows of the capture."""
+        return {
+            "jitter_ms": round(self.jitter_ms, 2),
+            "jitter_held_ms": round(self.jitter_held_ms, 2),
+            "jitter_peak_ms": round(self.jitter_peak_ms, 2),
+            "gaps": self.gaps,
+            "gap_ms": self.gap_ms,
+            "late_dropped_ms": self.late_dropped_ms,
+        }
 
     @property
     def jitter_ms(self) -> float:
