@@ -76,8 +76,12 @@ async def serve(service: Service, sockets: Sockets, channel: socket.socket, metr
         except OSError:
             pass
         loop.remove_reader(channel.fileno())
-        log.warning("supervisor gone: stopping")
+        grace = service.settings.timeout_worker_stop
+        log.warning("supervisor gone: stopping", extra={"grace": grace})
         os.kill(os.getpid(), signal.SIGTERM)  # the service's own handler: a clean stop
+        # ... within the grace the supervisor would have given it: an orphan never lingers. What a
+        # forced exit leaves open is closed by the fleet (recordings end ``interrupted``).
+        loop.call_later(grace, _orphan_exit, grace)
 
     loop.add_reader(channel.fileno(), readable)
     publishing = asyncio.create_task(metrics.keep_publishing(), name="metrics.publish")
@@ -86,6 +90,12 @@ async def serve(service: Service, sockets: Sockets, channel: socket.socket, metr
     finally:
         publishing.cancel()
         loop.remove_reader(channel.fileno())
+
+
+def _orphan_exit(grace: float) -> None:
+    log.error("supervisor gone, clean stop past its grace: exiting", extra={"grace": grace})
+    logging.shutdown()
+    os._exit(1)
 
 
 def main(argv: list[str]) -> None:

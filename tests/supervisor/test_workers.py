@@ -5,6 +5,7 @@ status 0, and a worker that cannot start or a port in use ends the supervisor in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -312,3 +313,59 @@ def test_two_workers_share_the_embedded_database_the_supervisor_starts(
         assert srv.stop(signal.SIGINT) == 0
     assert not (embedded_data_dir / "pg" / "postmaster.pid").exists()  # stopped with the supervisor
     assert all(line.startswith("{") for line in srv.log().splitlines())
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def wait_gone(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(gone(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"workers {pids} outlived their supervisor"
+        time.sleep(0.1)
+
+
+def test_workers_of_a_killed_supervisor_stop_by_themselves(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """SIGKILL leaves the supervisor no word to say: each worker sees its channel close and stops
+    cleanly (its components closed), so no orphan keeps the ports or a recording."""
+    srv, _ = start_workers(new_database(), tmp_path / "srv")
+    pids = list(worker_pids(srv).values())
+    srv.proc.kill()
+    srv.proc.wait()
+    wait_gone(pids, 60)
+    stopped = [int(r["worker"]) for r in records(srv) if r["msg"] == "service stopped"]
+    assert sorted(stopped) == [0, 1]
+    assert len([r for r in records(srv) if r["msg"] == "supervisor gone: stopping"]) == 2
+
+
+def test_an_orphan_whose_clean_stop_hangs_exits_after_the_grace(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """The clean stop needs the database (the instance's row is marked stopped); with that table
+    locked it cannot finish, and the worker exits anyway once ``MEDIA_MGR_TIMEOUT_WORKER_STOP`` has
+    passed, while the lock is still held."""
+    dsn = new_database()
+    srv, _ = start_workers(dsn, tmp_path / "srv", MEDIA_MGR_TIMEOUT_WORKER_STOP="2")
+    pids = list(worker_pids(srv).values())
+
+    async def hold_then_kill() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute("LOCK TABLE instances IN ACCESS EXCLUSIVE MODE")
+                srv.proc.kill()
+                srv.proc.wait()
+                await asyncio.to_thread(wait_gone, pids, 30)
+        finally:
+            await conn.close()
+
+    run_sync(hold_then_kill())
+    forced = [r for r in records(srv) if r["msg"] == "supervisor gone, clean stop past its grace: exiting"]
+    assert len(forced) == 2, srv.log()[-3000:]
