@@ -91,6 +91,14 @@ class Run:
     cpu_ms_per_request: float = float("nan")  # ... per request it handled: answered or refused as late
     generator_cpu_ms: float = float("nan")  # the sender's and the collector's, per request sent
     handled: int | None = None  # as counted by the responder itself, when it counts
+    p99_by_second: list[float] = field(default_factory=list)  # each second of sending: its requests' p99
+
+    def tail_spread(self) -> str:
+        """Whether the p99 is a few bad moments or every second's: the lowest and highest of the
+        per-second p99s."""
+        if not self.p99_by_second:
+            return "n/a"
+        return f"{min(self.p99_by_second):.1f} to {max(self.p99_by_second):.1f} ms"
 
     def per_handled(self, refused: int) -> None:
         """CPU per request the responder handled, not per request sent: beyond what it keeps up with,
@@ -233,6 +241,12 @@ def measure(queue_name: str, media_name: str, rate: int, seconds: float) -> Run:
             run.latencies.append((arrived[msg_id] - left) * 1000)
         else:
             run.lost += 1
+    by_second: dict[int, list[float]] = {}
+    t0 = min(departed.values(), default=0.0)
+    for msg_id, left in departed.items():
+        if msg_id in arrived:
+            by_second.setdefault(int(left - t0), []).append((arrived[msg_id] - left) * 1000)
+    run.p99_by_second = [pct(v, 99) for _, v in sorted(by_second.items()) if len(v) >= 2]
     return run
 
 
@@ -369,6 +383,8 @@ def main() -> None:
               f"| {len(r.lateness) / r.seconds:.0f} | {r.cpu_ms_per_request:.3f} ms "
               f"| {r.generator_cpu_ms:.3f} ms |")  # fmt: skip
     print(f"media-mgr's name: {item['media_name']} (resolved once, then answered from memory)")
+    for name, r in results.items():
+        print(f"{name}: p99 of each second of the run, lowest to highest: {r.tail_spread()}")
     for name, count in refused.items():
         print(f"{name} refused as late (past 2 s, its own metric): {count}")
     for name, best in sustained.items():
