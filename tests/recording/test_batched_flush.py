@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from stored_chunks import stored
 
 from media_mgr.recording.config import RecorderConfig
 from media_mgr.recording.ingest import NewRecording, RecordingEnded, flush_together
@@ -23,25 +24,11 @@ SLOW = RecorderConfig(flush_seconds=3600.0, recovery_grace=3600.0)  # nothing fl
 
 
 @pytest.fixture
-async def pool(database_url: str, server: object) -> AsyncIterator[asyncpg.Pool]:
-    p = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    yield p
-    await p.close()
-
-
-@pytest.fixture
 async def recorder(pool: asyncpg.Pool) -> AsyncIterator[Recorder]:
     rec = Recorder(RecordingStore(pool, BlobStore(pool, 256 * 1024)), SLOW)
     await rec.start()
     yield rec
     await rec.stop()
-
-
-async def stored(pool: asyncpg.Pool, recording_id: str) -> bytes:
-    rows = await pool.fetch(
-        """SELECT c.data FROM blob_chunks c JOIN recordings r ON r.blob_id = c.blob_id
-            WHERE r.id = $1 ORDER BY c.pos""", recording_id)  # fmt: skip
-    return b"".join(r["data"] for r in rows)
 
 
 async def test_buffers_of_many_recordings_commit_together_byte_exact(

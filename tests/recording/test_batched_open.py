@@ -10,6 +10,7 @@ from io import BytesIO
 
 import asyncpg
 import pytest
+from stored_chunks import stored
 
 from media_mgr.errors import InvalidRequest, NotFound
 from media_mgr.recording.config import RecorderConfig
@@ -23,25 +24,11 @@ FAST = RecorderConfig(flush_seconds=0.4, recovery_grace=0.0)
 
 
 @pytest.fixture
-async def pool(database_url: str, server: object) -> AsyncIterator[asyncpg.Pool]:
-    p = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    yield p
-    await p.close()
-
-
-@pytest.fixture
 async def recorder(pool: asyncpg.Pool) -> AsyncIterator[Recorder]:
     rec = Recorder(RecordingStore(pool, BlobStore(pool, 256 * 1024)), FAST)
     await rec.start()
     yield rec
     await rec.stop()
-
-
-async def stored(pool: asyncpg.Pool, recording_id: str) -> bytes:
-    rows = await pool.fetch(
-        """SELECT c.data FROM blob_chunks c JOIN recordings r ON r.blob_id = c.blob_id
-            WHERE r.id = $1 ORDER BY c.pos""", recording_id)  # fmt: skip
-    return b"".join(r["data"] for r in rows)
 
 
 async def test_three_hundred_wav_recordings_opened_at_once_each_hold_their_own_audio(

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 import pytest
+from stored_chunks import stored
 
 from media_mgr.config import Settings
 from media_mgr.recording.config import RecorderConfig
@@ -29,14 +30,6 @@ FAST = RecorderConfig(flush_seconds=0.4, recovery_grace=0.0)
 
 
 @pytest.fixture
-async def pool(database_url: str, server: object) -> AsyncIterator[asyncpg.Pool]:
-    # ``server`` has applied the migrations to the run's database.
-    p = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    yield p
-    await p.close()
-
-
-@pytest.fixture
 async def recorder(pool: asyncpg.Pool) -> AsyncIterator[Recorder]:
     events: list[tuple[str, dict[str, Any]]] = []
 
@@ -48,13 +41,6 @@ async def recorder(pool: asyncpg.Pool) -> AsyncIterator[Recorder]:
     await rec.start()
     yield rec
     await rec.stop()
-
-
-async def stored(pool: asyncpg.Pool, recording_id: str) -> bytes:
-    rows = await pool.fetch(
-        """SELECT c.data FROM blob_chunks c JOIN recordings r ON r.blob_id = c.blob_id
-            WHERE r.id = $1 ORDER BY c.pos""", recording_id)  # fmt: skip
-    return b"".join(r["data"] for r in rows)
 
 
 async def test_mp3_pieces_are_stored_byte_exact_with_the_frame_count_duration(
