@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+AMQP_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -65,6 +67,21 @@ class Metrics:
             registry=r,
         )
         # AMQP media_req (amqp/consumer.py): a request past ecallmgr's 2 s budget is not answered.
+        # Where a media_req's time goes: in the broker before we took it (from its publisher's
+        # timestamp; only requests whose stamp is trusted, see amqp/request_age.py) and with us until
+        # the broker confirmed our reply. ecallmgr waits for the sum.
+        self.amqp_request_wait_seconds = Histogram(
+            "media_mgr_amqp_request_wait_seconds",
+            "media_req: from its publisher's timestamp to media-mgr taking it (the broker and the wire)",
+            buckets=AMQP_BUCKETS,
+            registry=r,
+        )
+        self.amqp_reply_seconds = Histogram(
+            "media_mgr_amqp_reply_seconds",
+            "media_req: from media-mgr taking it to the broker confirming the reply",
+            buckets=AMQP_BUCKETS,
+            registry=r,
+        )
         self.amqp_requests_late = Counter(
             "media_mgr_amqp_requests_late",
             "media_req not answered: past ecallmgr's wait on arrival (queued) or once resolved (resolving)",

@@ -299,12 +299,15 @@ class AmqpConsumer(Component):
         props = message.header.properties
         loop = asyncio.get_running_loop()
         age = request_age.waited(props.timestamp, self._max_age)
-        due = request_age.deadline(loop.time(), self.config.budget, age)
+        taken = loop.time()
+        due = request_age.deadline(taken, self.config.budget, age)
+        if age is not None:
+            self.metrics.amqp_request_wait_seconds.observe(age)
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)
         try:
-            how = await self._answer(message, props, due, age is not None)
+            how = await self._answer(message, props, taken, due, age is not None)
         except Exception:
             log.exception("media_req delivery failed; dropped")
             how = "reject"
@@ -314,7 +317,7 @@ class AmqpConsumer(Component):
         settlement.settle(tag, how)
 
     async def _answer(
-        self, message: DeliveredMessage, props: spec.Basic.Properties, due: float, stamped: bool
+        self, message: DeliveredMessage, props: spec.Basic.Properties, taken: float, due: float, stamped: bool
     ) -> How:
         """What to do with the delivery once this returns: ack only when its reply was confirmed (or it
         is too late to want one)."""
@@ -335,6 +338,7 @@ class AmqpConsumer(Component):
         else:
             server_id, reply = prepared
         if await self._publish(self._targeted, server_id, wire.encode(reply)):
+            self.metrics.amqp_reply_seconds.observe(loop.time() - taken)
             return "ack"
         redelivered = bool(getattr(message.delivery, "redelivered", False))
         if loop.time() < due and (stamped or not redelivered):

@@ -126,6 +126,31 @@ async def test_a_request_older_than_the_budget_is_acknowledged_counted_and_not_a
     assert await queue_depth(config.url, config.queue_name) == 0  # acknowledged, not left to come back
 
 
+def sampled(consumer: AmqpConsumer, name: str, suffix: str) -> float:
+    return consumer.metrics.registry.get_sample_value(f"media_mgr_amqp_{name}_seconds_{suffix}") or 0.0
+
+
+async def test_where_a_request_s_time_went_is_in_metrics_broker_wait_and_reply_apart(
+    start_consumer: Start, config: AmqpConfig
+) -> None:
+    """The wait before we took a request (from ecallmgr's stamp) and our time to a confirmed reply are
+    two histograms: a request that waited 1.5 s shows it in the first; one past the budget is waited
+    for but never replied to; one whose stamp cannot be trusted is not counted as waiting."""
+    consumer = await start_consumer()
+    async with Ecallmgr(config.exchange) as ecallmgr:
+        sent = [await ecallmgr.send(GREETING) for _ in range(5)]
+        sent.append(await ecallmgr.send_aged(GREETING, 1.5))
+        await ecallmgr.send_aged(GREETING, 2.5)  # late: acknowledged, not answered
+        sent.append(await ecallmgr.send_aged(GREETING, 3600))  # a clock that is off: no wait to speak of
+        replies = [(await ecallmgr.reply())[0]["Msg-ID"] for _ in sent]
+    assert sorted(replies) == sorted(r["Msg-ID"] for r in sent)
+    await wait_until(lambda: late(consumer, "queued") == 1, 10, "the late one counted")
+    assert sampled(consumer, "request_wait", "count") == 7  # five fresh, 1.5 s, 2.5 s
+    assert 4.0 <= sampled(consumer, "request_wait", "sum") < 4.0 + 7 * 1.0
+    assert sampled(consumer, "reply", "count") == 7  # five fresh, the 1.5 s one, the untrusted one
+    assert 0 < sampled(consumer, "reply", "sum") < 7 * 2.0
+
+
 class SlowResolver:
     """Answers after ``delay`` seconds: a lookup that outlasts what is left of the budget."""
 
