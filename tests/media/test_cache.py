@@ -4,11 +4,11 @@ its listener) with many more items than fit, every body right and the bound neve
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from pathlib import Path
 
-from media_mgr.builders import open_library, open_listener, open_playback, open_store
+from live_playback import live_playback
+
 from media_mgr.config import Settings
 from media_mgr.media.cache import ENTRY_COST, MISS, NAMES, ByteLru, MediaCache
 from media_mgr.media.models import NewMedia
@@ -87,18 +87,8 @@ async def test_a_real_playback_cache_stays_in_its_bound_and_serves_the_right_byt
     settings = Settings(database_url=database_url, data_dir=tmp_path, cache_bytes=100 * 1024,
                         cache_item_bytes=32 * 1024)  # fmt: skip
     account = secrets.token_hex(16)
-    async with (
-        open_store(settings, apply_migrations=False) as store,
-        open_listener(settings, store) as listener,
-    ):
-        playback = await open_playback(
-            settings, store, http_port=1, secret=b"s" * 32, tts=None, listener=listener
-        )
+    async with live_playback(settings) as (playback, library):
         cache = playback.catalog.cache
-        async with asyncio.timeout(10):
-            while not cache.live:
-                await asyncio.sleep(0.01)
-        library = open_library(settings, store)
         items = []
         for n in range(40):
             wav = tone(tmp_path / f"{n}.wav", seconds=1, freq=200 + 20 * n)

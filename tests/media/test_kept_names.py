@@ -8,8 +8,8 @@ import secrets
 from pathlib import Path
 
 import pytest
+from live_playback import live_playback
 
-from media_mgr.builders import open_library, open_listener, open_playback, open_store
 from media_mgr.config import Settings
 from media_mgr.errors import NotFound
 from media_mgr.media.models import NewMedia
@@ -24,18 +24,8 @@ async def test_a_known_name_resolves_from_memory_as_the_database_path_would(
 ) -> None:
     settings = Settings(database_url=database_url, data_dir=tmp_path)
     account, other = secrets.token_hex(16), secrets.token_hex(16)
-    async with (
-        open_store(settings, apply_migrations=False) as store,
-        open_listener(settings, store) as listener,
-    ):
-        playback = await open_playback(
-            settings, store, http_port=1, secret=b"s" * 32, tts=None, listener=listener
-        )
+    async with live_playback(settings) as (playback, library):
         cache = playback.catalog.cache
-        async with asyncio.timeout(10):
-            while not cache.live:
-                await asyncio.sleep(0.01)
-        library = open_library(settings, store)
         wav = tone(tmp_path / "p.wav", seconds=1)
         staged = await stage(read_file(wav), tmp_path, 1 << 20)
         item = await library.add(NewMedia(account, "kept", prompt_id="kept-prompt", language="en-us"), staged)
