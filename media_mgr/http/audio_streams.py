@@ -10,7 +10,7 @@ through the ``AudioStreamControl`` protocol.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Protocol
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
@@ -21,7 +21,7 @@ from media_mgr.credentials import same_secret
 from media_mgr.errors import NotFound, Unauthorized
 from media_mgr.fleet.peers import FLEET_HEADER, FORWARDED_HEADER
 from media_mgr.http.guard import AdminGuard
-from media_mgr.http.openapi import GUARDED, NAME_PATTERN, error_responses
+from media_mgr.http.openapi import GUARDED, JSON_NUMBER, NAME_PATTERN, error_responses
 from media_mgr.ids import HEX32_PATTERN
 
 
@@ -94,10 +94,13 @@ class AudioStreamUrlRequest(BaseModel):
     name: str | None = Field(
         default=None, min_length=1, max_length=255, pattern=NAME_PATTERN, description="the recording's name"
     )
-    rate: int | None = Field(
-        default=None, ge=8000, le=48000, multiple_of=8000, description="the stream's rate, put in the URL"
+    rate: Annotated[int | None, JSON_NUMBER] = Field(
+        default=None, ge=8000, le=48000, multiple_of=8000, description="the stream's rate"
     )
-    channels: Literal[1, 2] | None = Field(default=None, description="the stream's channels, put in the URL")
+    # Not Literal[1, 2]: a Literal compares by equality, so it took ``true``.
+    channels: Annotated[int | None, JSON_NUMBER] = Field(
+        default=None, ge=1, le=2, description="the stream's channels"
+    )
 
 
 def audio_streams_router(

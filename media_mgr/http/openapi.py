@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from media_mgr.media.playback import RATES
 
@@ -50,6 +50,18 @@ MAX_OFFSET = 2**31 - 1
 RATE_SCHEMA: dict[str, Any] = {"enum": sorted(RATES)}
 """The sample rates a conversion may ask for (others get 400), declared where a rate is taken."""
 OPTIONAL_RATE_SCHEMA: dict[str, Any] = {"enum": [*sorted(RATES), None]}
+
+
+def _a_json_number(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+JSON_NUMBER = BeforeValidator(_a_json_number)
+"""For an integer of a JSON body (``Annotated[int | None, JSON_NUMBER]``): ``2`` or ``2.0`` (JSON
+Schema's integer), never ``true`` or ``"2"``, which pydantic's lax mode would take (found by
+tests/fuzz/test_openapi_fuzz.py). Outside the union, so the schema keeps ``minimum``/``maximum``."""
 
 GUARDED = (401, 403, 422)
 """Errors of every ``/v1`` operation: the admin guard's, and FastAPI's validation."""

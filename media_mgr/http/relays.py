@@ -9,7 +9,7 @@ this instance's own relays only (``local``): it is never forwarded again.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from media_mgr.errors import InvalidRequest
 from media_mgr.fleet.peers import FORWARDED_HEADER
 from media_mgr.http.guard import AdminGuard
-from media_mgr.http.openapi import GUARDED, error_responses
+from media_mgr.http.openapi import GUARDED, JSON_NUMBER, error_responses
 from media_mgr.ids import HEX32_PATTERN
 
 
@@ -44,7 +44,7 @@ class RelayTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field(min_length=1, max_length=255)
-    port: int = Field(default=8000, ge=1, le=65535)
+    port: Annotated[int, JSON_NUMBER] = Field(default=8000, ge=1, le=65535)
     mount: str = Field(min_length=2, max_length=255, pattern=r"^/")
     user: str = Field(default="source", max_length=255)
     password: str = Field(min_length=1, max_length=255)

@@ -7,7 +7,7 @@ live things are listed by ``http/activity.py`` and mod_audio_stream sessions con
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Response
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from media_mgr.errors import NotFound
 from media_mgr.http.guard import AdminGuard
-from media_mgr.http.openapi import GUARDED, OPTIONAL_RATE_SCHEMA, error_responses
+from media_mgr.http.openapi import GUARDED, JSON_NUMBER, OPTIONAL_RATE_SCHEMA, error_responses
 from media_mgr.media.playback import Playback
 from media_mgr.tts.speech import TtsOptions
 
@@ -31,7 +31,7 @@ class StreamUrlRequest(BaseModel):
     stream_type: Literal["new", "extant"] = "new"
     protocol: Literal["http", "https", "shout", "vlc"] | None = None
     format: Literal["wav", "mp3"] | None = None
-    rate: int | None = Field(
+    rate: Annotated[int | None, JSON_NUMBER] = Field(
         default=None,
         description="resample to this rate",
         json_schema_extra=OPTIONAL_RATE_SCHEMA,
