@@ -95,11 +95,11 @@ class AudioStreamUrlRequest(BaseModel):
         default=None, min_length=1, max_length=255, pattern=NAME_PATTERN, description="the recording's name"
     )
     rate: Annotated[int | None, JSON_NUMBER] = Field(
-        default=None, ge=8000, le=48000, multiple_of=8000, description="the stream's rate"
+        default=None, ge=8000, le=48000, multiple_of=8000, description="the stream's rate, put in the URL"
     )
     # Not Literal[1, 2]: a Literal compares by equality, so it took ``true``.
     channels: Annotated[int | None, JSON_NUMBER] = Field(
-        default=None, ge=1, le=2, description="the stream's channels"
+        default=None, ge=1, le=2, description="the stream's channels, put in the URL"
     )
 
 
