@@ -34,6 +34,17 @@ PARSED_NAMES = 4096
 """Media-Names kept parsed (a name's meaning never changes; only what it resolves to, kept elsewhere)."""
 
 
+def _record_key(media_id: str) -> tuple[str, str]:
+    return ("record", media_id)
+
+
+def _prompt_key(
+    account_id: str | None, prompt_id: str, languages: list[str], with_system: bool
+) -> tuple[str, str | None, str, tuple[str, ...], bool]:
+    """One key for the database path (``_prompt``) and the memory-only one (``_kept``)."""
+    return ("prompt", account_id, prompt_id, tuple(languages), with_system)
+
+
 class SpeechSource(Protocol):
     """``tts://`` text (and the request's TTS keys) -> the stored media speaking it (``TtsService``)."""
 
@@ -88,7 +99,7 @@ class Catalog:
         """The item with this id, from memory when it is there. ``seen``: a revision the caller knows
         existed (a URL's), so a kept copy older than it, or a kept absence, is read again: the
         notification that would have dropped it is still on its way."""
-        key = ("record", media_id)
+        key = _record_key(media_id)
         kept = self.cache.get(key)
         if kept is not MISS and (kept.revision >= seen if kept is not None else seen == 0):
             return kept  # type: ignore[no-any-return]
@@ -101,7 +112,7 @@ class Catalog:
     async def _prompt(
         self, account_id: str | None, prompt_id: str, languages: list[str], with_system: bool
     ) -> MediaRow | None:
-        key = ("prompt", account_id, prompt_id, tuple(languages), with_system)
+        key = _prompt_key(account_id, prompt_id, languages, with_system)
         kept = self.cache.get(key)
         if kept is not MISS:
             return kept  # type: ignore[no-any-return]
@@ -135,17 +146,14 @@ class Catalog:
             case MediaIdRef(account_id=account_id, media_id=media_id):
                 if not is_hex32(media_id):
                     return None
-                kept = self.cache.get(("record", media_id))
+                kept = self.cache.get(_record_key(media_id))
                 if kept is None or kept is MISS:
                     return kept
                 return kept if kept.account_id == account_id else None
             case SystemPromptRef(language=language, prompt_id=prompt_id):
-                kept = self.cache.get(("prompt", None, prompt_id, (language.lower(),), False))
-                return kept
+                return self.cache.get(_prompt_key(None, prompt_id, [language.lower()], False))
             case PromptRef(account_id=account_id, prompt_id=prompt_id, language=language):
-                languages = tuple(self.languages(language))
-                kept = self.cache.get(("prompt", account_id, prompt_id, languages, True))
-                return kept
+                return self.cache.get(_prompt_key(account_id, prompt_id, self.languages(language), True))
         return MISS  # tts://: the TTS service decides
 
     @staticmethod
