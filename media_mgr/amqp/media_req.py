@@ -76,6 +76,8 @@ class MediaReqHandler:
         ``deadline`` (event-loop time) is when ecallmgr stops waiting: None comes back when it passes
         before the answer is ready, since an answer after it would only confuse a collector that moved on.
         """
+        # Memory first (again, after ``prepare``): a request that waited for a resolving slot may find
+        # its name kept by now, by an earlier request for the same name.
         if (kept := self.handle_kept(req)) is not None:
             return kept
         extra = self._extra(req)
