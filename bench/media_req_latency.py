@@ -8,7 +8,9 @@ responder's queue name as routing key, so they reach that responder only and no 
 
 The anchor, measured first in the same run on the same broker: a bare aio-pika responder answering each
 request at once with a fixed URL (no validation, no database, no token, no ack, no publisher confirm:
-``no_ack`` consuming and a channel without confirms, as lean as aio-pika's own API goes).
+``no_ack`` consuming and a channel without confirms, as lean as aio-pika's own API goes). Then the
+broker's floor: the same echo on the hand-framed client (``amqp_raw``), which costs next to nothing, so
+what it cannot hold (a p99, stalls) no responder on this broker and machine can.
 The gap to it is what media-mgr adds: validation, the catalog lookup, signing a URL, manual acks only
 after the broker confirmed the reply.
 
@@ -63,7 +65,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "amqp"))
-from amqp_raw import RawAmqp
+from amqp_raw import PublishFrames, RawAmqp
 
 from media_mgr.amqp import request_age
 
@@ -134,6 +136,43 @@ async def echo_responder(queue_name: str, ready: Event, stop: Event, handled: Sy
     ready.set()
     await asyncio.to_thread(stop.wait)
     await connection.close()
+
+
+async def raw_echo_responder(queue_name: str, ready: Event, stop: Event, handled: Synchronized[int]) -> None:
+    """The broker's floor: the echo on the hand-framed client (``amqp_raw``), no JSON decoding, no task per
+    message. What this one cannot hold (its stalls, its p99) the broker and the machine cannot give anyone.
+    """
+    amqp: RawAmqp | None = None
+    replies: dict[bytes, Callable[[bytes, int], bytes]] = {}
+
+    def field_of(body: bytes, key: bytes) -> bytes:
+        at = body.find(key)
+        start = body.find(b'"', at + len(key)) + 1
+        return body[start : body.find(b'"', start)]
+
+    def on_request(body: bytes) -> None:
+        handled.value += 1
+        msg_id, server_id = field_of(body, b'"Msg-ID"'), field_of(body, b'"Server-ID"')
+        frames = replies.get(server_id)
+        if frames is None:
+            frames = replies[server_id] = PublishFrames(
+                "targeted", server_id.decode(), "application/json"
+            ).frames
+        reply = (b'{"Event-Category":"media","Event-Name":"media_resp","Msg-ID":"' + msg_id
+                 + b'","Stream-URL":"http://127.0.0.1:1/x.wav","App-Name":"echo","App-Version":"0"}')  # fmt: skip
+        assert amqp is not None
+        amqp.write(frames(reply, 0))
+
+    amqp = await RawAmqp.connect(AMQP_URL, on_request)
+    await amqp.call(commands.Exchange.Declare(exchange="targeted", exchange_type="direct"),
+                    commands.Exchange.DeclareOk)  # fmt: skip
+    await amqp.call(commands.Queue.Declare(queue=queue_name, exclusive=True,
+                                           arguments={"x-max-length": 100, "x-message-ttl": 60_000}),
+                    commands.Queue.DeclareOk)  # fmt: skip
+    await amqp.call(commands.Basic.Consume(queue=queue_name, no_ack=True), commands.Basic.ConsumeOk)
+    ready.set()
+    await asyncio.to_thread(stop.wait)
+    await amqp.close()
 
 
 async def collect(server_id: Connection, stop: Event, out: Connection) -> None:
@@ -248,6 +287,11 @@ def measure(queue_name: str, media_name: str, rate: int, seconds: float) -> Run:
         if msg_id in arrived:
             by_second.setdefault(int(left - t0), []).append((arrived[msg_id] - left) * 1000)
     run.p99_by_second = [pct(v, 99) for _, v in sorted(by_second.items()) if len(v) >= 2]
+    print(
+        "  p99 of each second, in order (ms):",
+        " ".join(f"{v:.0f}" for v in run.p99_by_second),
+        file=sys.stderr,
+    )
     return run
 
 
@@ -361,15 +405,19 @@ def main() -> None:
             refused: dict[str, int] = {}
             sustained: dict[str, str] = {}
             view = ""
-            if not args.no_echo:
+            echoes = {
+                "bare aio-pika echo (anchor)": echo_responder,
+                "raw AMQP echo (broker floor)": raw_echo_responder,
+            }
+            for label, responder in ({} if args.no_echo else echoes).items():
                 echo_queue = f"bench.echo.{secrets.token_hex(3)}"
                 ready, stop = mp.Event(), mp.Event()
                 handled: Synchronized[int] = mp.Value("q", 0, lock=False)
-                echo = run_in_process(echo_responder, echo_queue, ready, stop, handled)
+                echo = run_in_process(responder, echo_queue, ready, stop, handled)
                 ready.wait(30)
-                results["bare aio-pika echo (anchor)"] = run = measure_cpu(echo.pid, echo_queue, "x", args)
+                results[label] = run = measure_cpu(echo.pid, echo_queue, "x", args)
                 run.handled = handled.value
-                sustained["bare aio-pika echo (anchor)"] = sweep(echo.pid, echo_queue, "x", args)
+                sustained[label] = sweep(echo.pid, echo_queue, "x", args)
                 stop.set()
                 echo.join()
             if args.baseline_tree:
