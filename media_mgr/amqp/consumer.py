@@ -6,17 +6,10 @@ every broker restart. ``ready`` says whether requests are being consumed right n
 
 Acknowledgement: manual, only once the reply was confirmed by the broker (batched: ``acks``). An instance
 that dies mid-request hands it to another; in flight is bounded by ``prefetch`` (Kazoo's ``no_ack`` is
-not). Each delivery is its own task (aiormq's), so replies await their confirms side by side. A
-request the resolver answers from memory (a known name) or that is refused before resolving takes no
-slot and no await until its publish; ``concurrency`` of those that need the database (or TTS) resolve
-at once, the others wait their turn in arrival order. Replies go out through ``ConfirmedPublisher``.
-Messages that cannot be read, or that carry no Server-ID to reply to, are logged and rejected without
-requeue.
-
-Late requests: a request is answered only before its deadline, ``budget`` (ecallmgr's 2 s wait) after it
-was published according to its timestamp property, or after it reached us when that stamp cannot be
-trusted (``request_age``). Past it, checked when its turn comes and again once resolved, the request is
-acknowledged, counted (``media_mgr_amqp_requests_late_total``) and not answered.
+not). Deliveries are read off the wire by ``frame_reader`` and ``deliveries`` and answered by
+``answering`` (the per-request half, late requests included); replies go out through
+``ConfirmedPublisher``. Messages that cannot be read, or that carry no Server-ID to reply to, are logged
+and rejected without requeue.
 """
 
 from __future__ import annotations
@@ -27,7 +20,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import aio_pika
 import aiormq
@@ -42,12 +35,13 @@ from aiormq import spec
 from aiormq.abc import DeliveredMessage
 from yarl import URL
 
-from media_mgr.amqp import request_age, wire
-from media_mgr.amqp.acks import How, Settlement
+from media_mgr.amqp import frame_reader, request_age, wire
+from media_mgr.amqp.acks import Settlement
+from media_mgr.amqp.answering import Answerer
 from media_mgr.amqp.config import AmqpConfig
+from media_mgr.amqp.deliveries import DeliveryTap
 from media_mgr.amqp.media_req import MediaReqHandler, StreamUrlResolver
 from media_mgr.amqp.publisher import ConfirmedPublisher
-from media_mgr.amqp.wire import MediaReq
 from media_mgr.lifecycle import Component
 from media_mgr.metrics import Metrics
 from media_mgr.tasks import TaskSet
@@ -68,17 +62,18 @@ class AmqpConsumer(Component):
         self, config: AmqpConfig, resolver: StreamUrlResolver, metrics: Metrics | None = None
     ) -> None:
         request_age.install()  # Kazoo's timestamps would otherwise break every delivery
+        frame_reader.install()
         self.config = config
         self.metrics = metrics or Metrics()
-        self._slots = asyncio.Semaphore(config.concurrency)
-        # The broker drops what waited longer than the queue's TTL: an older stamp means clocks disagree.
-        self._max_age = config.queue_message_ttl_ms / 1000 + config.budget
         self.handler = MediaReqHandler(
             resolver,
             node=config.node,
             legacy_error_codes=config.legacy_error_codes,
             timeout=config.timeout_reply,
         )
+        self.reply_exchange = config.reply_exchange
+        self._answerer = Answerer(self.handler, config, self.metrics, self)
+        self._tap: DeliveryTap | None = None
         if config.queue_layout == "shared":
             self.queue_name = config.queue_name
         else:
@@ -99,7 +94,6 @@ class AmqpConsumer(Component):
         self._consuming = False
         self._stopping = asyncio.Event()
         self._tasks = TaskSet("amqp", log)
-        self._inflight: set[asyncio.Task[Any]] = set()
 
     @property
     def ready(self) -> bool:
@@ -126,11 +120,7 @@ class AmqpConsumer(Component):
             except Exception as exc:
                 log.debug("consumer cancel failed", extra={"error": repr(exc)})
         self._consuming = False
-        if self._inflight:
-            _, late = await asyncio.wait(set(self._inflight), timeout=self.config.timeout_stop)
-            for task in late:
-                task.cancel()  # unacked: the broker hands the request to another instance
-            await asyncio.gather(*late, return_exceptions=True)
+        await self._answerer.finish(self.config.timeout_stop)
         if self._settlement is not None:
             await self._settlement.drain()  # the last batch of acks on the wire before the close
         connection, self._connection = self._connection, None
@@ -236,6 +226,7 @@ class AmqpConsumer(Component):
                 },
             )
             await queue.bind(requests, cfg.routing_key)
+            await self._reply_publisher()  # ready before the first delivery: answered without an await
             self._channel, self._requests = channel, requests
             channel.close_callbacks.add(self._on_channel_closed)
             channel.reopen_callbacks.add(self._on_channel_reopened)
@@ -261,10 +252,17 @@ class AmqpConsumer(Component):
         no aio-pika ``IncomingMessage`` built around it, and is settled through this channel's
         :class:`Settlement` (acks batched)."""
         underlay = await channel.get_underlay_channel()
+        if not isinstance(underlay, aiormq.Channel):
+            raise TypeError(f"not an aiormq channel: {underlay!r}")
         settlement = Settlement(underlay)
-        deliver = functools.partial(self._on_message, settlement=settlement)
+        deliver = functools.partial(self._answerer.on_delivery, settlement=settlement)
+        if self._tap is not None and self._tap.channel is underlay:
+            self._tap.on_delivery = deliver  # consuming again on the same channel (after a cancel)
+        else:
+            self._tap = DeliveryTap(underlay, self._consumer_tag, deliver)
         underlay.on_consumer_cancel_callbacks.add(self._on_consumer_cancel)
-        await underlay.basic_consume(self.queue_name, deliver, no_ack=False, consumer_tag=self._consumer_tag)
+        untapped = functools.partial(self._on_untapped, settlement=settlement)
+        await underlay.basic_consume(self.queue_name, untapped, no_ack=False, consumer_tag=self._consumer_tag)
         self._settlement = settlement
 
     def _on_consumer_cancel(self, frame: spec.Basic.Cancel) -> None:
@@ -292,67 +290,20 @@ class AmqpConsumer(Component):
 
     # -- messages -------------------------------------------------------------------------------------
 
-    async def _on_message(self, message: DeliveredMessage, settlement: Settlement) -> None:
-        """One delivery: decode, validate, answer, then settle. Never raises into aiormq."""
-        tag: int = message.delivery.delivery_tag  # type: ignore[union-attr,assignment]
-        settlement.received(tag)  # first, before any await: deliveries are registered in tag order
-        props = message.header.properties
-        loop = asyncio.get_running_loop()
-        age = request_age.waited(props.timestamp, self._max_age)
-        taken = loop.time()
-        due = request_age.deadline(taken, self.config.budget, age)
-        if age is not None:
-            self.metrics.amqp_request_wait_seconds.observe(age)
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)
-        try:
-            how = await self._answer(message, props, taken, due, age is not None)
-        except Exception:
-            log.exception("media_req delivery failed; dropped")
-            how = "reject"
-        finally:
-            if task is not None:
-                self._inflight.discard(task)
-        settlement.settle(tag, how)
+    async def _on_untapped(self, message: DeliveredMessage, settlement: Settlement) -> None:
+        """A delivery that reached aiormq's callback instead of the tap (none should): answered the same."""
+        if isinstance(message.delivery, spec.Basic.Deliver):
+            self._answerer.on_delivery(message.delivery, message.header.properties, message.body, settlement)
 
-    async def _answer(
-        self, message: DeliveredMessage, props: spec.Basic.Properties, taken: float, due: float, stamped: bool
-    ) -> How:
-        """What to do with the delivery once this returns: ack only when its reply was confirmed (or it
-        is too late to want one)."""
-        loop = asyncio.get_running_loop()
-        if loop.time() >= due:
-            return self._late("queued")
-        prepared = self.handler.prepare(message.body, props.content_type, props.content_encoding)
-        if isinstance(prepared, str):
-            return prepared
-        if isinstance(prepared, MediaReq):
-            async with self._slots:  # resolving needs the database (or TTS): ``concurrency`` at once
-                if loop.time() >= due:
-                    return self._late("queued")
-                answer = await self.handler.handle(prepared, due)
-            if answer is None or loop.time() >= due or prepared.server_id is None:
-                return self._late("resolving")
-            server_id, reply = prepared.server_id, answer
-        else:
-            server_id, reply = prepared
-        if await self._publish(self._targeted, server_id, wire.encode(reply)):
-            self.metrics.amqp_reply_seconds.observe(loop.time() - taken)
-            return "ack"
-        redelivered = bool(getattr(message.delivery, "redelivered", False))
-        if loop.time() < due and (stamped or not redelivered):
-            # Not confirmed, still wanted: let the broker deliver it again (maybe elsewhere). Its stamp
-            # bounds the retries by the budget; without one, once.
-            return "requeue"
-        return "reject"
+    def confirmed_now(self) -> ConfirmedPublisher | None:
+        """The reply publisher when it can take a reply without an await, else None."""
+        confirmed = self._confirmed
+        if confirmed is None or confirmed.is_closed or self._targeted is None:
+            return None
+        return confirmed
 
-    def _late(self, stage: Literal["queued", "resolving"]) -> How:
-        """Past ecallmgr's wait: acknowledged (nobody wants it any more), counted, not answered."""
-        self.metrics.amqp_requests_late.labels(stage=stage).inc()
-        if log.isEnabledFor(logging.INFO):
-            log.info("media_req too old to answer", extra={"stage": stage, "budget": self.config.budget})
-        return "ack"
+    async def publish_reply(self, routing_key: str, body: bytes) -> bool:
+        return await self._publish(self._targeted, routing_key, body)
 
     async def _publish(self, exchange: AbstractExchange | None, routing_key: str, body: bytes) -> bool:
         """Publish with a broker confirm, within ``timeout_publish``; False when that did not happen.
@@ -365,16 +316,7 @@ class AmqpConsumer(Component):
         try:
             confirmed = self._confirmed
             if confirmed is None or confirmed.is_closed:
-                async with asyncio.timeout(self.config.timeout_publish):
-                    channel = await self._publisher.get_underlay_channel()
-                if not isinstance(channel, aiormq.Channel):
-                    raise TypeError(f"not an aiormq channel: {channel!r}")
-                if confirmed is None or confirmed.channel is not channel:
-                    if confirmed is not None:
-                        confirmed.close()
-                    confirmed = self._confirmed = ConfirmedPublisher(
-                        channel, wire.CONTENT_TYPE, self.config.timeout_publish
-                    )
+                confirmed = await self._reply_publisher()
             await confirmed.publish(exchange.name, routing_key, body)
         except Exception as exc:
             log.warning(
@@ -383,6 +325,22 @@ class AmqpConsumer(Component):
             )
             return False
         return True
+
+    async def _reply_publisher(self) -> ConfirmedPublisher:
+        """The publisher on the publishing channel's current aiormq channel, made when that changed."""
+        if self._publisher is None:
+            raise ConnectionError("no publishing channel")
+        async with asyncio.timeout(self.config.timeout_publish):
+            channel = await self._publisher.get_underlay_channel()
+        if not isinstance(channel, aiormq.Channel):
+            raise TypeError(f"not an aiormq channel: {channel!r}")
+        confirmed = self._confirmed  # read again: another publish may have made it meanwhile
+        if confirmed is None or confirmed.channel is not channel:
+            if confirmed is not None:
+                confirmed.close()
+            timeout = self.config.timeout_publish
+            confirmed = self._confirmed = ConfirmedPublisher(channel, wire.CONTENT_TYPE, timeout)
+        return confirmed
 
     # -- heartbeats -----------------------------------------------------------------------------------
 

@@ -1,0 +1,115 @@
+"""Reading deliveries off the wire without aiormq's per-frame machinery: ``FrameReader`` cuts the same
+frames out of any chunking of the byte stream and fails as aiormq's reader does; ``DeliveryTap`` hands
+the real broker's deliveries of its consumer over whole (bodies over several frames too), in order, and
+leaves every other consumer's to aiormq."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import aiormq
+import pytest
+from aiormq.abc import DeliveredMessage
+from aiormq.exceptions import AMQPConnectionError, ProtocolSyntaxError
+from pamqp import commands, frame, heartbeat
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
+
+from media_mgr.amqp import frame_reader
+from media_mgr.amqp.deliveries import DeliveryTap
+from media_mgr.amqp.frame_reader import FrameReader
+
+from amqp_peers import AMQP_URL
+
+
+def wire() -> tuple[bytes, list[tuple[int, type]]]:
+    """A broker's bytes for a delivery (method, header, two body frames), a heartbeat and a Channel.Close."""
+    body = b"x" * 300
+    frames = [
+        (1, commands.Basic.Deliver("ctag", 7, False, "kapps", "media_req")),
+        (1, ContentHeader(0, len(body), commands.Basic.Properties(content_type="application/json"))),
+        (1, ContentBody(body[:200])),
+        (1, ContentBody(body[200:])),
+        (0, heartbeat.Heartbeat()),
+        (1, commands.Channel.Close(404, "NOT_FOUND", 0, 0)),
+    ]
+    data = b"".join(frame.marshal(value, channel) for channel, value in frames)
+    return data, [(channel, type(value)) for channel, value in frames]
+
+
+async def read_all(chunks: list[bytes], eof: bool = True) -> list[tuple[int, int, object]]:
+    stream = asyncio.StreamReader()
+    for chunk in chunks:
+        stream.feed_data(chunk)
+    if eof:
+        stream.feed_eof()
+    return [item async for item in FrameReader(stream)]
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 13, 64, 100_000])
+async def test_every_chunking_gives_the_same_frames(size: int) -> None:
+    data, expected = wire()
+    got = await read_all([data[i : i + size] for i in range(0, len(data), size)])
+    assert [(channel, type(value)) for _, channel, value in got] == expected
+    assert sum(consumed for consumed, _, _ in got) == len(data)  # aiormq's "weight": the bytes of each
+    delivered = got[0][2]
+    assert isinstance(delivered, commands.Basic.Deliver)
+    assert (delivered.delivery_tag, delivered.routing_key) == (7, "media_req")
+    assert b"".join(v.value for _, _, v in got if isinstance(v, ContentBody)) == b"x" * 300
+
+
+async def test_a_connection_closed_inside_a_frame_is_an_amqp_connection_error() -> None:
+    data, _ = wire()
+    with pytest.raises(AMQPConnectionError, match="unexpectedly closed"):
+        await read_all([data[:20]])
+
+
+async def test_a_protocol_header_from_the_broker_is_refused_as_aiormq_refuses_it() -> None:
+    with pytest.raises(ProtocolSyntaxError):
+        await read_all([b"AMQP\x00\x00\x09\x01"])
+
+
+async def test_aiormq_connects_through_it_and_its_deliveries_go_to_the_tap() -> None:
+    frame_reader.install()
+    connection = await aiormq.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        assert isinstance(channel, aiormq.Channel)
+        queue = f"test.tap.{secrets.token_hex(4)}"
+        other = f"test.untapped.{secrets.token_hex(4)}"
+        for name in (queue, other):
+            await channel.queue_declare(name, exclusive=True)
+        tapped: list[tuple[int, str | None, bytes]] = []
+        untapped: list[bytes] = []
+
+        def on_delivery(
+            deliver: commands.Basic.Deliver, props: commands.Basic.Properties, body: bytes
+        ) -> None:
+            tapped.append((int(deliver.delivery_tag or 0), props.content_type, body))
+
+        async def callback(message: DeliveredMessage) -> None:
+            untapped.append(message.body)
+
+        DeliveryTap(channel, "tapped", on_delivery)
+        await channel.basic_consume(queue, callback, no_ack=True, consumer_tag="tapped")
+        await channel.basic_consume(other, callback, no_ack=True, consumer_tag="plain")
+        max_body = connection.connection_tune.frame_max - 8
+        bodies = [b"", b"one", secrets.token_bytes(max_body * 2 + 5), b"last"]  # the third is three frames
+        for body in bodies:
+            await channel.basic_publish(
+                body, routing_key=queue, properties=commands.Basic.Properties(content_type="t/x")
+            )
+        await channel.basic_publish(b"not ours", routing_key=other)
+        async with asyncio.timeout(10):
+            while len(tapped) < len(bodies) or not untapped:
+                await asyncio.sleep(0.01)
+        assert [body for _, _, body in tapped] == bodies
+        assert [tag for tag, _, _ in tapped] == sorted(tag for tag, _, _ in tapped)
+        assert {content_type for _, content_type, _ in tapped} == {"t/x"}
+        assert untapped == [b"not ours"]
+        # The tap leaves the channel's own replies alone: an RPC on it still works.
+        declared = await channel.queue_declare(queue, passive=True)
+        assert declared.message_count == 0
+    finally:
+        await connection.close()
