@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, cast
 
+import orjson
+
 from media_mgr import __version__
 
 APP_NAME: Final = "media_srv"
@@ -101,14 +103,23 @@ def decode_body(
     if len(body) > limit:
         raise DecodeError(f"body is larger than {limit} bytes")
     try:
-        value = json.loads(body)
+        # orjson reads every request Kazoo sends, several times faster; what it refuses (a lone
+        # surrogate, an integer past 64 bits, NaN, or no JSON at all) json decides, as it always did.
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        value = _json_loads(body)
+    if not isinstance(value, dict):
+        raise DecodeError("body is not a JSON object")
+    return cast(dict[str, Any], value)
+
+
+def _json_loads(body: bytes) -> Any:
+    try:
+        return json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise DecodeError(f"body is not JSON: {exc}") from None
     except RecursionError:
         raise DecodeError("body is JSON nested too deep to read") from None
-    if not isinstance(value, dict):
-        raise DecodeError("body is not a JSON object")
-    return cast(dict[str, Any], value)
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
@@ -139,6 +150,10 @@ def encode(message: Mapping[str, Any]) -> bytes:
     A string with a lone surrogate (a request may carry ``"\\ud800"``: valid JSON, no UTF-8) is
     written with ``\\u`` escapes instead, as it came: the reply still echoes it exactly.
     """
+    try:
+        return orjson.dumps(message)  # the same compact UTF-8, in a fraction of the time
+    except TypeError:
+        pass  # a lone surrogate, an integer past 64 bits: json's way below
     text = _UTF8_JSON.encode(message)
     try:
         return text.encode()
