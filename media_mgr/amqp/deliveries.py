@@ -4,7 +4,7 @@ For every delivery aiormq queues three frames (Basic.Deliver, the content header
 channel's reader task, reassembles them through awaited queue reads into a ``DeliveredMessage`` and
 starts a task to run the consumer callback in: about a fifth of media-mgr's CPU per media_req at 2000 a
 second, before any of our own work. :class:`DeliveryTap` sits where aiormq's connection reader hands
-frames to the channel (``channel.frames.put``): the frames of deliveries for its consumer tag are
+frames to the channel (``channel_tap``): the frames of deliveries for its consumer tag are
 assembled there and given to ``on_delivery`` in the same call, in the order the broker sent them; every
 other frame (RPC replies, Basic.Cancel, Channel.Close, other consumers' deliveries) goes on to aiormq as
 before, so closing, cancelling and reconnecting behave exactly as they did.
@@ -12,7 +12,6 @@ before, so closing, cancelling and reconnecting behave exactly as they did.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +20,8 @@ import aiormq
 from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
+
+from media_mgr.amqp import channel_tap
 
 log = logging.getLogger("media_mgr.amqp")
 
@@ -35,19 +36,11 @@ class DeliveryTap:
         self.channel = channel
         self.consumer_tag = consumer_tag
         self.on_delivery = on_delivery
-        queue: asyncio.Queue[Any] = channel.frames
-        self._pass_on = queue.put
         self._deliver: spec.Basic.Deliver | None = None
         self._header: ContentHeader | None = None
         self._parts: list[bytes] = []
         self._received = 0
-        # The connection reader awaits ``channel.frames.put(...)``; the instance attribute shadows the
-        # queue's method for this one queue only. The reader is not blocked on it, unlike ``get``.
-        queue.put = self._put  # type: ignore[method-assign]
-
-    async def _put(self, item: tuple[int, Any]) -> None:
-        if not self._take(item[1]):
-            await self._pass_on(item)
+        channel_tap.divert(channel, self._take)
 
     def _take(self, frame: Any) -> bool:
         """True when ``frame`` belongs to one of our deliveries (and was used)."""

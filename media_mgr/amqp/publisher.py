@@ -6,9 +6,11 @@ marshalling, the channel lock, an ``asyncio.timeout``, a context manager, an awa
 future with callbacks. :class:`ConfirmedPublisher` writes the same three frames (Basic.Publish, a header
 with only ``content_type``, the body split at the negotiated frame size) from bytes built once per
 exchange and routing key, into the same connection's write queue, and registers the confirmation where
-aiormq's channel reader resolves it (``channel.confirmations``): a broker ack resolves the future, a nack
-or a channel loss fails it, as for aiormq's own publishes. This channel carries only these publishes, so
-delivery tags stay in step with the broker's count.
+aiormq keeps its own (``channel.confirmations``, so a channel loss fails it as aiormq fails its own).
+The broker's Basic.Ack and Basic.Nack frames are taken off the channel as they are read
+(``channel_tap``) and settle the confirmations at once, oldest first: an ack resolves the future, a
+nack fails it with aiormq's ``DeliveryError``. This channel carries only these publishes, so delivery
+tags stay in step with the broker's count, and in order.
 
 Instead of a timer per publish, one sweep fails confirmations still pending ``timeout`` after they were
 sent (checked every ``timeout / 4``).
@@ -24,10 +26,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import struct
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from aiormq import Channel
 from aiormq.abc import ChannelFrame
+from aiormq.exceptions import DeliveryError
+from pamqp import commands as spec
+
+from media_mgr.amqp import channel_tap
 
 _FRAME: Final = struct.Struct(">BHI")
 _HEADER: Final = struct.Struct(">HHQH")
@@ -65,6 +72,7 @@ class ConfirmedPublisher:
         self._writer: asyncio.Task[None] | None = None
         self._turn: list[bytes] = []  # frames published in this loop turn, written at its end
         self._sweep: asyncio.TimerHandle | None = None
+        channel_tap.divert(channel, _settle_confirms(channel))
 
     @property
     def is_closed(self) -> bool:
@@ -162,3 +170,33 @@ class ConfirmedPublisher:
             self._sweep = None
         if self._writer is not None:
             self._writer.cancel()
+
+
+def _settle_confirms(channel: Channel) -> Callable[[Any], bool]:
+    """The broker's confirms on ``channel``, settled as read: ``multiple`` covers every tag up to its own."""
+    confirmations = channel.confirmations
+
+    def take(frame: Any) -> bool:
+        if not isinstance(frame, spec.Basic.Ack | spec.Basic.Nack):
+            return False
+        last = frame.delivery_tag or 0
+        if frame.multiple:
+            while confirmations:
+                tag = next(iter(confirmations))
+                if tag > last:
+                    break
+                _settle(confirmations.pop(tag), frame)
+        elif (confirmation := confirmations.pop(last, None)) is not None:
+            _settle(confirmation, frame)
+        return True
+
+    return take
+
+
+def _settle(confirmation: Any, frame: spec.Basic.Ack | spec.Basic.Nack) -> None:
+    if not isinstance(confirmation, asyncio.Future) or confirmation.done():
+        return  # timed out by the sweep, or cancelled: nobody waits for it any more
+    if isinstance(frame, spec.Basic.Ack):
+        confirmation.set_result(frame)
+    else:
+        confirmation.set_exception(DeliveryError(None, frame))
