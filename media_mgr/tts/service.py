@@ -109,6 +109,11 @@ class TtsService:
         for engine in self.engines.values():
             await engine.aclose()
 
+    @property
+    def pending(self) -> int:
+        """Distinct texts waiting for or in synthesis (``MAX_PENDING`` at most)."""
+        return len(self._tasks)
+
     def speech(self, name_text: str, options: TtsOptions | None) -> Speech:
         """Check a request against Kazoo's rules and the engine; raises ``InvalidRequest``/``NotFound``."""
         speech = speech_for(name_text, options, self.config.defaults)
