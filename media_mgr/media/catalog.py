@@ -12,6 +12,8 @@ media_req for a known item asks the database nothing.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Protocol
 
 from media_mgr.errors import NotFound
@@ -63,6 +65,7 @@ class Catalog:
         self.default_language = default_language.lower()
         self.tts = tts
         self._names: dict[str, MediaRef] = {}  # parsed Media-Names: the same few arrive again and again
+        self._reading: dict[tuple[Hashable, int], asyncio.Future[MediaItem | None]] = {}  # reads under way
         self.cache = (
             cache if cache is not None else MediaCache(0, 0)
         )  # never live: every lookup reads the database
@@ -103,11 +106,9 @@ class Catalog:
         kept = self.cache.get(key)
         if kept is not MISS and (kept.revision >= seen if kept is not None else seen == 0):
             return kept  # type: ignore[no-any-return]
-        began = self.cache.begin()
-        row = await self.store.get(media_id)
-        item = MediaItem.of(row) if row is not None else None
-        self.cache.put(began, key, item, media_id)
-        return item
+        if seen:  # a read of its own: one shared with an earlier caller may predate that revision
+            return await self._read_now(self.cache.begin(), key, media_id, lambda: self.store.get(media_id))
+        return await self._read(key, media_id, lambda: self.store.get(media_id))
 
     async def _prompt(
         self, account_id: str | None, prompt_id: str, languages: list[str], with_system: bool
@@ -116,11 +117,42 @@ class Catalog:
         kept = self.cache.get(key)
         if kept is not MISS:
             return kept  # type: ignore[no-any-return]
+        return await self._read(
+            key,
+            NAMES,
+            lambda: self.store.find_prompt(account_id, prompt_id, languages, with_system=with_system),
+        )
+
+    async def _read(
+        self, key: Hashable, tag: str, read: Callable[[], Awaitable[MediaRow | None]]
+    ) -> MediaItem | None:
+        """One database read for every concurrent miss of ``key`` in the same cache generation: a burst
+        of media_req for a name not yet known (a fresh instance at 2000 a second) waits for one query,
+        not for dozens queued for the pool. A change since a read began makes a new one, so nothing
+        read before a change reaches a caller that came after it. Without a live cache, each reads."""
         began = self.cache.begin()
-        row = await self.store.find_prompt(account_id, prompt_id, languages, with_system=with_system)
+        if not self.cache.live:
+            return await self._read_now(began, key, tag, read)
+        flight = (key, began)
+        shared = self._reading.get(flight)
+        if shared is None:
+            shared = asyncio.ensure_future(self._read_now(began, key, tag, read))
+            self._reading[flight] = shared
+            shared.add_done_callback(lambda done: self._landed(flight, done))
+        return await asyncio.shield(shared)
+
+    async def _read_now(
+        self, began: int, key: Hashable, tag: str, read: Callable[[], Awaitable[MediaRow | None]]
+    ) -> MediaItem | None:
+        row = await read()
         item = MediaItem.of(row) if row is not None else None
-        self.cache.put(began, key, item, NAMES)
+        self.cache.put(began, key, item, tag)
         return item
+
+    def _landed(self, flight: tuple[Hashable, int], done: asyncio.Future[MediaItem | None]) -> None:
+        self._reading.pop(flight, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every caller may have gone (timed out) meanwhile
 
     async def resolve(self, ref: MediaRef, tts: TtsOptions | None = None) -> MediaItem:
         item: MediaRow | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 from live_playback import live_playback
@@ -60,3 +61,63 @@ async def test_a_known_name_resolves_from_memory_as_the_database_path_would(
             await playback.stream_url(by_id, "new", None, None)
         with pytest.raises(NotFound):
             playback.stream_url_kept(by_id, "new", None, None)  # now known absent
+
+
+class HeldReads:
+    """The real store, its name look-ups counted and held until released (to see them overlap)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.reads = 0
+        self.release = asyncio.Event()
+
+    async def find_prompt(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        await self.release.wait()
+        return await self.store.find_prompt(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def reads_reach(held: HeldReads, count: int) -> None:
+    async with asyncio.timeout(10):
+        while held.reads < count:
+            await asyncio.sleep(0.005)
+
+
+async def test_a_burst_for_an_unknown_name_waits_for_one_read_and_none_from_before_a_change(
+    database_url: str, server: object, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=database_url, data_dir=tmp_path)
+    account = secrets.token_hex(16)
+    async with live_playback(settings) as (playback, library):
+        staged = await stage(read_file(tone(tmp_path / "p.wav", seconds=1)), tmp_path, 1 << 20)
+        item = await library.add(NewMedia(account, "burst", prompt_id="burst", language="en-us"), staged)
+        held = HeldReads(playback.catalog.store)
+        playback.catalog.store = held  # type: ignore[assignment]
+        name = f"prompt://{account}/burst/en-us"
+
+        burst = [asyncio.create_task(playback.stream_url(name, "new", None, None)) for _ in range(50)]
+        await reads_reach(held, 1)
+        await asyncio.sleep(0.05)  # every request of the burst is waiting by now
+        assert held.reads == 1
+        held.release.set()
+        urls = await asyncio.gather(*burst)
+        assert len({url.split("/")[-1] for url in urls}) == 1 and held.reads == 1
+
+        # A change lands while a read is under way: a request after it does not join that read.
+        held.release.clear()
+        staged = await stage(read_file(tone(tmp_path / "q.wav", seconds=2)), tmp_path, 1 << 20)
+        replaced = await library.replace(item.id, staged)
+        async with asyncio.timeout(10):  # the notification dropped what memory knew of the name
+            while playback.stream_url_kept(name, "new", None, None) is not None:
+                await asyncio.sleep(0.01)
+        before = asyncio.create_task(playback.stream_url(name, "new", None, None))
+        await reads_reach(held, 2)
+        playback.catalog.cache.changed(item.id)  # as the next notification does
+        after = asyncio.create_task(playback.stream_url(name, "new", None, None))
+        await reads_reach(held, 3)
+        held.release.set()
+        await asyncio.gather(before, after)
+        assert held.reads == 3 and replaced.revision > item.revision
