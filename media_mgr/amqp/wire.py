@@ -209,6 +209,8 @@ def parse_media_req(body: Mapping[str, Any]) -> MediaReq:
 
 def _valid_text(value: str) -> bool:
     """UTF-8 encodable (no lone surrogate) and without NUL, which PostgreSQL text refuses."""
+    if value.isascii():  # a flag CPython keeps on every str: no surrogate, nothing to encode
+        return "\x00" not in value
     try:
         value.encode()
     except UnicodeEncodeError:
@@ -218,7 +220,9 @@ def _valid_text(value: str) -> bool:
 
 def _routing_key(server_id: str | None) -> str | None:
     """The Server-ID if a reply can be routed to it: an AMQP short string (at most 255 UTF-8 bytes)."""
-    if server_id is None or not _valid_text(server_id) or len(server_id.encode()) > 255:
+    if server_id is None or not _valid_text(server_id):
+        return None
+    if len(server_id) > 255 if server_id.isascii() else len(server_id.encode()) > 255:
         return None
     return server_id
 
