@@ -46,11 +46,13 @@ def _decode_timestamp(value: bytes) -> tuple[int, datetime.datetime]:
         (raw,) = _U64.unpack_from(value)
     except struct.error as exc:
         raise ValueError("Could not unpack timestamp value") from exc
-    reading = _UNKNOWN
-    if raw <= _PAMQP_READABLE:  # skip the exception pamqp would raise on every Kazoo stamp
+    if raw > _PAMQP_READABLE:  # every Kazoo stamp: skip the exception pamqp would raise on it
+        stamp = RawTimestamp(1970, 1, 1, tzinfo=datetime.UTC)
+    else:
+        reading = _UNKNOWN
         with contextlib.suppress(ValueError, OverflowError, OSError):
             _, reading = _PAMQP_TIMESTAMP(value)
-    stamp = RawTimestamp.fromtimestamp(reading.timestamp(), datetime.UTC)
+        stamp = RawTimestamp.fromtimestamp(reading.timestamp(), datetime.UTC)
     stamp.raw = raw
     return 8, stamp
 

@@ -11,16 +11,16 @@ import secrets
 import aiormq
 import pytest
 from aiormq.abc import DeliveredMessage
-from aiormq.exceptions import AMQPConnectionError, ProtocolSyntaxError
+from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
 from pamqp import commands, frame, heartbeat
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
-from media_mgr.amqp import frame_reader
+from media_mgr.amqp import frame_reader, request_age
 from media_mgr.amqp.deliveries import DeliveryTap
 from media_mgr.amqp.frame_reader import FrameReader
 
-from amqp_peers import AMQP_URL
+from amqp_peers import AMQP_URL, kazoo_timestamp
 
 
 def wire() -> tuple[bytes, list[tuple[int, type]]]:
@@ -113,3 +113,54 @@ async def test_aiormq_connects_through_it_and_its_deliveries_go_to_the_tap() -> 
         assert declared.message_count == 0
     finally:
         await connection.close()
+
+
+def properties_cases() -> list[commands.Basic.Properties]:
+    """Every property this reader decodes itself, alone and together, with non-ASCII text; and the
+    one it leaves to pamqp (a headers table)."""
+    stamp = kazoo_timestamp()
+    full = {
+        "content_type": "application/json", "content_encoding": "gzip", "delivery_mode": 2, "priority": 9,
+        "correlation_id": "córr", "reply_to": "ecallmgr@host-<0.1.0>", "expiration": "60000",
+        "message_id": "m" * 255, "timestamp": stamp, "message_type": "média", "user_id": "guest",
+        "app_id": "kazoo",
+    }  # fmt: skip
+    cases = [commands.Basic.Properties()]
+    cases += [commands.Basic.Properties(**{name: value}) for name, value in full.items()]  # type: ignore[arg-type]
+    cases.append(commands.Basic.Properties(**full))  # type: ignore[arg-type]
+    cases.append(commands.Basic.Properties(content_type="t/x", headers={"x-death": 1}, timestamp=stamp))
+    return cases
+
+
+@pytest.mark.parametrize("props", properties_cases())
+async def test_a_delivery_is_decoded_as_pamqp_decodes_it(props: commands.Basic.Properties) -> None:
+    request_age.install()  # the timestamp decoder both use
+    frames = [
+        commands.Basic.Deliver("media_mgr.ctag-é", 2**62 + 5, True, "kapps", "media_req"),
+        ContentHeader(0, 3, props),
+        ContentBody(b"abc"),
+    ]
+    data = b"".join(frame.marshal(value, 3) for value in frames)
+    ours = await read_all([data])
+    theirs = [frame.unmarshal(frame.marshal(value, 3)) for value in frames]
+    assert [(consumed, channel) for consumed, channel, _ in ours] == [(c, ch) for c, ch, _ in theirs]
+    for (_, _, mine), (_, _, pamqps) in zip(ours, theirs, strict=True):
+        assert type(mine) is type(pamqps)
+        if isinstance(mine, ContentHeader):
+            assert isinstance(pamqps, ContentHeader)
+            assert (mine.weight, mine.body_size) == (pamqps.weight, pamqps.body_size)
+            mine, pamqps = mine.properties, pamqps.properties
+        for name in mine.__slots__ if hasattr(mine, "__slots__") else vars(mine):
+            left, right = getattr(mine, name), getattr(pamqps, name)
+            assert left == right, name
+            assert getattr(left, "raw", None) == getattr(right, "raw", None), name  # Kazoo's 64 bits
+
+
+async def test_a_broken_delivery_frame_is_refused_as_pamqp_refuses_it() -> None:
+    data = frame.marshal(commands.Basic.Deliver("ctag", 1, False, "", "q"), 1)
+    with pytest.raises(InvalidFrameError):
+        await read_all([data[:-1] + b"\x00"])  # no frame end
+    short = bytearray(data)
+    short[11] = 200  # the consumer tag says it is longer than the frame
+    with pytest.raises(InvalidFrameError):
+        await read_all([bytes(short)])
