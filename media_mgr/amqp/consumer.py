@@ -248,8 +248,8 @@ class AmqpConsumer(Component):
         self._consuming = True
 
     async def _consume(self, channel: AbstractRobustChannel) -> None:
-        """Consume with aiormq directly: each delivery reaches ``_on_message`` as aiormq read it, with
-        no aio-pika ``IncomingMessage`` built around it, and is settled through this channel's
+        """Consume on the channel's aiormq channel, its deliveries taken by a :class:`DeliveryTap` as
+        they are read and answered by the :class:`Answerer`, settled through this channel's
         :class:`Settlement` (acks batched)."""
         underlay = await channel.get_underlay_channel()
         if not isinstance(underlay, aiormq.Channel):
