@@ -67,9 +67,14 @@ class AccessMiddleware:
 
     def request_id(self, headers: Iterable[tuple[bytes, bytes]]) -> str:
         """The client's ``X-Request-Id`` when it is short printable text, else a new one."""
-        incoming = next((v for k, v in headers if k == b"x-request-id"), b"").decode("latin-1")
-        if 0 < len(incoming) <= 64 and incoming.isprintable():
-            return incoming
+        return self.request_id_from(next((v for k, v in headers if k == b"x-request-id"), b""))
+
+    def request_id_from(self, incoming: bytes) -> str:
+        """:meth:`request_id` from the header's value (empty: none was sent)."""
+        if 0 < len(incoming) <= 64:
+            text = incoming.decode("latin-1")
+            if text.isprintable():
+                return text
         return f"{self._prefix}{next(self._serial) & 0xFFFFFFFF:08x}"
 
     def record(self, rid: str, route: str, method: str, path: str, status: int, elapsed: float,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -56,10 +57,24 @@ class Answer:
 
 
 class Responder(Protocol):
-    def respond(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], client: str,
-                defaults: bytes, keep_alive: bool) -> Answer | None:  # fmt: skip
-        """The whole answer (``defaults``: uvicorn's header lines, to put after the status line), or
-        None to let the ASGI app answer. It logs and counts what it answers."""
+    headers: frozenset[bytes]
+    """Lowercase header names the answer depends on: a request with any of them goes to ASGI."""
+
+    def respond(self, url: bytes, request_id: bytes, client: str, defaults: bytes,
+                keep_alive: bool) -> Answer | None:  # fmt: skip
+        """The whole answer to a ``GET`` of ``url`` without a body (``request_id``: its
+        ``X-Request-Id``, empty if none; ``defaults``: uvicorn's header lines, to put after the
+        status line), or None to let the ASGI app answer. It logs and counts what it answers."""
+
+
+_ASGI_HEADERS = frozenset({
+    b"content-length", b"transfer-encoding", b"expect",  # a body follows: the ASGI way reads it
+    b"x-forwarded-for", b"x-forwarded-proto", b"forwarded",  # uvicorn's proxy headers change the client
+})  # fmt: skip
+_PARSER_HEADERS = frozenset({b"connection", b"upgrade"})  # keep-alive and upgrades: httptools decides
+_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
+"""Header lines as strict llhttp takes them (a name, no space before the colon, no control byte)."""
+_REQUEST_ID = re.compile(rb"(?:^|\n)x-request-id:[ \t]*([^\r]*)\r", re.IGNORECASE)
 
 
 class _Borrowed(socket.socket):
@@ -85,11 +100,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     _head_bytes = 0  # raw bytes of the head being received
     _head_fields = 0  # bytes of the URL and header fields parsed so far
     _in_head = True  # between a message's start (or the connection's) and its headers' end
-    _head_timer: asyncio.TimerHandle | None = None
+    _since = 0.0  # loop time the connection opened or the last response ended: both timeouts run from it
+    _waiting = False  # no byte since the last response ended (uvicorn's keep-alive timeout runs)
+    _timer: asyncio.TimerHandle | None = None  # one per connection, for both timeouts, at _timer_at
+    _timer_at = 0.0
     _refused = False
     _ready: tuple[Answer, bool] | None = None  # answered by the responder, to write at message end
     _fd = -1  # the connection's socket, for sendfile
     _sock: socket.socket | None = None
+    _between = True  # no message begun since the last one completed: the parser waits for a request line
+    _names: ClassVar[frozenset[bytes]] = _ASGI_HEADERS  # with the responder's own
+    _named: ClassVar[re.Pattern[bytes]] = re.compile(b"(?!)")  # a header line starting with one of them
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
@@ -105,16 +126,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if pseudo is not None:
             self._fd = pseudo.fileno()
             self._sock = _Borrowed(fileno=self._fd)
-        self._arm_head_timer()
+        self._await_request(waiting=False)  # the head timeout runs, uvicorn's keep-alive not yet
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
+        self._stop_timer()
         if self._refused:
             return
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused or self.transport.is_closing():
+            return
+        if self._between and data[-4:] == b"\r\n\r\n" and data[:5] == b"GET /" and self._plain_get(data):
             return
         self._unset_keepalive_if_required()
         if self._in_head:
@@ -128,7 +151,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             raise
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
-                self._disarm_head_timer()
+                self._stop_timer()
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
@@ -141,7 +164,33 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._head_bytes > self.limits.max_head_bytes:
             self._refuse_head()
 
+    def _plain_get(self, data: bytes) -> bool:
+        """Answer a whole ``GET`` read in one piece (and alone) with the responder, without httptools
+        and its callbacks: what ``on_headers_complete`` would do, for the stream URLs' requests as
+        clients send them. Anything this does not take exactly (another version, a header it does not
+        parse as strict llhttp would, or that the answer depends on) is parsed as any request."""
+        cycle = self.cycle
+        if (self.responder is None or self.pipeline or (cycle is not None and not cycle.response_complete)
+                or self.flow.write_paused or len(data) > self.limits.max_head_bytes):  # fmt: skip
+            return False
+        line = data.find(b"\r\n")
+        if data[line - 9 : line] != b" HTTP/1.1" or data.find(b"\r\n\r\n") != len(data) - 4:
+            return False
+        fields = data[line + 2 : -2]
+        if _FIELDS.fullmatch(fields) is None or self._named.search(fields) is not None:
+            return False
+        rid = _REQUEST_ID.search(fields)
+        client = self.client[0] if self.client else ""
+        answer = self.responder.respond(data[4 : line - 9], rid.group(1) if rid else b"", client,
+                                        self._default_lines(), True)  # fmt: skip
+        if answer is None:
+            return False
+        self._write(answer)
+        self.on_response_complete()
+        return True
+
     def on_message_begin(self) -> None:
+        self._between = False
         super().on_message_begin()
         self._in_head = True
         self._head_fields = 0
@@ -157,7 +206,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
-        self._disarm_head_timer()
         idle = not self.pipeline and (self.cycle is None or self.cycle.response_complete)
         idle = idle and not self.transport.is_closing()  # a pipelined request after "close": ASGI drops it
         if (
@@ -165,14 +213,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             and idle
             and not self.flow.write_paused
             and not self.parser.should_upgrade()
+            and self.parser.get_method() == b"GET"
         ):
-            keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-            client = self.client[0] if self.client else ""
-            answer = self.responder.respond(self.parser.get_method(), self.url, self.headers, client,
-                                            self._default_lines(), keep_alive)  # fmt: skip
-            if answer is not None:
-                self._ready = (answer, keep_alive)
-                return
+            rid = b""
+            for name, value in self.headers:
+                if name in self._names:
+                    break
+                if name == b"x-request-id" and not rid:
+                    rid = value
+            else:
+                keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+                client = self.client[0] if self.client else ""
+                answer = self.responder.respond(self.url, rid, client, self._default_lines(), keep_alive)
+                if answer is not None:
+                    self._ready = (answer, keep_alive)
+                    return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -180,6 +235,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._between = True
         ready = self._ready
         if ready is None:
             super().on_message_complete()
@@ -222,11 +278,22 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         return kept[1]  # type: ignore[return-value]
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._in_head = True
-            self._head_bytes = 0
-            self._arm_head_timer()
+        """uvicorn's, with both timeouts restarted by a time taken instead of two timers replaced."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        self._in_head = True
+        self._head_bytes = 0
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            self._await_request(waiting=False)
+        else:
+            self._await_request(waiting=True)
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._waiting = False  # data came: uvicorn's keep-alive timeout no longer runs
 
     def _count(self, size: int) -> None:
         self._head_fields += size
@@ -238,24 +305,48 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                  extra={"peer": self._peer(), "limit": self.limits.max_head_bytes})  # fmt: skip
         self._answer(431, f"request head over {self.limits.max_head_bytes} bytes")
 
-    def _arm_head_timer(self) -> None:
-        self._disarm_head_timer()
-        self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
+    def _await_request(self, waiting: bool) -> None:
+        """Both timeouts (the head's, and uvicorn's keep-alive when ``waiting``) run from now. One
+        timer serves them and is moved only to an earlier time: a keep-alive request costs a clock
+        read, not two timers cancelled and two made (a fired timer finds what is due, or waits on)."""
+        self._since = now = self.loop.time()
+        self._waiting = waiting
+        due = now + (
+            min(self.timeout_keep_alive, self.limits.head_timeout) if waiting else self.limits.head_timeout
+        )
+        if self._timer is None or due < self._timer_at:
+            self._start_timer(due)
 
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _start_timer(self, due: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = due
+        self._timer = self.loop.call_at(due, self._timed_out)
 
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self._in_head and not self.transport.is_closing():
+    def _stop_timer(self) -> None:
+        self._in_head = self._waiting = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        now = self.loop.time() + 0.001  # the loop's timers may wake a little early
+        idle = self._since + self.timeout_keep_alive if self._waiting else None
+        head = self._since + self.limits.head_timeout if self._in_head else None
+        if idle is not None and idle <= now and (head is None or idle <= head):
+            self.timeout_keep_alive_handler()
+        elif head is not None and head <= now:
             log.info("http request refused: head not complete in time",
                      extra={"peer": self._peer(), "timeout": self.limits.head_timeout})  # fmt: skip
             self._answer(408, "request head not complete in time")
+        elif idle is not None or head is not None:
+            self._start_timer(min(t for t in (idle, head) if t is not None))
 
     def _answer(self, status: int, detail: str) -> None:
-        self._disarm_head_timer()
+        self._stop_timer()
         body = f'{{"error": "{_CODES[status]}", "detail": "{detail}"}}'.encode()
         self.transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
@@ -274,5 +365,9 @@ def protocol_class(
     limits: ConnectionLimits, responder: Responder | None = None
 ) -> type[LimitedHttpToolsProtocol]:
     """A protocol class for ``uvicorn.Config(http=...)`` carrying these limits (and responder)."""
+    names = _ASGI_HEADERS | (responder.headers if responder is not None else frozenset())
+    alternatives = b"|".join(re.escape(name) for name in sorted(names | _PARSER_HEADERS))
+    named = re.compile(rb"(?:^|\n)(?:%s):" % alternatives, re.IGNORECASE)
     return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,),
-                {"limits": limits, "responder": responder, "_defaults": [None, b""]})  # fmt: skip
+                {"limits": limits, "responder": responder, "_defaults": [None, b""], "_names": names,
+                 "_named": named})  # fmt: skip

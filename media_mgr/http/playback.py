@@ -270,16 +270,16 @@ class StreamAnswers:
         self._known[raw_path] = _Known(began, claims.expires, claims.nonce, body_key(opened.content), head,
                                        _ROUTES[path].path, opened.content.format)  # fmt: skip
 
-    def respond(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], client: str,
-                defaults: bytes, keep_alive: bool) -> Answer | None:  # fmt: skip
-        """The buffers answering this request, or None: let ASGI answer it."""
+    headers = frozenset({b"range", b"if-range", b"icy-metadata"})
+    """The request headers an answer depends on: the protocol leaves requests with any of them to ASGI."""
+
+    def respond(self, url: bytes, request_id: bytes, client: str, defaults: bytes,
+                keep_alive: bool) -> Answer | None:  # fmt: skip
+        """The buffers answering this GET, or None: let ASGI answer it."""
         known = self._known.get(url)
-        if known is None or method != b"GET" or self.access is None:
+        if known is None or self.access is None:
             return None
         started = time.perf_counter()
-        for name, _ in headers:
-            if name in _ASGI_HEADERS:
-                return None
         if (known.generations != self.generations() or self.revoked.known(known.nonce) is not False
                 or self.playback.clock() >= known.expires):  # fmt: skip
             del self._known[url]
@@ -288,7 +288,7 @@ class StreamAnswers:
         if body is MISS:
             return None
         file = self._files.get(known.body, body)
-        rid = self.access.request_id(headers)
+        rid = self.access.request_id_from(request_id)
         head = b"".join((b"HTTP/1.1 200 OK\r\n", defaults, known.head.raw, b"x-request-id: ", rid.encode(),
                          b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n"))  # fmt: skip
         self.served[known.format].inc(len(body))
@@ -319,12 +319,6 @@ class StreamAnswers:
 
 KNOWN_URLS = 8192
 """URLs (and header sets) the protocol answers itself, at most; all are forgotten when full."""
-
-_ASGI_HEADERS = frozenset({
-    b"range", b"if-range", b"icy-metadata",  # the answer depends on them
-    b"content-length", b"transfer-encoding", b"expect",  # a body follows: the ASGI way reads it
-    b"x-forwarded-for", b"x-forwarded-proto", b"forwarded",  # uvicorn's proxy headers change the client
-})  # fmt: skip
 
 
 def add_fast_path(app: FastAPI, playback: Playback, activity: ActivityRegistry, metrics: Metrics) -> None:
