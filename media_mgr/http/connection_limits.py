@@ -29,7 +29,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -46,10 +46,10 @@ class ConnectionLimits:
     max_connections: int = 8192
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     """A whole answer: its head, its body, and a file holding the same body (-1: none) to send it
-    from without copying it into the socket (``sendfile``)."""
+    from without copying it into the socket (``sendfile``). A tuple: made for every answer, it
+    costs half a frozen dataclass."""
 
     head: bytes
     body: bytes
@@ -67,6 +67,8 @@ class Responder(Protocol):
         status line), or None to let the ASGI app answer. It logs and counts what it answers."""
 
 
+_MSG_MORE = socket.MSG_MORE
+_sendfile = os.sendfile
 _ASGI_HEADERS = frozenset({
     b"content-length", b"transfer-encoding", b"expect",  # a body follows: the ASGI way reads it
     b"x-forwarded-for", b"x-forwarded-proto", b"forwarded",  # uvicorn's proxy headers change the client
@@ -104,6 +106,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     _waiting = False  # no byte since the last response ended (uvicorn's keep-alive timeout runs)
     _timer: asyncio.TimerHandle | None = None  # one per connection, for both timeouts, at _timer_at
     _timer_at = 0.0
+    _first_timeout = 0.0  # the shorter of the two, when both run
     _refused = False
     _ready: tuple[Answer, bool] | None = None  # answered by the responder, to write at message end
     _fd = -1  # the connection's socket, for sendfile
@@ -122,6 +125,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._answer(503, "too many connections")
             return
         super().connection_made(transport)
+        self._first_timeout = min(self.timeout_keep_alive, self.limits.head_timeout)
         pseudo = transport.get_extra_info("socket")
         if pseudo is not None:
             self._fd = pseudo.fileno()
@@ -137,7 +141,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused or self.transport.is_closing():
             return
-        if self._between and data[-4:] == b"\r\n\r\n" and data[:5] == b"GET /" and self._plain_get(data):
+        if (
+            self._between
+            and data.endswith(b"\r\n\r\n")
+            and data.startswith(b"GET /")
+            and self._plain_get(data)
+        ):
             return
         self._unset_keepalive_if_required()
         if self._in_head:
@@ -169,8 +178,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         and its callbacks: what ``on_headers_complete`` would do, for the stream URLs' requests as
         clients send them. Anything this does not take exactly (another version, a header it does not
         parse as strict llhttp would, or that the answer depends on) is parsed as any request."""
-        cycle = self.cycle
-        if (self.responder is None or self.pipeline or (cycle is not None and not cycle.response_complete)
+        cycle, responder = self.cycle, self.responder
+        if (responder is None or self.pipeline or (cycle is not None and not cycle.response_complete)
                 or self.flow.write_paused or len(data) > self.limits.max_head_bytes):  # fmt: skip
             return False
         line = data.find(b"\r\n")
@@ -181,8 +190,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return False
         rid = _REQUEST_ID.search(fields)
         client = self.client[0] if self.client else ""
-        answer = self.responder.respond(data[4 : line - 9], rid.group(1) if rid else b"", client,
-                                        self._default_lines(), True)  # fmt: skip
+        answer = responder.respond(data[4 : line - 9], rid.group(1) if rid else b"", client,
+                                   self._default_lines(), True)  # fmt: skip
         if answer is None:
             return False
         self._write(answer)
@@ -250,15 +259,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _write(self, answer: Answer) -> None:
         """Head and body; the body from its file with ``sendfile`` (no copy) when the transport holds
         nothing unsent, as much as the socket takes now, and the rest through the transport."""
-        head, body = answer.head, answer.body
+        head, body, file = answer
         sent_head = sent_body = 0
-        if answer.file >= 0 and self._sock is not None and not self.transport.get_write_buffer_size():
+        sock = self._sock
+        if file >= 0 and sock is not None and not self.transport.get_write_buffer_size():
             try:
                 # MSG_MORE: the head waits for the body and leaves in its first segment, not in a packet
                 # of its own (what TCP_CORK did, without two setsockopt calls around every answer).
-                sent_head = self._sock.send(head, socket.MSG_MORE)
+                sent_head = sock.send(head, _MSG_MORE)
                 if sent_head == len(head):
-                    sent_body = os.sendfile(self._fd, answer.file, 0, len(body))
+                    sent_body = _sendfile(self._fd, file, 0, len(body))
             except OSError:
                 pass  # full (the transport sends the rest when it can), or broken (it finds out)
         if sent_head == len(head) and sent_body == len(body):
@@ -311,9 +321,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         read, not two timers cancelled and two made (a fired timer finds what is due, or waits on)."""
         self._since = now = self.loop.time()
         self._waiting = waiting
-        due = now + (
-            min(self.timeout_keep_alive, self.limits.head_timeout) if waiting else self.limits.head_timeout
-        )
+        due = now + (self._first_timeout if waiting else self.limits.head_timeout)
         if self._timer is None or due < self._timer_at:
             self._start_timer(due)
 

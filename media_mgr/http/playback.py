@@ -280,11 +280,14 @@ class StreamAnswers:
         if known is None or self.access is None:
             return None
         started = time.perf_counter()
-        if (known.generations != self.generations() or self.revoked.known(known.nonce) is not False
+        cache, revoked = self.cache, self.revoked
+        if (not (cache.live and revoked.loaded)  # what generations() says, without a call
+                or known.generations != (cache.generation, revoked.generation)
+                or revoked.known(known.nonce) is not False
                 or self.playback.clock() >= known.expires):  # fmt: skip
             del self._known[url]
             return None
-        body = self.cache.get(known.body)
+        body = cache.get(known.body)
         if body is MISS:
             return None
         file = self._files.get(known.body, body)
