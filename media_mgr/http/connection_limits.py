@@ -74,9 +74,15 @@ _ASGI_HEADERS = frozenset({
     b"x-forwarded-for", b"x-forwarded-proto", b"forwarded",  # uvicorn's proxy headers change the client
 })  # fmt: skip
 _PARSER_HEADERS = frozenset({b"connection", b"upgrade"})  # keep-alive and upgrades: httptools decides
-_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
-"""Header lines as strict llhttp takes them (a name, no space before the colon, no control byte)."""
-_REQUEST_ID = re.compile(rb"(?:^|\n)x-request-id:[ \t]*([^\r]*)\r", re.IGNORECASE)
+_REQUEST_ID = re.compile(rb"\nx-request-id:[ \t]*([^\r]*)\r", re.IGNORECASE)  # (never in a request line)
+
+
+def _plain_get_pattern(names: frozenset[bytes]) -> re.Pattern[bytes]:
+    """A whole ``GET`` head, alone: its URL (group 1), then header lines as strict llhttp takes them (a
+    token, no space before the colon, no control byte in the value), none of them one of ``names``."""
+    named = b"|".join(re.escape(name) for name in sorted(names))
+    line = rb"(?!(?:" + named + rb"):)[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n"
+    return re.compile(rb"GET (/[!-~]*) HTTP/1\.1\r\n(?:" + line + rb")*\r\n", re.IGNORECASE)
 
 
 class _Borrowed(socket.socket):
@@ -113,7 +119,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     _sock: socket.socket | None = None
     _between = True  # no message begun since the last one completed: the parser waits for a request line
     _names: ClassVar[frozenset[bytes]] = _ASGI_HEADERS  # with the responder's own
-    _named: ClassVar[re.Pattern[bytes]] = re.compile(b"(?!)")  # a header line starting with one of them
+    _plain: ClassVar[re.Pattern[bytes]] = re.compile(b"(?!)")  # a GET _plain_get takes
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
@@ -178,24 +184,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         and its callbacks: what ``on_headers_complete`` would do, for the stream URLs' requests as
         clients send them. Anything this does not take exactly (another version, a header it does not
         parse as strict llhttp would, or that the answer depends on) is parsed as any request."""
-        cycle, responder = self.cycle, self.responder
+        cycle, responder, flow = self.cycle, self.responder, self.flow
         if (responder is None or self.pipeline or (cycle is not None and not cycle.response_complete)
-                or self.flow.write_paused or len(data) > self.limits.max_head_bytes):  # fmt: skip
+                or flow.write_paused or len(data) > self.limits.max_head_bytes):  # fmt: skip
             return False
-        line = data.find(b"\r\n")
-        if data[line - 9 : line] != b" HTTP/1.1" or data.find(b"\r\n\r\n") != len(data) - 4:
+        plain = self._plain.fullmatch(data)
+        if plain is None:
             return False
-        fields = data[line + 2 : -2]
-        if _FIELDS.fullmatch(fields) is None or self._named.search(fields) is not None:
-            return False
-        rid = _REQUEST_ID.search(fields)
+        rid = _REQUEST_ID.search(data)
         client = self.client[0] if self.client else ""
-        answer = responder.respond(data[4 : line - 9], rid.group(1) if rid else b"", client,
-                                   self._default_lines(), True)  # fmt: skip
+        defaults = self._default_lines()
+        answer = responder.respond(plain.group(1), rid.group(1) if rid else b"", client, defaults, True)
         if answer is None:
             return False
         self._write(answer)
-        self.on_response_complete()
+        # on_response_complete, for a keep-alive answer of a request that never reached httptools
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return True
+        if flow.read_paused:
+            flow.resume_reading()
+        self._since = now = self.loop.time()
+        self._waiting = True
+        if self._timer is None or now + self._first_timeout < self._timer_at:
+            self._start_timer(now + self._first_timeout)
         return True
 
     def on_message_begin(self) -> None:
@@ -374,8 +386,6 @@ def protocol_class(
 ) -> type[LimitedHttpToolsProtocol]:
     """A protocol class for ``uvicorn.Config(http=...)`` carrying these limits (and responder)."""
     names = _ASGI_HEADERS | (responder.headers if responder is not None else frozenset())
-    alternatives = b"|".join(re.escape(name) for name in sorted(names | _PARSER_HEADERS))
-    named = re.compile(rb"(?:^|\n)(?:%s):" % alternatives, re.IGNORECASE)
     return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,),
                 {"limits": limits, "responder": responder, "_defaults": [None, b""], "_names": names,
-                 "_named": named})  # fmt: skip
+                 "_plain": _plain_get_pattern(names | _PARSER_HEADERS)})  # fmt: skip
