@@ -14,11 +14,14 @@ bounds all three; so does this subclass, with the same answers the SHOUT port gi
 Every refusal is logged as one info line: it is the client's failure, not ours.
 
 It also lets a :class:`Responder` (the stream URLs' ``http.playback.StreamAnswers``) answer a
-request as soon as its head is parsed, without an ASGI task: the hottest requests then cost a
-dictionary lookup and one write of the head and the body (``writelines``: one ``writev``, no copy).
-Only a request that would be answered at once anyway is offered (nothing in flight or queued on the
-connection, the transport not paused for writing, no upgrade), so pipelining, keep-alive,
-back-pressure and the connection limits work as for any other request.
+request as soon as its head is complete, without an ASGI task: the hottest requests then cost a
+dictionary lookup, a ``send`` of the head and a ``sendfile`` of the body. A plain ``GET`` read whole
+in one piece (how players send them) is offered before httptools sees it, checked by one regular
+expression as strict llhttp would take it; any other request once parsed. Only a request that would
+be answered at once anyway is offered (nothing in flight or queued on the connection, the transport
+not paused for writing, no upgrade), so pipelining, keep-alive, back-pressure and the connection
+limits work as for any other request. The head and keep-alive timeouts share one timer per
+connection, restarted by a clock read per answer.
 """
 
 from __future__ import annotations
