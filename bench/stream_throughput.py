@@ -12,7 +12,8 @@ time after a short warm-up:
   ``git worktree add /tmp/base main``, then ``--baseline /tmp/base``), run with this venv.
 
 Each line gives requests/s, p50/p99 latency, non-2xx answers, and the CPU seconds the server used
-per 1000 requests (steadier than requests/s on a shared machine), plus the CPU wrk itself used: on
+per 1000 requests (steadier than requests/s on a shared machine; with ``--rounds`` their median per
+server closes the report), plus the CPU wrk itself used: on
 2 cores wrk competes with the server, so its share is the load generator's own cost. Every wrk run
 opens its 200 connections anew, after a warm-up run of its own. The last lines set media-mgr against
 the nginx measured right after it, with issue 10's targets: one worker >= 40 % of nginx's
@@ -110,7 +111,7 @@ class Result:
 
     def line(self, name: str, size: int) -> str:
         per_k = (
-            f"{1000 * self.server_cpu_s / self.requests:.2f} s"
+            f"{1000 * self.server_cpu_s / self.requests:.3f} s"
             if self.server_cpu_s and self.requests
             else "-"
         )
@@ -342,6 +343,15 @@ def main() -> None:
     for (fmt, name), against in pairs.items():
         for line in verdicts(name, fmt, args.workers, against):
             print(line)
+    if args.rounds > 1:  # the steadiest figure on a shared machine: CPU per request, round by round
+        for fmt in sizes:
+            names = dict.fromkeys(name for f, name, _ in rows if f == fmt)
+            for name in names:
+                per_k = [1000 * r.server_cpu_s / r.requests for f, n, r in rows
+                         if f == fmt and n == name and r.server_cpu_s and r.requests]  # fmt: skip
+                if per_k:
+                    print(f"{name} ({fmt}): server CPU per 1000 req, median of {len(per_k)} rounds "
+                          f"{statistics.median(per_k):.3f} s ({', '.join(f'{x:.3f}' for x in per_k)})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -67,21 +67,39 @@ class AccessMiddleware:
 
     def request_id(self, headers: Iterable[tuple[bytes, bytes]]) -> str:
         """The client's ``X-Request-Id`` when it is short printable text, else a new one."""
-        incoming = next((v for k, v in headers if k == b"x-request-id"), b"").decode("latin-1")
-        if 0 < len(incoming) <= 64 and incoming.isprintable():
-            return incoming
+        return self.request_id_from(next((v for k, v in headers if k == b"x-request-id"), b""))
+
+    def request_id_from(self, incoming: bytes) -> str:
+        """:meth:`request_id` from the header's value (empty: none was sent)."""
+        if 0 < len(incoming) <= 64:
+            text = incoming.decode("latin-1")
+            if text.isprintable():
+                return text
         return f"{self._prefix}{next(self._serial) & 0xFFFFFFFF:08x}"
 
-    def record(self, rid: str, route: str, method: str, path: str, status: int, elapsed: float,
-               client: str) -> None:  # fmt: skip
-        """Count and log a request answered outside :meth:`__call__` (``http.connection_limits``)."""
-        self._count(route, status, elapsed)
+    def log_answered(self, rid: str, method: str, path: bytes, status: int, elapsed: float,
+                     client: str) -> None:  # fmt: skip
+        """The access line of a request answered outside :meth:`__call__` (``http.connection_limits``);
+        count it with :meth:`count_answered`."""
         if log.isEnabledFor(logging.INFO):
             token = request_id.set(rid)
             try:
-                self._log(method, path, status, elapsed, client)
+                self._log(method, path.decode("latin-1"), status, elapsed, client)
             finally:
                 request_id.reset(token)
+
+    def count_answered(self, route: str, status: int, times: list[float]) -> None:
+        """Count requests answered outside :meth:`__call__` that took ``times``, in one call (the
+        stream URLs' responder counts a loop turn's answers at once: one increment, not one each)."""
+        counted = self._counted.get((route, status))
+        if counted is None:
+            counted = self._counted[(route, status)] = self.metrics.http_requests.labels(route, str(status))
+        counted.inc(len(times))
+        timed = self._timed.get(route)
+        if timed is None:
+            timed = self._timed[route] = self.metrics.http_seconds.labels(route)
+        for elapsed in times:
+            timed.observe(elapsed)
 
     @staticmethod
     def _log(method: str, path: str, status: int, elapsed: float, client: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import pathlib
 import re
 import socket
 import time
@@ -116,3 +117,26 @@ def test_refusals_are_info_lines_without_tracebacks(limited: RunningServer) -> N
     log = limited.log()
     assert "http request refused: head too large" in log
     assert "Traceback" not in log
+
+
+def test_an_idle_keep_alive_connection_closes_without_an_answer(
+    database_url: str, tmp_path: pathlib.Path
+) -> None:
+    """uvicorn's keep-alive timeout (1 s here) ends a connection idle after its answers, before the head
+    timeout (3 s) would answer 408; both run from each answer's end, on one timer."""
+    env = {"MEDIA_MGR_DATABASE_URL": database_url, "MEDIA_MGR_DATA_DIR": str(tmp_path),
+           "MEDIA_MGR_TIMEOUT_HTTP_HEAD": "3", "MEDIA_MGR_TIMEOUT_HTTP_KEEP_ALIVE": "1"}  # fmt: skip
+    srv = start_server(env, tmp_path / "log")
+    try:
+        sock = connect(srv)
+        for _ in range(3):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                answer += sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
+            time.sleep(0.6)  # under the keep-alive timeout each time, over it in total
+        assert read_all(sock) == b""  # closed, no 408
+        sock.close()
+    finally:
+        srv.stop()

@@ -105,6 +105,35 @@ def test_repeated_fetches_are_the_same_answer_with_access_lines_and_metrics(
         assert token not in line and "/single/***/" in line
 
 
+def test_a_known_url_still_gets_each_header_its_answer(server: RunningServer, audio_dir: Path) -> None:
+    """The protocol answers a plain GET before the parser; what it does not take is parsed as ever."""
+    wav = tone(audio_dir / "headers.wav", seconds=0.5)
+    data = wav.read_bytes()
+    url = stream_url(server, upload(server, wav))
+    assert httpx.get(url).content == data  # known from now on
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        reader = Reader(sock)
+        sock.sendall(request(url, "RANGE: bytes=0-9"))
+        status, _, body = reader.response()
+        assert (status, body) == (206, data[:10])
+        sock.sendall(request(url, "x-REQUEST-id:   MiXed-1"))
+        status, headers, body = reader.response()
+        assert (status, body, dict(headers)["x-request-id"]) == (200, data, "MiXed-1")
+        head = request(url)
+        sock.sendall(head[:20])  # a head in two pieces
+        sock.sendall(head[20:])
+        assert reader.response()[2] == data
+        sock.sendall(request(url, "Connection: close"))
+        status, headers, body = reader.response()
+        assert (status, body, dict(headers)["connection"]) == (200, data, "close")
+        assert reader.closed()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        reader = Reader(sock)
+        sock.sendall(request(url, "Bad Header: x"))  # no space is allowed in a name
+        assert reader.response()[0] == 400
+        assert reader.closed()
+
+
 def test_pipelined_requests_are_answered_in_order(server: RunningServer, audio_dir: Path) -> None:
     wav = tone(audio_dir / "pipe.wav", seconds=1)
     data = wav.read_bytes()
