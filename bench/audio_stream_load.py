@@ -10,9 +10,12 @@ second, all paced on one 20 ms clock. The same load goes, one server after the o
 Per server, over a steady window: CPU of its process (% of one core, and µs per frame the generator
 managed to send, which stays meaningful when the generator runs late), RSS growth per session,
 and for media-mgr what it saw (GET /v1/streams: RFC 3550 jitter per session, p95, and the gaps it
-inferred; the load has none, so any is false). The load generator (picows client, in this
-process) prints its own lateness: how far behind its 20 ms schedule a tick's last frame went out.
-The machine runs the generator too: read the figures with its CPU in mind.
+inferred; the load has none, so any is false). The load generator (``module_fleet.py``: raw
+sockets, each session its module's handshake and masked frames, in this process) prints its own
+lateness, how far behind its 20 ms schedule a tick's last frame went out, and its CPU. The machine
+runs the generator too: read the figures with its CPU in mind. ``--generator picows`` runs the
+former generator (one picows client per session) instead; ``--workers`` with no number, the
+anchors alone.
 
   .venv/bin/python bench/audio_stream_load.py --dialect voipbit --sessions 1000
   .venv/bin/python bench/audio_stream_load.py --dialect binary --sessions 1000
@@ -36,7 +39,7 @@ from typing import Any
 import httpx
 import numpy as np
 import uvloop
-from module_fleet import Fleet, PicowsFleet
+from module_fleet import Fleet, PicowsFleet, implied_gaps
 
 from memory_large_file import drop_db, scratch_db
 
@@ -152,6 +155,9 @@ async def measure(target: Target, args: argparse.Namespace, workers: int = 1) ->
         "gen_cpu_pct": round(100 * (gen1 - gen0) / (t1 - t0), 1),
         "gen_late_max_ms": round(max(late, default=0.0), 1),
     }
+    passes = getattr(fleet, "passes", None)
+    if passes is not None:  # sessions first, in the middle and last in each pass
+        row["gen_implied_gaps"] = [implied_gaps(passes, at) for at in (0.0, 0.5, 1.0)]
     if target.http is not None:
         jitter, gaps, live = await server_view(target.http, workers)
         row |= {"false_gap_ms_median": float(np.median(GAP_MS)) if GAP_MS else 0, "all_recording_after_s": opened_after, "live": live, "jitter_p95_ms": round(p95(jitter), 2),
@@ -217,7 +223,8 @@ def main() -> None:
     parser.add_argument("--generator", choices=["raw", "picows"], default="raw",
                         help="raw sockets, frames built per tick in one array (module_fleet.Fleet), or the former "
                         "one picows client per session")  # fmt: skip
-    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="media-mgr serve --workers, each")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1],
+                        help="media-mgr serve --workers, each (none: the anchors alone)")  # fmt: skip
     args = parser.parse_args()
     logging.getLogger("picows").setLevel(logging.ERROR)  # the generator's own "writing paused" lines
     print(f"# {args.dialect}, 8 kHz, one track, {args.sessions} sessions, {os.cpu_count()} cores, "

@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 import numpy as np
 from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, ws_connect
 
+from media_mgr.audio_stream.capture.clock import Chunk, TrackClock
+
 TICK = 0.020
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 EPOCH_MS = 1_700_000_000_000  # the media clock's start, as voipbit's ``timestamp`` counts it
@@ -127,6 +129,7 @@ class Fleet:
         self.pcm = pcm_frame()
         self.b64 = base64.b64encode(self.pcm)
         self.late: list[float] = []  # per tick: how far behind schedule its last frame went out
+        self.passes: list[tuple[float, float]] = []  # per tick since the start: its pass began, ended
         self.sent = 0  # frames
         self._ids = np.zeros((0, 0), np.uint8)  # per session, its stream_id, all of one width
         self._sends: list[Callable[[memoryview | bytes], int]] = []  # per session: where its frame goes
@@ -215,6 +218,7 @@ class Fleet:
             data = memoryview(self.build())  # before the deadline: the clock is not kept waiting
             deadline = t0 + k * TICK
             await asyncio.sleep(max(0.0, deadline - loop.time()))
+            began = loop.time()
             size = len(data) // max(1, len(self.peers))
             sends, at = self._sends, 0
             for i, send in enumerate(sends):
@@ -228,7 +232,9 @@ class Fleet:
                 if n != size:
                     self._queue(i, data[at + n : at + size])
                 at += size
-            self.late.append(loop.time() - deadline)
+            ended = loop.time()
+            self.late.append(ended - deadline)
+            self.passes.append((began, ended))
             self.sent += len(sends)
 
     def _queue(self, i: int, rest: memoryview | bytes) -> None:
@@ -302,6 +308,18 @@ class Fleet:
                     peer.sock.send(masked(0x8, struct.pack("!H", 1000)))
             self._gone(peer)
             peer.sock.close()
+
+
+def implied_gaps(passes: list[tuple[float, float]], at: float) -> int:
+    """Gaps the server would rightly infer from the generator's own timing alone: one session's
+    frames (the one ``at`` of the way through each pass, 0 first, 1 last) arriving exactly when they
+    went out, through the server's own ``TrackClock`` at its default settings. Not 0: the generator
+    ran late at about real-time pace long enough to look like a gap, so the server's gaps are its."""
+    clock = TrackClock(8000, 2, quantum=160)
+    pcm = bytes(320)
+    for k, (began, ended) in enumerate(passes):
+        clock.feed(Chunk(160 * k, pcm, began + at * (ended - began)))
+    return clock.gaps
 
 
 class PicowsFleet:
