@@ -10,9 +10,12 @@ second, all paced on one 20 ms clock. The same load goes, one server after the o
 Per server, over a steady window: CPU of its process (% of one core, and µs per frame the generator
 managed to send, which stays meaningful when the generator runs late), RSS growth per session,
 and for media-mgr what it saw (GET /v1/streams: RFC 3550 jitter per session, p95, and the gaps it
-inferred; the load has none, so any is false). The load generator (picows client, in this
-process) prints its own lateness: how far behind its 20 ms schedule a tick's last frame went out.
-The machine runs the generator too: read the figures with its CPU in mind.
+inferred; the load has none, so any is false). The load generator (``module_fleet.py``: raw
+sockets, each session its module's handshake and masked frames, in this process) prints its own
+lateness, how far behind its 20 ms schedule a tick's last frame went out, and its CPU. The machine
+runs the generator too: read the figures with its CPU in mind. ``--generator picows`` runs the
+former generator (one picows client per session) instead; ``--workers`` with no number, the
+anchors alone.
 
   .venv/bin/python bench/audio_stream_load.py --dialect voipbit --sessions 1000
   .venv/bin/python bench/audio_stream_load.py --dialect binary --sessions 1000
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import logging
 import os
@@ -37,14 +39,13 @@ from typing import Any
 import httpx
 import numpy as np
 import uvloop
-from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, ws_connect
+from module_fleet import Fleet, PicowsFleet, implied_gaps
 
 from memory_large_file import drop_db, scratch_db
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from servers import process_tree, rss_kib, start_server
 
-TICK = 0.020
 GAP_MS: list[int] = []  # per session with false gaps: their total, the last view's
 HZ = os.sysconf("SC_CLK_TCK")
 ANCHORS = ("picows", "websockets", "uvicorn-sansio", "uvicorn-wsproto")
@@ -68,80 +69,6 @@ def tree_rss_kib(pid: int) -> int:
 
 def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95)) if values else 0.0
-
-
-class Fleet:
-    """The load generator: N module connections, every frame of a tick sent in one go."""
-
-    def __init__(self, base: str, dialect: str) -> None:
-        self.base = base
-        self.dialect = dialect
-        self.transports: list[WSTransport] = []
-        self.stream_ids: list[bytes] = []  # per session, as its frames carry it
-        self.chunk = 0
-        pcm = (np.random.default_rng(1).standard_normal(160) * 2000).astype("<i2").tobytes()
-        self.frame = pcm
-        self.b64 = base64.b64encode(pcm).decode()
-        self.late: list[float] = []  # per tick: how far behind schedule its last frame went out
-        self.sent = 0  # frames
-
-    async def add(self, n: int) -> None:
-        start, end = len(self.transports), len(self.transports) + n
-        for first in range(start, end, 50):
-            self.transports += await asyncio.gather(
-                *(self._connect(i) for i in range(first, min(first + 50, end)))
-            )
-            self.stream_ids += [f"s{i}".encode() for i in range(first, min(first + 50, end))]
-
-    async def _connect(self, i: int) -> WSTransport:
-        if self.dialect == "voipbit":
-            transport, _ = await ws_connect(WSListener, f"{self.base}/v{i}", websocket_handshake_timeout=30,
-                                            extra_headers={"Sec-WebSocket-Protocol": "audio.freeswitch.org"})  # fmt: skip
-            start = {"sequenceNumber": 0, "event": "start", "start": {
-                "callId": f"call-{i}", "stream_id": f"s{i}", "tracks": ["inbound"],
-                "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 8000}}}  # fmt: skip
-            transport.send(WSMsgType.TEXT, json.dumps(start, indent="\t").encode())
-        else:
-            transport, _ = await ws_connect(
-                WSListener, f"{self.base}/b{i}?rate=8000", websocket_handshake_timeout=30
-            )
-        return transport
-
-    def _tick_parts(self) -> tuple[bytes, bytes]:
-        """This tick's frame around the one field that differs per session (its ``stream_id``): built
-        once a tick, so the generator's cost per frame is a concatenation and the send."""
-        c = self.chunk
-        head = f'{{\n\t"sequenceNumber":\t{c},\n\t"stream_id":\t"'.encode()
-        tail = (
-            f'",\n\t"event":\t"media",\n\t"media":\t{{'
-            f'\n\t\t"track":\t"inbound",\n\t\t"timestamp":\t"{1_700_000_000_000 + 20 * c}",'
-            f'\n\t\t"chunk":\t{c},\n\t\t"payload":\t"{self.b64}"\n\t}}\n}}'
-        ).encode()
-        return head, tail
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        k = 0
-        while True:
-            k += 1
-            self.chunk += 1
-            deadline = t0 + k * TICK
-            await asyncio.sleep(max(0.0, deadline - loop.time()))
-            if self.dialect == "voipbit":
-                head, tail = self._tick_parts()
-                for t, sid in zip(self.transports, self.stream_ids, strict=True):
-                    t.send(WSMsgType.TEXT, head + sid + tail)
-            else:
-                for t in self.transports:
-                    t.send(WSMsgType.BINARY, self.frame)
-            self.late.append(loop.time() - deadline)
-            self.sent += len(self.transports)
-
-    def close(self) -> None:
-        for t in self.transports:
-            t.send_close(WSCloseCode.OK)
-            t.disconnect()
 
 
 @dataclass
@@ -194,7 +121,9 @@ async def server_view(url: str, workers: int, *, full: bool = True) -> tuple[lis
 
 async def measure(target: Target, args: argparse.Namespace, workers: int = 1) -> dict[str, object]:
     base_rss = tree_rss_kib(target.pid)
-    fleet = Fleet(target.ws_base, args.dialect)
+    fleet = (PicowsFleet if getattr(args, "generator", "raw") == "picows" else Fleet)(
+        target.ws_base, args.dialect
+    )
     started = time.monotonic()
     await fleet.add(args.sessions)
     connected = time.monotonic() - started
@@ -226,6 +155,9 @@ async def measure(target: Target, args: argparse.Namespace, workers: int = 1) ->
         "gen_cpu_pct": round(100 * (gen1 - gen0) / (t1 - t0), 1),
         "gen_late_max_ms": round(max(late, default=0.0), 1),
     }
+    passes = getattr(fleet, "passes", None)
+    if passes is not None:  # sessions first, in the middle and last in each pass
+        row["gen_implied_gaps"] = [implied_gaps(passes, at) for at in (0.0, 0.5, 1.0)]
     if target.http is not None:
         jitter, gaps, live = await server_view(target.http, workers)
         row |= {"false_gap_ms_median": float(np.median(GAP_MS)) if GAP_MS else 0, "all_recording_after_s": opened_after, "live": live, "jitter_p95_ms": round(p95(jitter), 2),
@@ -288,7 +220,11 @@ def main() -> None:
     parser.add_argument("--anchors", nargs="*", default=list(ANCHORS), choices=ANCHORS)
     parser.add_argument("--http-port-too", action="store_true", help="media-mgr's HTTP-port route as well")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="media-mgr serve --workers, each")
+    parser.add_argument("--generator", choices=["raw", "picows"], default="raw",
+                        help="raw sockets, frames built per tick in one array (module_fleet.Fleet), or the former "
+                        "one picows client per session")  # fmt: skip
+    parser.add_argument("--workers", type=int, nargs="*", default=[1],
+                        help="media-mgr serve --workers, each (none: the anchors alone)")  # fmt: skip
     args = parser.parse_args()
     logging.getLogger("picows").setLevel(logging.ERROR)  # the generator's own "writing paused" lines
     print(f"# {args.dialect}, 8 kHz, one track, {args.sessions} sessions, {os.cpu_count()} cores, "

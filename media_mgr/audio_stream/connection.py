@@ -74,6 +74,7 @@ class Connection(HotPath):
         self._counted: dict[tuple[str, str], Any] = {}  # the frames counter's children, looked up once
         self._uncounted: dict[tuple[str, str], int] = {}  # frames counted since the last tick
         self._hot_frames = 0  # voipbit media taken by ``text_now`` since the last tick
+        self._hot_binary = 0  # binary audio taken by ``binary_now`` since the last tick
 
     # -- handshake ---------------------------------------------------------------------------------
 
@@ -156,7 +157,12 @@ class Connection(HotPath):
                 try:
                     if "error" in message:  # raised on the hot path (``frame_now``), handled here
                         raise message["error"]
-                    await self._on_message(message.get("text"), message.get("bytes"), now)
+                    text, data = message.get("text"), message.get("bytes")
+                    taken = self.queued_now(text, data, now)
+                    if taken is False:
+                        await self._on_message(text, data, now)
+                    elif taken is not True:
+                        raise taken
                 except BadInput as exc:
                     if exc.fatal:
                         raise

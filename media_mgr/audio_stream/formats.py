@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from media_mgr.audio_stream.events import FRAME_MS, Encoding, Track
@@ -84,7 +85,7 @@ class StreamFormat:
     track_channels: tuple[int, ...]
     learnt_from: str
 
-    @property
+    @cached_property  # read per frame on the hot path
     def channels(self) -> int:
         """Channels of the recording."""
         return sum(self.track_channels)
@@ -94,7 +95,7 @@ class StreamFormat:
         """Both directions of the call are in the stream: what the buffer presets call bidirectional."""
         return self.channels == 2
 
-    @property
+    @cached_property
     def frame_samples(self) -> int:
         """Samples per channel in one 20 ms frame."""
         return self.rate * FRAME_MS // 1000

@@ -163,7 +163,16 @@ class _Stream(WSListener):
                 return self._fail(1002, "a new message inside a fragmented one")
             if frame.fin:
                 if kind is WSMsgType.BINARY:
-                    return self._deliver(None, frame.get_payload_as_bytes())
+                    data = frame.get_payload_as_bytes()
+                    if not self._inbox:  # the binary dialect's audio: placed at once, no event built
+                        taken = self.conn.binary_now(data)
+                        if taken is True:
+                            return None
+                        if taken is not False:
+                            return self._push(
+                                {"type": "websocket.receive", "error": taken, "at": self.conn.clock()}
+                            )
+                    return self._deliver(None, data)
                 if not self._inbox:  # voipbit's media: parsed from the frame's own bytes, no str made
                     taken = self.conn.text_now(frame.get_payload_as_memoryview())
                     if taken is True:
@@ -342,6 +351,9 @@ def peer_protocol(upgrade: Upgrade, max_frame_bytes: int, logger: logging.Logger
     return proto
 
 
+_picows_get_buffer = WSProtocol.get_buffer
+
+
 class _PeerProtocol(WSProtocol):  # type: ignore[misc]
     """picows' protocol, telling the handshake callback who connected, reading at most
     ``READ_AT_MOST`` at once."""
@@ -349,7 +361,7 @@ class _PeerProtocol(WSProtocol):  # type: ignore[misc]
     peer: list[Any]
 
     def get_buffer(self, size_hint: int) -> memoryview:
-        view: memoryview = super().get_buffer(size_hint)
+        view: memoryview = _picows_get_buffer(self, size_hint)  # called per read: no super()
         return view[:READ_AT_MOST] if len(view) > READ_AT_MOST else view
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -15,19 +15,20 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from media_mgr.audio_stream.capture.pipeline import Capture, Sink
 from media_mgr.audio_stream.catch_up import CatchUp, Piece
 from media_mgr.audio_stream.dialects.base import Dialect
+from media_mgr.audio_stream.dialects.binary import BinaryDialect
 from media_mgr.audio_stream.dialects.voipbit import VoipbitDialect
 from media_mgr.audio_stream.events import Audio, BadInput, Media, Metadata, Start, Track
 from media_mgr.audio_stream.flood import FloodGuard
 from media_mgr.audio_stream.formats import StreamFormat
-from media_mgr.audio_stream.playout.buffering import BufferPolicy, Lead
+from media_mgr.audio_stream.playout.buffering import Lead
 from media_mgr.audio_stream.playout.player import Player
-from media_mgr.config import Settings
+from media_mgr.audio_stream.session_config import SessionConfig as SessionConfig  # imported from here too
+from media_mgr.audio_stream.session_config import Stats
 
 log = logging.getLogger("media_mgr.audio_stream")
 
@@ -43,39 +44,6 @@ class SessionState(enum.Enum):
 
 OpenSink = Callable[["Session", StreamFormat], Awaitable[Sink]]
 Publish = Callable[["Session", str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    gap_threshold: float = 0.06
-    gap_window: float = 0.4
-    max_hold: float = 2.0
-    record_lag: float = 0.5
-    flood_allowance: float = 2.0
-    messages_per_second: float = 50.0
-    bad_frames: int = 50
-    metadata_timeout: float = 1.0
-    policy: BufferPolicy = field(default_factory=BufferPolicy)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SessionConfig:
-        return cls(
-            gap_threshold=settings.ws_gap_threshold_ms / 1000, gap_window=settings.ws_gap_window_ms / 1000,
-            record_lag=settings.ws_record_lag_ms / 1000, flood_allowance=settings.limit_ws_flood_ms / 1000,
-            messages_per_second=settings.limit_ws_messages_per_second,
-            bad_frames=settings.limit_ws_bad_frames, metadata_timeout=settings.timeout_ws_metadata,
-            policy=BufferPolicy.from_settings(settings),
-        )  # fmt: skip
-
-
-@dataclass
-class Stats:
-    chunks: int = 0
-    bytes_in: int = 0
-    bad_frames: int = 0
-    odd_sizes: int = 0
-    texts: int = 0
-    reconnects: int = 0
 
 
 class Session:
@@ -230,6 +198,24 @@ class Session:
         self._arrived(now, len(pcm))
         self.guard.media(position / fmt.rate, (position + (len(pcm) >> 1)) / fmt.rate, now)
         capture.place_at(fmt.tracks.index(track), position, pcm, now)
+        return True
+
+    def audio_now(self, pcm: bytes, now: float) -> bool:
+        """The binary dialect's hot path: a frame of whole sample frames placed with no event built;
+        False, nothing done, for any other (a split sample carried, a catch-up holding audio)."""
+        fmt, capture, dialect = self.fmt, self.capture, self.dialect
+        if (self.catch_up is not None and not self.catch_up.done) or not isinstance(dialect, BinaryDialect):
+            return False
+        assert fmt is not None
+        assert capture is not None
+        size = len(pcm)
+        position = dialect.position_of(size, fmt)
+        if position is None:
+            return False
+        self._arrived(now, size)
+        rate = fmt.rate
+        self.guard.media(position / rate, (position + size // (2 * fmt.channels)) / rate, now)
+        capture.place_at(0, position, pcm, now)
         return True
 
     async def _place(self, audio: Media | Audio, now: float) -> None:

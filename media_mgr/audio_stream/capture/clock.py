@@ -126,11 +126,15 @@ class TrackClock:
         floor = self._floor
         if floor is None or self.state is not ClockState.STEADY:
             return None
-        late = arrival - (media + self.offset) / self.rate
+        position = media + self.offset
+        late = arrival - position / self.rate
         if late > floor + self.gap_threshold:
             return None
-        self._settle(late, arrival)
-        return media + self.offset
+        last = self._last_arrival  # ``_settle``, inline: this runs for every frame
+        crept = floor + DRIFT * (arrival - last) if arrival > last else floor
+        self._floor = late if late < crept else crept
+        self._last_arrival = arrival
+        return position
 
     def release(self) -> list[Placed]:
         """Place whatever is held as the media clock says (the stream is ending or detaching)."""

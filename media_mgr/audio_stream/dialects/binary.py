@@ -56,6 +56,10 @@ class Framer:
         self._carry = b""
         self.misaligned = 0  # messages that ended inside a sample frame
 
+    @property
+    def carrying(self) -> bool:
+        return bool(self._carry)
+
     def feed(self, data: bytes) -> bytes:
         """Whole sample frames of what came so far; the rest is kept for the next message."""
         if self._carry:
@@ -173,6 +177,19 @@ class BinaryDialect(Dialect):
         position = self._position
         self._position += len(pcm) // self._framer.block_align
         return Placement(0, position, pcm, irregular=self._framer.misaligned != misaligned)
+
+    def position_of(self, size: int, fmt: StreamFormat) -> int | None:
+        """``place`` for the hot path's common case (whole sample frames, nothing carried from the
+        last message): the frame's position, the media clock moved on; None for any other."""
+        block = 2 * fmt.channels
+        framer = self._framer
+        if framer is None:
+            framer = self._framer = Framer(block)
+        if size % block or framer.carrying:
+            return None
+        position = self._position
+        self._position = position + size // block
+        return position
 
     def resume_state(self) -> dict[str, Any]:
         return {"position": self._position}
