@@ -160,8 +160,10 @@ async def measure(target: Target, args: argparse.Namespace, workers: int = 1) ->
         row["gen_implied_gaps"] = [implied_gaps(passes, at) for at in (0.0, 0.5, 1.0)]
     if target.http is not None:
         jitter, gaps, live = await server_view(target.http, workers)
-        row |= {"false_gap_ms_median": float(np.median(GAP_MS)) if GAP_MS else 0, "all_recording_after_s": opened_after, "live": live, "jitter_p95_ms": round(p95(jitter), 2),
-                "false_gaps": gaps}  # fmt: skip
+        answered = live >= 0  # else the server did not answer: no figure, rather than a 0 that reads as one
+        row |= {"false_gap_ms_median": float(np.median(GAP_MS)) if GAP_MS else 0, "all_recording_after_s": opened_after, "live": live,
+                "jitter_p95_ms": round(p95(jitter), 2) if answered else None,
+                "false_gaps": gaps if answered else None}  # fmt: skip
     ticker.cancel()
     fleet.close()
     await asyncio.sleep(1)
