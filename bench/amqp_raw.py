@@ -34,19 +34,27 @@ def shortstr(value: str) -> bytes:
 class RawAmqp(asyncio.Protocol):
     """Channel 1 of one connection. ``on_body`` receives every content body frame consumed (no_ack)."""
 
-    def __init__(self, on_body: Callable[[bytes], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_body: Callable[[bytes], None] | None = None,
+        on_confirm: Callable[[int, bool], None] | None = None,
+    ) -> None:
         self.on_body = on_body
+        self.on_confirm = on_confirm  # the broker's Basic.Ack of our publishes (confirm mode): tag, multiple
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._rpc: asyncio.Queue[Any] = asyncio.Queue()
         self.closed = asyncio.get_running_loop().create_future()
 
     @classmethod
-    async def connect(cls, url: str, on_body: Callable[[bytes], None] | None = None) -> RawAmqp:
+    async def connect(
+        cls, url: str, on_body: Callable[[bytes], None] | None = None,
+        on_confirm: Callable[[int, bool], None] | None = None,
+    ) -> RawAmqp:  # fmt: skip
         parts = urlsplit(url)
         loop = asyncio.get_running_loop()
         host, port = parts.hostname or "127.0.0.1", parts.port or 5672
-        _, self = await loop.create_connection(lambda: cls(on_body), host, port)
+        _, self = await loop.create_connection(lambda: cls(on_body, on_confirm), host, port)
         assert self.transport is not None
         self.transport.write(bytes(header.ProtocolHeader().marshal()))
         await self._expect(commands.Connection.Start)
@@ -115,7 +123,10 @@ class RawAmqp(asyncio.Protocol):
                     on_body(bytes(buf[start : start + size]))
             elif kind == 1:
                 ids = _METHOD_IDS.unpack_from(buf, start)
-                if ids != (60, 60):  # a Basic.Deliver says nothing the body does not
+                if ids == (60, 80) and self.on_confirm is not None:  # Basic.Ack: a publish confirmed
+                    (tag,) = _U64.unpack_from(buf, start + 4)
+                    self.on_confirm(tag, bool(buf[start + 12] & 1))
+                elif ids != (60, 60):  # a Basic.Deliver says nothing the body does not
                     _, _, value = frame.unmarshal(bytes(buf[at : start + size + 1]))
                     if isinstance(value, commands.Connection.Close):
                         self.send(commands.Connection.CloseOk(), 0)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -138,11 +139,22 @@ async def echo_responder(queue_name: str, ready: Event, stop: Event, handled: Sy
     await connection.close()
 
 
-async def raw_echo_responder(queue_name: str, ready: Event, stop: Event, handled: Synchronized[int]) -> None:
+async def raw_echo_responder(
+    queue_name: str, ready: Event, stop: Event, handled: Synchronized[int], settled: bool = False
+) -> None:
     """The broker's floor: the echo on the hand-framed client (``amqp_raw``), no JSON decoding, no task per
     message. What this one cannot hold (its stalls, its p99) the broker and the machine cannot give anyone.
+
+    ``settled``: with media-mgr's discipline, which is the broker's work too: requests consumed with
+    manual acks, replies published in confirm mode, each request acknowledged once its reply's confirm
+    came (one reply per request, in order, so a confirm's tag is its request's delivery tag).
     """
     amqp: RawAmqp | None = None
+
+    def on_confirm(tag: int, multiple: bool) -> None:
+        assert amqp is not None
+        amqp.send(commands.Basic.Ack(tag, multiple))
+
     replies: dict[bytes, Callable[[bytes, int], bytes]] = {}
 
     def field_of(body: bytes, key: bytes) -> bytes:
@@ -163,13 +175,16 @@ async def raw_echo_responder(queue_name: str, ready: Event, stop: Event, handled
         assert amqp is not None
         amqp.write(frames(reply, 0))
 
-    amqp = await RawAmqp.connect(AMQP_URL, on_request)
+    amqp = await RawAmqp.connect(AMQP_URL, on_request, on_confirm if settled else None)
     await amqp.call(commands.Exchange.Declare(exchange="targeted", exchange_type="direct"),
                     commands.Exchange.DeclareOk)  # fmt: skip
     await amqp.call(commands.Queue.Declare(queue=queue_name, exclusive=True,
                                            arguments={"x-max-length": 100, "x-message-ttl": 60_000}),
                     commands.Queue.DeclareOk)  # fmt: skip
-    await amqp.call(commands.Basic.Consume(queue=queue_name, no_ack=True), commands.Basic.ConsumeOk)
+    if settled:
+        await amqp.call(commands.Basic.Qos(prefetch_count=1000), commands.Basic.QosOk)
+        await amqp.call(commands.Confirm.Select(), commands.Confirm.SelectOk)
+    await amqp.call(commands.Basic.Consume(queue=queue_name, no_ack=not settled), commands.Basic.ConsumeOk)
     ready.set()
     await asyncio.to_thread(stop.wait)
     await amqp.close()
@@ -408,6 +423,7 @@ def main() -> None:
             echoes = {
                 "bare aio-pika echo (anchor)": echo_responder,
                 "raw AMQP echo (broker floor)": raw_echo_responder,
+                "raw AMQP echo, acks after confirms": functools.partial(raw_echo_responder, settled=True),
             }
             for label, responder in ({} if args.no_echo else echoes).items():
                 echo_queue = f"bench.echo.{secrets.token_hex(3)}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import struct
+import time
 from typing import Final
 
 import aiormq.connection
@@ -27,6 +28,7 @@ from pamqp.exceptions import PAMQPException
 from pamqp.header import ContentHeader
 
 _CHUNK: Final = 65536
+_TURN: Final = 0.001  # the longest this reader goes on handing out frames without letting the loop run
 _HEAD: Final = 7  # type (1), channel (2), payload size (4); a frame ends with one more byte, 0xCE
 _SIZE: Final = struct.Struct(">I")
 _U64: Final = struct.Struct(">Q")
@@ -62,6 +64,7 @@ class FrameReader:
         self.started = False
         self._buffer = bytearray()
         self._frames: collections.deque[ReceivedFrame] = collections.deque()
+        self._since_yield = 0.0  # time.monotonic() when this task last let the loop run
 
     def __aiter__(self) -> FrameReader:
         return self
@@ -71,8 +74,16 @@ class FrameReader:
 
     async def get_frame(self) -> ReceivedFrame:
         frames = self._frames
-        while not frames:
-            await self._read()
+        if not frames:
+            while not frames:
+                await self._read()
+            self._since_yield = time.monotonic()  # a read mostly waited: a fresh turn
+        elif time.monotonic() - self._since_yield >= _TURN:
+            # A backlog read at once is answered frame by frame in this one task, and what it hands to
+            # the rest of the loop (replies in aiormq's write queue, acks on a timer) waits until the
+            # task yields: every millisecond, it lets them go.
+            await asyncio.sleep(0)
+            self._since_yield = time.monotonic()
         return frames.popleft()
 
     async def _read(self) -> None:

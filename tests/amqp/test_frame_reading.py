@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 
 import aiormq
 import pytest
@@ -164,3 +165,31 @@ async def test_a_broken_delivery_frame_is_refused_as_pamqp_refuses_it() -> None:
     short[11] = 200  # the consumer tag says it is longer than the frame
     with pytest.raises(InvalidFrameError):
         await read_all([bytes(short)])
+
+
+async def test_a_backlog_is_handed_out_with_the_loop_let_run_in_between() -> None:
+    """Frames read at once are handed out without an await; every millisecond of them the reader lets
+    the loop run, so replies queued for aiormq's writer task and timed acks leave during a backlog."""
+    data = b"".join(frame.marshal(heartbeat.Heartbeat(), 0) for _ in range(2000))
+    stream = asyncio.StreamReader()
+    stream.feed_data(data)
+    stream.feed_eof()
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    counter = asyncio.create_task(count_turns())
+    reader = FrameReader(stream)
+    got = 0
+    async for _ in reader:
+        got += 1
+        until = time.monotonic() + 0.0001  # 0.1 ms of work a frame: 200 ms for the backlog
+        while time.monotonic() < until:
+            pass
+    counter.cancel()
+    assert got == 2000
+    assert turns >= 20  # about one a millisecond; none at all without the reader's yields
