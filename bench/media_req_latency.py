@@ -420,7 +420,7 @@ def main() -> None:
             refused: dict[str, int] = {}
             sustained: dict[str, str] = {}
             view = ""
-            echoes = {
+            echoes: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
                 "bare aio-pika echo (anchor)": echo_responder,
                 "raw AMQP echo (broker floor)": raw_echo_responder,
                 "raw AMQP echo, acks after confirms": functools.partial(raw_echo_responder, settled=True),

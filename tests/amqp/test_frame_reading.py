@@ -15,6 +15,7 @@ from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
 from pamqp import commands, frame, heartbeat
 from pamqp.body import ContentBody
+from pamqp.frame import FrameTypes
 from pamqp.header import ContentHeader
 
 from media_mgr.amqp import frame_reader, request_age
@@ -27,7 +28,7 @@ from amqp_peers import AMQP_URL, kazoo_timestamp
 def wire() -> tuple[bytes, list[tuple[int, type]]]:
     """A broker's bytes for a delivery (method, header, two body frames), a heartbeat and a Channel.Close."""
     body = b"x" * 300
-    frames = [
+    frames: list[tuple[int, FrameTypes]] = [
         (1, commands.Basic.Deliver("ctag", 7, False, "kapps", "media_req")),
         (1, ContentHeader(0, len(body), commands.Basic.Properties(content_type="application/json"))),
         (1, ContentBody(body[:200])),
@@ -136,7 +137,7 @@ def properties_cases() -> list[commands.Basic.Properties]:
 @pytest.mark.parametrize("props", properties_cases())
 async def test_a_delivery_is_decoded_as_pamqp_decodes_it(props: commands.Basic.Properties) -> None:
     request_age.install()  # the timestamp decoder both use
-    frames = [
+    frames: list[FrameTypes] = [
         commands.Basic.Deliver("media_mgr.ctag-é", 2**62 + 5, True, "kapps", "media_req"),
         ContentHeader(0, 3, props),
         ContentBody(b"abc"),
@@ -145,12 +146,14 @@ async def test_a_delivery_is_decoded_as_pamqp_decodes_it(props: commands.Basic.P
     ours = await read_all([data])
     theirs = [frame.unmarshal(frame.marshal(value, 3)) for value in frames]
     assert [(consumed, channel) for consumed, channel, _ in ours] == [(c, ch) for c, ch, _ in theirs]
-    for (_, _, mine), (_, _, pamqps) in zip(ours, theirs, strict=True):
-        assert type(mine) is type(pamqps)
-        if isinstance(mine, ContentHeader):
-            assert isinstance(pamqps, ContentHeader)
-            assert (mine.weight, mine.body_size) == (pamqps.weight, pamqps.body_size)
-            mine, pamqps = mine.properties, pamqps.properties
+    for (_, _, mine_frame), (_, _, pamqps_frame) in zip(ours, theirs, strict=True):
+        assert type(mine_frame) is type(pamqps_frame)
+        mine: object = mine_frame
+        pamqps: object = pamqps_frame
+        if isinstance(mine_frame, ContentHeader):
+            assert isinstance(pamqps_frame, ContentHeader)
+            assert (mine_frame.weight, mine_frame.body_size) == (pamqps_frame.weight, pamqps_frame.body_size)
+            mine, pamqps = mine_frame.properties, pamqps_frame.properties
         for name in mine.__slots__ if hasattr(mine, "__slots__") else vars(mine):
             left, right = getattr(mine, name), getattr(pamqps, name)
             assert left == right, name
