@@ -91,13 +91,8 @@ class AccessMiddleware:
     def count_answered(self, route: str, status: int, times: list[float]) -> None:
         """Count requests answered outside :meth:`__call__` that took ``times``, in one call (the
         stream URLs' responder counts a loop turn's answers at once: one increment, not one each)."""
-        counted = self._counted.get((route, status))
-        if counted is None:
-            counted = self._counted[(route, status)] = self.metrics.http_requests.labels(route, str(status))
+        counted, timed = self._children(route, status)
         counted.inc(len(times))
-        timed = self._timed.get(route)
-        if timed is None:
-            timed = self._timed[route] = self.metrics.http_seconds.labels(route)
         for elapsed in times:
             timed.observe(elapsed)
 
@@ -108,11 +103,16 @@ class AccessMiddleware:
         log.info("request", extra=extra)
 
     def _count(self, route: str, status: int, elapsed: float) -> None:
+        counted, timed = self._children(route, status)
+        counted.inc()
+        timed.observe(elapsed)
+
+    def _children(self, route: str, status: int) -> tuple[Any, Any]:
+        """The request counter's and the timing histogram's children for these labels, looked up once."""
         counted = self._counted.get((route, status))
         if counted is None:
             counted = self._counted[(route, status)] = self.metrics.http_requests.labels(route, str(status))
-        counted.inc()
         timed = self._timed.get(route)
         if timed is None:
             timed = self._timed[route] = self.metrics.http_seconds.labels(route)
-        timed.observe(elapsed)
+        return counted, timed

@@ -170,26 +170,29 @@ class BinaryDialect(Dialect):
     def place(self, event: Media | Audio, fmt: StreamFormat) -> Placement:
         if not isinstance(event, Audio):
             raise BadInput("voipbit media on a binary stream")
-        if self._framer is None:
-            self._framer = Framer(2 * fmt.channels)
-        misaligned = self._framer.misaligned
-        pcm = self._framer.feed(event.pcm)
+        framer = self._framer_for(fmt)
+        misaligned = framer.misaligned
+        pcm = framer.feed(event.pcm)
         position = self._position
-        self._position += len(pcm) // self._framer.block_align
-        return Placement(0, position, pcm, irregular=self._framer.misaligned != misaligned)
+        self._position += len(pcm) // framer.block_align
+        return Placement(0, position, pcm, irregular=framer.misaligned != misaligned)
 
     def position_of(self, size: int, fmt: StreamFormat) -> int | None:
         """``place`` for the hot path's common case (whole sample frames, nothing carried from the
         last message): the frame's position, the media clock moved on; None for any other."""
-        block = 2 * fmt.channels
-        framer = self._framer
-        if framer is None:
-            framer = self._framer = Framer(block)
+        framer = self._framer_for(fmt)
+        block = framer.block_align
         if size % block or framer.carrying:
             return None
         position = self._position
         self._position = position + size // block
         return position
+
+    def _framer_for(self, fmt: StreamFormat) -> Framer:
+        framer = self._framer
+        if framer is None:
+            framer = self._framer = Framer(2 * fmt.channels)  # L16: two bytes a sample
+        return framer
 
     def resume_state(self) -> dict[str, Any]:
         return {"position": self._position}
