@@ -32,6 +32,7 @@ log = logging.getLogger("media_mgr.shout.relay")
 
 CHUNK = 4096
 MEDIA_RETRY = 5.0  # the item could not be read (deleted, database away): try again after this
+THREAD_EXIT_CHECK = 0.005  # a stopping thread that has said it is finished is polled this often until gone
 
 MediaReader = Callable[[str], AsyncIterator[bytes]]
 Elsewhere = Callable[[str], Awaitable[Mount | None]]  # another instance's mount, mirrored here
@@ -151,8 +152,13 @@ class RelayManager:
             await asyncio.gather(relay.feeder, return_exceptions=True)
         self._detach(relay)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(relay.finished), self.config.stop_timeout)
-        if not relay.finished.done():
+            async with asyncio.timeout(self.config.stop_timeout):
+                await asyncio.shield(relay.finished)
+                # ``finished`` is set from inside the thread, which still has to return: wait on the
+                # loop (never join there) until it has, so "stopped" means the thread is gone
+                while relay.thread.is_alive():  # noqa: ASYNC110 (a thread's end sets no event)
+                    await asyncio.sleep(THREAD_EXIT_CHECK)
+        if relay.thread.is_alive():
             log.warning("relay thread did not end in time", extra={"relay": relay.id})
 
     # -- live mounts -------------------------------------------------------------------------------
