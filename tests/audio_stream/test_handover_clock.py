@@ -130,3 +130,23 @@ def test_an_amigniter_reconnect_whose_metadata_started_the_move() -> None:
     """amigniter re-sends its metadata first: the move starts on it, and its audio is all read after."""
     for handover, late in ((0.05, False), (0.3, False), (0.6, False), (0.9, False), (0.6, True)):
         check("binary", handover, late, metadata_first=True)
+
+
+def test_the_hot_path_places_late_audio_at_once_while_our_loop_runs_late() -> None:
+    """Binary frames read 0.3 s late, the loop known to be late: each placed by the media clock as it
+    comes (nothing held, no gap), and recorded in order."""
+
+    async def run() -> bytes:
+        sink, now, reliable = ListSink(), [100.0], [True]
+        s = session("binary", sink, now, reliable)
+        for k in range(60):
+            late = 0.3 if 10 <= k < 50 else 0.0
+            reliable[0] = late == 0.0
+            now[0] = 100.0 + 0.02 * k + late
+            assert s.audio_now(chunk_pcm(k), now[0])
+            assert s.capture is not None and s.capture.clocks[0].held_bytes == 0
+        await s.finish("eof", complete=True)
+        assert s.capture is not None and s.capture.gaps == 0
+        return bytes(sink.data)
+
+    assert asyncio.run(run()) == b"".join(chunk_pcm(k) for k in range(60))

@@ -75,3 +75,25 @@ def test_no_gap_is_inferred_while_our_own_process_runs_late() -> None:
     placed += [p.position for p in c.release()]
     assert c.gaps == 0
     assert placed == [k * FRAME for k in range(60)]
+
+
+def test_late_chunks_read_while_our_process_runs_late_are_placed_at_once_not_held() -> None:
+    """Holding them would decide nothing; under saturation it sent every frame the slow way."""
+    c = clock()
+    placed = [pos for k in range(10) for pos in feed(c, k, 1.0 + 0.02 * k)]
+    for k in range(10, 30):
+        got = c.feed(Chunk(k * FRAME, PCM, 1.5 + 0.02 * k), timing_reliable=False)  # 0.3 s late
+        assert [p.position for p in got] == [k * FRAME]  # at once, by the media clock
+        assert c.state is ClockState.STEADY and c.held_bytes == 0
+        assert c.by_media(k * FRAME) == k * FRAME  # the hot path's way to the same place
+    placed += [k * FRAME for k in range(10, 30)]
+    placed += feed(c, 30, 1.0 + 0.02 * 30)  # on time again: the floor was left alone
+    assert placed == [k * FRAME for k in range(31)]
+    assert c.gaps == 0
+
+
+def test_by_media_leaves_a_holding_clock_to_feed() -> None:
+    c = clock()
+    feed(c, 0, 1.0)
+    assert feed(c, 1, 1.5) == []  # late with our timing reliable: held, stall or gap to be decided
+    assert c.by_media(2 * FRAME) is None

@@ -13,7 +13,9 @@ back, it was a stall and nothing moves; if after ``decide_after`` seconds chunks
 about real-time pace, it was a gap, and the track's offset grows by the smallest lateness seen,
 rounded to whole frames (voipbit drops whole 20 ms chunks). Held audio is bounded by ``max_hold``.
 When our own process runs late (an overloaded event loop reads everything late, which looks exactly
-like a gap), no gap is inferred: the media clock is trusted, never silence invented.
+like a gap), no gap is inferred: the media clock is trusted, never silence invented; and nothing is
+held either, since holding would decide nothing (under saturation it also made every frame take the
+slow way, which kept the process saturated).
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ class TrackClock:
             if late <= self._floor + self.gap_threshold:
                 self._settle(late, chunk.arrival)
                 return [self._place(chunk)]
+            if not timing_reliable:  # we are the late one: nothing to decide, the media clock holds
+                return [self._place(chunk)]
             self.state = ClockState.HOLDING
             self._held = [chunk]
             return []
@@ -135,6 +139,14 @@ class TrackClock:
         self._floor = late if late < crept else crept
         self._last_arrival = arrival
         return position
+
+    def by_media(self, media: int) -> int | None:
+        """``feed``'s case for a late chunk read while our own process runs late, without building a
+        chunk: steady, it is placed by the media clock, nothing held and the floor left alone (its
+        lateness is ours). None: call ``feed``."""
+        if self._floor is None or self.state is not ClockState.STEADY:
+            return None
+        return media + self.offset
 
     def release(self) -> list[Placed]:
         """Place whatever is held as the media clock says (the stream is ending or detaching)."""

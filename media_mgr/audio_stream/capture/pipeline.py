@@ -77,9 +77,10 @@ class Capture:
 
     def place_at(self, track: int, media: int, pcm: bytes, arrival: float) -> None:
         """``place`` for the hot path: no chunk built when the track's clock takes it at once."""
-        position = self.clocks[track].on_time(media, arrival)
-        if position is None:
-            self.place(track, Chunk(media, pcm, arrival))
+        clock = self.clocks[track]
+        position = clock.on_time(media, arrival)
+        if position is None and (self.timing_reliable() or (position := clock.by_media(media)) is None):
+            self.place(track, Chunk(media, pcm, arrival))  # held, or the first of the track
             return
         self.jitter[track].update(arrival, position / self.fmt.rate)
         self.assembler.put(track, position, pcm)
