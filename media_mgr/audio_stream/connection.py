@@ -140,7 +140,10 @@ class Connection(HotPath):
                     return None
                 try:
                     if self.session is not None and not self.session.ending:
-                        await self.session.tick(now)
+                        await self.session.tick(now)  # places the hot path's arrivals first
+                except BadInput as exc:  # their flood guard: as if raised on the hot path
+                    await self._refuse(exc)
+                    return None
                 except MediaMgrError as exc:
                     await self._fail(exc)
                     return None
@@ -157,6 +160,8 @@ class Connection(HotPath):
                 try:
                     if "error" in message:  # raised on the hot path (``frame_now``), handled here
                         raise message["error"]
+                    if self.session is not None:  # what the hot path kept goes before this frame
+                        self.session.place_arrivals()
                     text, data = message.get("text"), message.get("bytes")
                     taken = self.queued_now(text, data, now)
                     if taken is False:
@@ -168,17 +173,7 @@ class Connection(HotPath):
                         raise
                     self._bad(exc, now)
             except BadInput as exc:
-                self.bad_input = exc
-                log.warning(
-                    "audio_stream closing on bad input",
-                    extra={
-                        "session": self._sid(),
-                        "peer": self.peer,
-                        "reason": exc.reason,
-                        "code": exc.close_code,
-                    },
-                )
-                await self._close(exc.close_code, exc.reason[:120])
+                await self._refuse(exc)
                 return None
             except MediaMgrError as exc:
                 await self._fail(exc)
@@ -303,6 +298,15 @@ class Connection(HotPath):
             log.info("audio_stream message ignored", extra={"session": self._sid(), "what": what[:200]})
         if session is not None:
             session.stats.texts += 1
+
+    async def _refuse(self, exc: BadInput) -> None:
+        """Bad input that ends the connection: closed with its code."""
+        self.bad_input = exc
+        log.warning(
+            "audio_stream closing on bad input",
+            extra={"session": self._sid(), "peer": self.peer, "reason": exc.reason, "code": exc.close_code},
+        )
+        await self._close(exc.close_code, exc.reason[:120])
 
     async def _fail(self, exc: MediaMgrError) -> None:
         log.warning(

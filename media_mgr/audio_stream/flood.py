@@ -16,7 +16,7 @@ from media_mgr.audio_stream.events import BadInput
 POLICY_VIOLATION = 1008
 
 
-@dataclass
+@dataclass(slots=True)
 class FloodGuard:
     allowance: float = 2.0
     messages_per_second: float = 50.0

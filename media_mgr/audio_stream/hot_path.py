@@ -1,11 +1,13 @@
 """The hot path of a connection: audio placed from the listener's frame callback, no task woken.
 
 A listener that calls back per frame (``listener.py``, picows) hands each frame here while nothing
-is queued before it. Audio of a session that is recording is placed at once; the recording gets it
-at the session's next tick. voipbit's ``media`` is parsed from the frame's bytes by one
-``orjson.loads`` with its fields checked in place (``voipbit.media_fast``): no text decoded, no event
-built. Anything else (control frames, a frame that is not the common case, a session opening) goes
-the usual way, through the connection's task, in order.
+is queued before it. Audio of a session that is recording gets its place on the media clock at once
+and is kept; the session's next tick (or anything else that reads the capture) places what was kept
+together, and the recording gets it then (``Session.place_arrivals``). voipbit's ``media`` is
+parsed from the frame's bytes by one ``orjson.loads`` with its fields checked in place
+(``voipbit.media_fast``): no text decoded, no event built. Anything else (control frames, a frame
+that is not the common case, a session opening) goes the usual way, through the connection's task,
+in order, after what was kept.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ class SessionConfig:
         )  # fmt: skip
 
 
-@dataclass
+@dataclass(slots=True)
 class Stats:
     chunks: int = 0
     bytes_in: int = 0

@@ -144,6 +144,7 @@ def test_the_hot_path_places_late_audio_at_once_while_our_loop_runs_late() -> No
             reliable[0] = late == 0.0
             now[0] = 100.0 + 0.02 * k + late
             assert s.audio_now(chunk_pcm(k), now[0])
+            s.place_arrivals()  # as a tick would, with the timing of that moment
             assert s.capture is not None and s.capture.clocks[0].held_bytes == 0
         await s.finish("eof", complete=True)
         assert s.capture is not None and s.capture.gaps == 0

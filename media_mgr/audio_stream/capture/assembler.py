@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class _Track:
     frame_bytes: int
     window: bytearray = field(default_factory=bytearray)

@@ -17,7 +17,7 @@ HOLD_SECONDS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class InterarrivalJitter:
     """``update`` with (arrival seconds, media seconds) per chunk; ``value_ms`` is J in milliseconds.
 
