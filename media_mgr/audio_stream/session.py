@@ -222,8 +222,9 @@ class Session:
     def _arrive(self, track: int, position: int, pcm: bytes, now: float) -> None:
         """A hot-path frame, its place on the media clock known, kept to be placed with the frames
         after it. Placed one by one as they came, 1000 sessions' clocks, jitter estimators and
-        windows were each read from cold memory for every frame (twice the CPU of placing a
-        session's dozen frames together, in-process); what is kept is bounded (``ARRIVALS_MAX``)."""
+        windows were each read from cold memory for every frame (in-process, 13.4 to 14.1 µs of
+        Python a frame, against 9.5 to 11.1 placed a session's dozen at a time); what is kept is
+        bounded (``ARRIVALS_MAX``)."""
         self.last_arrival = now
         arrivals = self._arrivals
         arrivals.append((track, position, pcm, now))
