@@ -11,6 +11,7 @@ Read in this order (imports run down the list; ``lint-imports`` keeps it so):
 - ``publisher.py``  stream events: counted, logged, published on AMQP without making a stream wait
 - ``registry.py``   live sessions, reconnects finding theirs, URLs refused for a while
 - ``session.py``    one stream of one call, across reconnects: format, capture, playout
+- ``arrivals.py``   the session's hot path: frames kept with their arrival times, placed together
 - ``capture/``      audio in -> the recording: ``clock`` (media clock, gaps), ``jitter`` (RFC 3550),
                     ``assembler`` (tracks side by side), ``pipeline`` (all of it, to the sink)
 - ``playout/``      media out -> the module: ``buffering`` (lead presets), ``pacer`` (virtual

@@ -17,12 +17,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from media_mgr.audio_stream.arrivals import Arrivals
 from media_mgr.audio_stream.capture.pipeline import Capture, Sink
 from media_mgr.audio_stream.catch_up import CatchUp, Piece
 from media_mgr.audio_stream.dialects.base import Dialect
-from media_mgr.audio_stream.dialects.binary import BinaryDialect
-from media_mgr.audio_stream.dialects.voipbit import VoipbitDialect
-from media_mgr.audio_stream.events import Audio, BadInput, Media, Metadata, Start, Track
+from media_mgr.audio_stream.events import Audio, BadInput, Media, Metadata, Start
 from media_mgr.audio_stream.flood import FloodGuard
 from media_mgr.audio_stream.formats import StreamFormat
 from media_mgr.audio_stream.playout.buffering import Lead
@@ -33,10 +32,6 @@ from media_mgr.audio_stream.session_config import Stats
 log = logging.getLogger("media_mgr.audio_stream")
 
 EARLY_LIMIT_BYTES = 256 * 1024  # audio held while the format is not known yet
-# Hot-path arrivals wait this long (frames, bytes) at most before they are placed in one go; ticks
-# (every 0.25 s) and anything else that reads or moves the capture place them first.
-ARRIVALS_MAX = 32
-ARRIVALS_MAX_BYTES = 64 * 1024
 
 
 class SessionState(enum.Enum):
@@ -50,7 +45,7 @@ OpenSink = Callable[["Session", StreamFormat], Awaitable[Sink]]
 Publish = Callable[["Session", str, dict[str, Any]], None]
 
 
-class Session:
+class Session(Arrivals):
     def __init__(
         self,
         session_id: str,
@@ -102,8 +97,7 @@ class Session:
         self._first_arrival: float | None = None
         self.capture: Capture | None = None
         self.hot = False  # audio may take the hot path: the format known, the early audio placed
-        self._arrivals: list[tuple[int, int, bytes, float]] = []  # hot-path audio not placed yet
-        self._arrivals_bytes = 0
+        super().__init__()  # Arrivals: hot-path audio kept, not placed yet
         self._early: list[tuple[Media | Audio, float]] = []
         self._opening: asyncio.Task[None] | None = None  # the recording being opened
         self.open_failed: Exception | None = None
@@ -189,67 +183,6 @@ class Session:
         if self.stream_id is None and isinstance(audio, Media) and audio.stream_id:
             self.stream_id = audio.stream_id
         self._place_now(audio, now)
-
-    def media_now(self, track: Track, chunk: int, pcm: bytes, stream_id: object, now: float) -> bool:
-        """voipbit's hot path (``voipbit.media_fast``): the common case placed with no event built;
-        False, nothing done, for any other (this stream's id, a regular L16 chunk, no catch-up)."""
-        fmt, capture, dialect = self.fmt, self.capture, self.dialect
-        catching_up = self.catch_up is not None and not self.catch_up.done
-        if stream_id != self.stream_id or catching_up or not isinstance(dialect, VoipbitDialect):
-            return False
-        assert fmt is not None
-        assert capture is not None
-        position = dialect.position_of(track, chunk, len(pcm), fmt)
-        if position is None:
-            return False
-        self._arrive(fmt.tracks.index(track), position, pcm, now)
-        return True
-
-    def audio_now(self, pcm: bytes, now: float) -> bool:
-        """The binary dialect's hot path: a frame of whole sample frames placed with no event built;
-        False, nothing done, for any other (a split sample carried, a catch-up holding audio)."""
-        fmt, capture, dialect = self.fmt, self.capture, self.dialect
-        if (self.catch_up is not None and not self.catch_up.done) or not isinstance(dialect, BinaryDialect):
-            return False
-        assert fmt is not None
-        assert capture is not None
-        position = dialect.position_of(len(pcm), fmt)
-        if position is None:
-            return False
-        self._arrive(0, position, pcm, now)
-        return True
-
-    def _arrive(self, track: int, position: int, pcm: bytes, now: float) -> None:
-        """A hot-path frame, its place on the media clock known, kept to be placed with the frames
-        after it. Placed one by one as they came, 1000 sessions' clocks, jitter estimators and
-        windows were each read from cold memory for every frame (in-process, 13.4 to 14.1 µs of
-        Python a frame, against 9.5 to 11.1 placed a session's dozen at a time); what is kept is
-        bounded (``ARRIVALS_MAX``)."""
-        self.last_arrival = now
-        arrivals = self._arrivals
-        arrivals.append((track, position, pcm, now))
-        self._arrivals_bytes += len(pcm)
-        if len(arrivals) >= ARRIVALS_MAX or self._arrivals_bytes >= ARRIVALS_MAX_BYTES:
-            self.place_arrivals()
-
-    def place_arrivals(self) -> None:
-        """Place the hot path's frames kept since the last call, in order, with their arrival times.
-        Raises the flood guard's ``BadInput`` (the frames after the flooding one are dropped)."""
-        arrivals = self._arrivals
-        if not arrivals:
-            return
-        self._arrivals, self._arrivals_bytes = [], 0
-        fmt, capture, guard, stats = self.fmt, self.capture, self.guard, self.stats
-        assert fmt is not None
-        assert capture is not None
-        rate, block = fmt.rate, [2 * c for c in fmt.track_channels]
-        self._first_arrival = self._first_arrival or arrivals[0][3]
-        for track, position, pcm, now in arrivals:
-            size = len(pcm)
-            stats.chunks += 1
-            stats.bytes_in += size
-            guard.media(position / rate, (position + size // block[track]) / rate, now)
-            capture.place_at(track, position, pcm, now)
 
     async def _place(self, audio: Media | Audio, now: float) -> None:
         self.place_arrivals()
@@ -337,7 +270,7 @@ class Session:
         """The socket went without an end: keep everything for the module's reconnect."""
         if self.ending:
             return
-        self._place_what_came()
+        self.place_what_came()
         self._caught_up(None)
         if self.capture is not None:
             await self.capture.flush()
@@ -347,13 +280,6 @@ class Session:
         if self.player is not None:
             self.player.detach()
         self._changed()
-
-    def _place_what_came(self) -> None:
-        """The socket is gone or the stream ends: what came is placed; a flood's rest is dropped."""
-        try:
-            self.place_arrivals()
-        except BadInput:
-            self._arrivals, self._arrivals_bytes = [], 0
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -370,7 +296,7 @@ class Session:
                 await self._learnt(self.dialect.settle(None))
             if self._opening is not None:
                 await asyncio.shield(self._opening)  # its audio goes into it, then it is closed
-            self._place_what_came()
+            self.place_what_came()
             self._caught_up(None)
             if self.capture is not None:
                 await self.capture.flush()

@@ -8,8 +8,9 @@ import asyncio
 import pytest
 from test_handover_clock import ListSink, chunk_pcm, session
 
+from media_mgr.audio_stream.arrivals import ARRIVALS_MAX
 from media_mgr.audio_stream.events import Audio, BadInput
-from media_mgr.audio_stream.session import ARRIVALS_MAX, Session
+from media_mgr.audio_stream.session import Session
 
 
 def furthest(s: Session) -> int:
