@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 import numpy as np
 import uvloop
-from module_fleet import Fleet, PicowsFleet, implied_gaps
+from module_fleet import Fleet, PicowsFleet, implied_gaps, implied_jitter
 
 from memory_large_file import drop_db, scratch_db
 
@@ -139,6 +139,7 @@ async def measure(target: Target, args: argparse.Namespace, workers: int = 1) ->
     await asyncio.sleep(args.settle)  # and what queued while recordings opened, handled
     fleet.late.clear()
     sent0, cpu0, t0, gen0 = fleet.sent, cpu_seconds(target.pid), time.monotonic(), time.process_time()
+    window_began = asyncio.get_running_loop().time()  # the clock the generator's passes are on
     await asyncio.sleep(args.window)
     sent1, cpu1, t1, gen1 = fleet.sent, cpu_seconds(target.pid), time.monotonic(), time.process_time()
     late = [1000 * x for x in fleet.late]
@@ -158,6 +159,9 @@ async def measure(target: Target, args: argparse.Namespace, workers: int = 1) ->
     passes = getattr(fleet, "passes", None)
     if passes is not None:  # sessions first, in the middle and last in each pass
         row["gen_implied_gaps"] = [implied_gaps(passes, at) for at in (0.0, 0.5, 1.0)]
+        row["gen_implied_jitter_p95_ms"] = [
+            round(implied_jitter(passes, at, window_began), 2) for at in (0.0, 0.5, 1.0)
+        ]
     if target.http is not None:
         jitter, gaps, live = await server_view(target.http, workers)
         answered = live >= 0  # else the server did not answer: no figure, rather than a 0 that reads as one

@@ -37,6 +37,7 @@ import numpy as np
 from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, ws_connect
 
 from media_mgr.audio_stream.capture.clock import Chunk, TrackClock
+from media_mgr.audio_stream.capture.jitter import InterarrivalJitter
 
 TICK = 0.020
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -320,6 +321,21 @@ def implied_gaps(passes: list[tuple[float, float]], at: float) -> int:
     for k, (began, ended) in enumerate(passes):
         clock.feed(Chunk(160 * k, pcm, began + at * (ended - began)))
     return clock.gaps
+
+
+def implied_jitter(passes: list[tuple[float, float]], at: float, since: float) -> float:
+    """The RFC 3550 jitter the server would measure from the generator's own timing alone, for the
+    session ``at`` of the way through each pass (as ``implied_gaps``): J through the server's own
+    estimator, its 95th percentile over the passes that began at ``since`` or later, in ms. Part of
+    the server's jitter figure is this, the generator's; the rest is the server's."""
+    jitter = InterarrivalJitter()
+    seen = []
+    for k, (began, ended) in enumerate(passes):
+        sent = began + at * (ended - began)
+        value = jitter.update(sent, 0.02 * k)
+        if began >= since:
+            seen.append(value)
+    return float(np.percentile(seen, 95)) * 1000 if seen else 0.0
 
 
 class PicowsFleet:
