@@ -48,12 +48,11 @@ class Arrivals:
     def media_now(self, track: Track, chunk: int, pcm: bytes, stream_id: object, now: float) -> bool:
         """voipbit's hot path (``voipbit.media_fast``): the common case kept, no event built;
         False, nothing done, for any other (this stream's id, a regular L16 chunk, no catch-up)."""
-        fmt, capture, dialect = self.fmt, self.capture, self.dialect
+        fmt, dialect = self.fmt, self.dialect
         catching_up = self.catch_up is not None and not self.catch_up.done
         if stream_id != self.stream_id or catching_up or not isinstance(dialect, VoipbitDialect):
             return False
         assert fmt is not None
-        assert capture is not None
         position = dialect.position_of(track, chunk, len(pcm), fmt)
         if position is None:
             return False
@@ -63,11 +62,10 @@ class Arrivals:
     def audio_now(self, pcm: bytes, now: float) -> bool:
         """The binary dialect's hot path: a frame of whole sample frames kept, no event built;
         False, nothing done, for any other (a split sample carried, a catch-up holding audio)."""
-        fmt, capture, dialect = self.fmt, self.capture, self.dialect
+        fmt, dialect = self.fmt, self.dialect
         if (self.catch_up is not None and not self.catch_up.done) or not isinstance(dialect, BinaryDialect):
             return False
         assert fmt is not None
-        assert capture is not None
         position = dialect.position_of(len(pcm), fmt)
         if position is None:
             return False

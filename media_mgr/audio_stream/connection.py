@@ -160,8 +160,6 @@ class Connection(HotPath):
                 try:
                     if "error" in message:  # raised on the hot path (``frame_now``), handled here
                         raise message["error"]
-                    if self.session is not None:  # what the hot path kept goes before this frame
-                        self.session.place_arrivals()
                     text, data = message.get("text"), message.get("bytes")
                     taken = self.queued_now(text, data, now)
                     if taken is False:
