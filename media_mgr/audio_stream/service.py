@@ -28,6 +28,7 @@ from media_mgr.audio_stream.dialects.base import Dialect, Join
 from media_mgr.audio_stream.directory import Directory
 from media_mgr.audio_stream.formats import StreamFormat
 from media_mgr.audio_stream.handover import Handover
+from media_mgr.audio_stream.loop_lag import LAG_EVERY, LoopLag
 from media_mgr.audio_stream.playout.pacer import SYNC_PREFIX, Pacer
 from media_mgr.audio_stream.playout.player import Player, PlayItem
 from media_mgr.audio_stream.publisher import Publish, StreamEvents
@@ -53,7 +54,6 @@ from media_mgr.tasks import TaskSet
 log = logging.getLogger("media_mgr.audio_stream")
 
 REAP_EVERY = 1.0
-LAG_EVERY = 0.1  # how often the event loop's lag is sampled
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class AudioStreamService(Component):
         self._entries: dict[str, Activity] = {}
         self._background = TaskSet("audio_stream", log)  # the reaper, the lag watcher
         self._players = TaskSet("audio_stream.players", log)  # one per session playing media
-        self.loop_lag = 0.0  # seconds, recent peak
+        self.lag = LoopLag(window=self.config.session.gap_window)
         metrics.audio_stream_sessions.set_function(lambda: len(self.registry))
         metrics.audio_stream_loop_lag_ms.set_function(lambda: self.loop_lag * 1000)
         metrics.audio_stream_jitter_ms.set_function(
@@ -282,12 +282,17 @@ class AudioStreamService(Component):
         while True:
             start = loop.time()
             await asyncio.sleep(LAG_EVERY)
-            lag = loop.time() - start - LAG_EVERY
-            self.loop_lag = max(lag, self.loop_lag * 0.8)
+            now = loop.time()
+            self.lag.sample(now, now - start - LAG_EVERY)
+
+    @property
+    def loop_lag(self) -> float:
+        """Seconds: how late the event loop ran a timer, the worst of the last gap window."""
+        return self.lag.peak
 
     def _timing_reliable(self) -> bool:
-        """Whether arrival times mean something: not while our own loop runs a gap threshold late."""
-        return self.loop_lag < self.config.session.gap_threshold
+        """Whether arrival times mean something (``loop_lag.py``)."""
+        return self.lag.reliable(self.config.session.gap_threshold)
 
     def overloaded(self) -> bool:
         return self.loop_lag > self.config.limit_loop_lag
