@@ -6,6 +6,7 @@ The cursor holds two integers and the sink; the audio itself sits once in the mo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,8 +29,12 @@ class Sink(Protocol):
 
 @dataclass(eq=False, slots=True)
 class ListenerCursor:
+    """``seq`` and ``sent`` are settled when the listener leaves the mount's direct set."""
+
     sink: Sink
     seq: int  # sequence number of the chunk to send next (chunks are sent whole)
     sent: int = 0
     started: float = field(default_factory=time.time)
     closed: bool = False
+    direct: Callable[[bytes], object] | None = None  # the socket's write (``Mount.attach``)
+    joined_at: int = 0  # the mount's ``published`` when it joined the direct set

@@ -140,7 +140,7 @@ class ShoutProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._sendable = False
+        self._stop_sending()
         self.host.closed(self)
         if self.state is State.READ_HEAD and self._parser.started:
             log.info("client left mid-head", extra={"peer": self.peer, "error": repr(exc) if exc else None})
@@ -154,7 +154,7 @@ class ShoutProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
-        self._sendable = False
+        self._stop_sending()
         if self.state is State.LISTENING:
             self._arm(self.host.config.listener_timeout, self._listener_stalled)
 
@@ -169,6 +169,12 @@ class ShoutProtocol(asyncio.Protocol):
 
     def ready(self) -> bool:
         return self._sendable
+
+    def _stop_sending(self) -> None:
+        """No more chunks from the mount: its direct writes to this socket stop too."""
+        self._sendable = False
+        if self._mount is not None and self._cursor is not None:
+            self._mount.stalled(self._cursor)
 
     def send(self, data: bytes) -> None:
         self._write(data)  # the transport's own write, looked up once (this runs per listener per chunk)
@@ -241,7 +247,7 @@ class ShoutProtocol(asyncio.Protocol):
         self._write = self.transport.write
         self._sendable = not self._writing_paused
         self._mount = mount
-        self._cursor = mount.attach(self)
+        self._cursor = mount.attach(self, direct=self._write)
         self.host.stats["listeners_total"] += 1
 
     def _source_request(self, request: ShoutRequest, rest: bytes) -> None:
@@ -353,7 +359,7 @@ class ShoutProtocol(asyncio.Protocol):
         self._close()
 
     def _close(self) -> None:
-        self._sendable = False
+        self._stop_sending()
         self._disarm()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
@@ -368,7 +374,7 @@ class ShoutProtocol(asyncio.Protocol):
             self._close()
 
     def abort(self) -> None:
-        self._sendable = False
+        self._stop_sending()
         if self.transport is not None:
             self.transport.abort()
 
