@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import socket
@@ -32,8 +31,6 @@ from media_mgr.http.connection_limits import ConnectionLimits, protocol_class
 from media_mgr.http.playback import StreamAnswers
 from media_mgr.http.websocket_protocol import QuietWebSocketProtocol
 from media_mgr.logs import LISTENING_LOGGER
-
-GC_YOUNG_OBJECTS = 100_000  # see HttpServer.__aenter__
 
 log = logging.getLogger("media_mgr.http")
 
@@ -91,18 +88,6 @@ class HttpServer:
         if not self._server.started:
             await self._task
             raise HttpStartFailed("the HTTP server did not start")
-        # Everything made while starting (modules, the app, the components) lives as long as the
-        # process: out of the collector's sight, a full collection no longer walks it all, a pause
-        # that stalled every request in flight (tens of ms under load, the stream URLs' p99 tail).
-        gc.freeze()
-        # The young generation is collected once 100,000 more tracked objects live than died, not
-        # 700: the default collected every few hundred milliseconds and promoted what lives a
-        # quarter second (a connection's tick timer, a session's kept frames), so full collections
-        # of every live session's objects ran every few seconds, 41 to 48 ms each at 600 audio_stream
-        # sessions; with this, none in 20 s, and their p95 jitter was 13.4, 18.8 and 20.9 ms in three
-        # runs against 19.9 to 22.8 in five without (bench/audio_stream_load.py). Cyclic garbage
-        # waits for that many objects at most.
-        gc.set_threshold(GC_YOUNG_OBJECTS, 10, 10)
         return self
 
     async def __aexit__(
