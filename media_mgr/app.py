@@ -123,10 +123,10 @@ class Sockets:
             self.audio_stream.close()
 
     @classmethod
-    def bind(cls, settings: Settings, *, http_reuse_port: bool = False) -> Sockets:
-        """``http_reuse_port``: more sockets may listen on the HTTP port (each worker its own)."""
-        http = bind_socket(settings.bind, settings.http_port, "MEDIA_MGR_HTTP_PORT",
-                           reuse_port=http_reuse_port)  # fmt: skip
+    def bind(cls, settings: Settings, *, reuse_port: bool = False) -> Sockets:
+        """``reuse_port``: more sockets may listen on the HTTP and audio_stream ports (each worker
+        its own, ``supervisor.py``)."""
+        http = bind_socket(settings.bind, settings.http_port, "MEDIA_MGR_HTTP_PORT", reuse_port=reuse_port)
         try:
             shout = bind_socket(settings.bind, settings.shout_port, "MEDIA_MGR_SHOUT_PORT")
         except BaseException:
@@ -135,7 +135,8 @@ class Sockets:
         ws = None
         if settings.audio_stream_port is not None:
             try:
-                ws = bind_socket(settings.bind, settings.audio_stream_port, "MEDIA_MGR_AUDIO_STREAM_PORT")
+                ws = bind_socket(settings.bind, settings.audio_stream_port, "MEDIA_MGR_AUDIO_STREAM_PORT",
+                                 reuse_port=reuse_port)  # fmt: skip
             except BaseException:
                 http.close()
                 shout.close()

@@ -8,12 +8,13 @@ is passed on to every worker as SIGTERM (workers run in their own process group,
 Ctrl-C reaches them only this way, once); workers still running after ``timeout_worker_stop`` are
 killed.
 
-Each worker listens on the HTTP port through a socket of its own (``SO_REUSEPORT``), handed over at
-start and closed here at once, so that it dies with the worker: the kernel spreads new connections
-over the live workers' queues. One shared listening socket woke every worker for each connection,
-and the first awake took the whole queue (``http.accept`` takes it all at once): under wrk's 200
-connections one worker got 199 of them. The SHOUT and audio_stream ports stay shared (a few
-long-lived connections each).
+Each worker listens on the HTTP port, and on the audio_stream port when there is one, through a
+socket of its own (``SO_REUSEPORT``), handed over at start and closed here at once, so that it dies
+with the worker: the kernel spreads new connections over the live workers' queues. One shared
+listening socket woke every worker for each connection, and the first awake took the most: under
+wrk's 200 connections one worker got 199 of them (``http.accept`` takes the whole queue at once),
+and of 200 mod_audio_stream sessions opened together one worker got 140 to 143. The SHOUT port stays
+shared.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class Supervisor:
 
     async def serve(self) -> None:
         """Bind, prepare the database, run the workers until SIGTERM/SIGINT; then stop them all."""
-        sockets = Sockets.bind(self.settings, http_reuse_port=True)  # holds the port; workers listen on own
+        sockets = Sockets.bind(self.settings, reuse_port=True)  # holds the ports; workers listen on their own
         self._metrics = Path(tempfile.mkdtemp(prefix="media-mgr-metrics-"))
         try:
             if self.on_bound is not None:
@@ -142,11 +143,11 @@ class Supervisor:
                 await asyncio.sleep(FIRST_BACKOFF_SECONDS * 2 ** (worker.quick_deaths - 1))
 
     def _start(self, worker: _Worker, settings: Settings, sockets: Sockets) -> None:
-        host, port = sockets.http.getsockname()[:2]
-        http = bind_socket(host, port, reuse_port=True)  # the worker's own; it listens on it
+        http = _own(sockets.http)
+        ws = _own(sockets.audio_stream) if sockets.audio_stream is not None else None
         ours, theirs = socket.socketpair()
         fds = (theirs.fileno(), http.fileno(), sockets.shout.fileno())
-        ws_fd = sockets.audio_stream.fileno() if sockets.audio_stream is not None else -1
+        ws_fd = ws.fileno() if ws is not None else -1
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "media_mgr.supervisor.worker", str(worker.index), *map(str, fds),
@@ -159,6 +160,8 @@ class Supervisor:
         finally:
             theirs.close()
             http.close()  # the worker's alone: its queue goes when it dies, not kept here unserved
+            if ws is not None:
+                ws.close()
         worker.proc, worker.channel, worker.pidfd = proc, ours, os.pidfd_open(proc.pid)
         worker.started = time.monotonic()
         worker.starts += 1
@@ -200,6 +203,12 @@ class Supervisor:
             await asyncio.wait(late)
         for worker in running:
             self._close(worker)
+
+
+def _own(held: socket.socket) -> socket.socket:
+    """A worker's own listening socket on the port ``held`` holds (``SO_REUSEPORT``, as ``held``)."""
+    host, port = held.getsockname()[:2]
+    return bind_socket(host, port, reuse_port=True)
 
 
 async def _exited(worker: _Worker) -> int:

@@ -131,13 +131,14 @@ def test_a_worker_killed_mid_recording_is_restarted_and_its_recording_ends_inter
     assert request_on(srv, holder, "GET", f"/v1/recordings/{rec['id']}").json()["state"] == "interrupted"
 
 
-def listening(port: int, pid: int | None = None) -> set[int]:
-    """Inodes of the sockets listening on ``port`` (only those ``pid`` holds, when given)."""
+def listening(port: int, pid: int | None = None, state: str = "0A") -> set[int]:
+    """Inodes of the sockets listening on ``port`` (only those ``pid`` holds, when given);
+    ``state="01"``: the connections accepted on it instead."""
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 found.add(int(fields[9]))
     if pid is None:
         return found
@@ -167,6 +168,31 @@ def test_each_worker_listens_on_the_http_port_through_a_socket_of_its_own(two_wo
     assert successor_own and successor_own.isdisjoint(own[0])
     assert listening(srv.port) == own[1] | successor_own  # the dead worker's queue went with it
     assert {request(srv, "GET", "/healthz")[1] for _ in range(40)} == {0, 1}
+
+
+def test_each_worker_listens_on_the_audio_stream_port_through_a_socket_of_its_own(
+    two_workers: RunningServer,
+) -> None:
+    """Modules connecting together are spread by the kernel over both workers' queues (one shared
+    socket gave the worker awake first most of them: 140 to 143 of 200 sessions)."""
+    srv = two_workers
+    assert srv.ws_port != srv.port  # the audio_stream listener is on
+    pids = worker_pids(srv)
+    own = {worker: listening(srv.ws_port, pid) for worker, pid in pids.items()}
+    assert all(len(inodes) == 1 for inodes in own.values()) and own[0] != own[1], own
+    assert listening(srv.ws_port) == own[0] | own[1]  # the supervisor holds the port, listens on none
+    modules = [socket.create_connection(("127.0.0.1", srv.ws_port)) for _ in range(40)]
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            taken = {worker: len(listening(srv.ws_port, pid, state="01")) for worker, pid in pids.items()}
+            if sum(taken.values()) == len(modules) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert sum(taken.values()) == len(modules) and min(taken.values()) > 0, taken
+    finally:
+        for module in modules:
+            module.close()
 
 
 def progress(proc: subprocess.Popen[bytes], until_bytes: int) -> list[tuple[int, float]]:
