@@ -170,14 +170,13 @@ class ShoutProtocol(asyncio.Protocol):
     def ready(self) -> bool:
         return self._sendable
 
-    def _stop_sending(self) -> None:
-        """No more chunks from the mount: its direct writes to this socket stop too."""
+    def _stop_sending(self) -> None:  # no more chunks from the mount, its direct writes included
         self._sendable = False
         if self._mount is not None and self._cursor is not None:
             self._mount.stalled(self._cursor)
 
     def send(self, data: bytes) -> None:
-        self._write(data)  # the transport's own write, looked up once (this runs per listener per chunk)
+        self._write(data)  # catching up (pump); live chunks go to the transport's write directly
 
     def close(self, reason: str) -> None:
         if reason != "end":
