@@ -144,7 +144,11 @@ class Supervisor:
 
     def _start(self, worker: _Worker, settings: Settings, sockets: Sockets) -> None:
         http = _own(sockets.http)
-        ws = _own(sockets.audio_stream) if sockets.audio_stream is not None else None
+        try:
+            ws = _own(sockets.audio_stream) if sockets.audio_stream is not None else None
+        except BaseException:
+            http.close()
+            raise
         ours, theirs = socket.socketpair()
         fds = (theirs.fileno(), http.fileno(), sockets.shout.fileno())
         ws_fd = ws.fileno() if ws is not None else -1
