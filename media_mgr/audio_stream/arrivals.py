@@ -85,28 +85,21 @@ class Arrivals:
     def place_arrivals(self) -> None:
         """Place the hot path's frames kept since the last call, in order, with their arrival times.
         Raises the flood guard's ``BadInput`` (the frames after the flooding one are dropped)."""
-        arrivals, size = self._arrivals, self._arrivals_bytes
+        arrivals = self._arrivals
         if not arrivals:
             return
         self._arrivals, self._arrivals_bytes = [], 0
-        fmt, capture, guard = self.fmt, self.capture, self.guard
+        fmt, capture, guard, stats = self.fmt, self.capture, self.guard, self.stats
         assert fmt is not None
         assert capture is not None
         rate, block = fmt.rate, [2 * c for c in fmt.track_channels]
         self._first_arrival = self._first_arrival or arrivals[0][3]
-        came = placed = arrivals
-        try:
-            for n in range(len(arrivals)):  # ``n``: which frame flooded, if one does
-                track, position, pcm, now = arrivals[n]
-                guard.media(position / rate, (position + len(pcm) // block[track]) / rate, now)
-        except BadInput:
-            came, placed = arrivals[: n + 1], arrivals[:n]  # what came after the flooding frame is dropped
-            size = sum(len(pcm) for _, _, pcm, _ in came)
-            raise
-        finally:
-            self.stats.chunks += len(came)
-            self.stats.bytes_in += size
-            capture.place_all(placed)
+        for track, position, pcm, now in arrivals:
+            size = len(pcm)
+            stats.chunks += 1
+            stats.bytes_in += size
+            guard.media(position / rate, (position + size // block[track]) / rate, now)
+            capture.place_at(track, position, pcm, now)
 
     def place_what_came(self) -> None:
         """The socket is gone or the stream ends: what came is placed; a flood's rest is dropped."""

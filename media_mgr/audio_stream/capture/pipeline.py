@@ -10,7 +10,7 @@ commits within a second, at most ``record_lag`` after it arrived.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from media_mgr.audio_stream.capture.assembler import Assembler
@@ -84,38 +84,6 @@ class Capture:
             return
         self.jitter[track].update(arrival, position / self.fmt.rate)
         self.assembler.put(track, position, pcm)
-
-    def place_all(self, kept: Sequence[tuple[int, int, bytes, float]]) -> None:
-        """``place_at`` for each of the hot path's kept frames (track, media, pcm, arrival), in order.
-
-        Every frame still goes through its track's clock and jitter; frames that follow each other
-        in the recording are written to the assembler as one (a write per frame was a third of
-        placing them)."""
-        rate, clocks, jitter, put = self.fmt.rate, self.clocks, self.jitter, self.assembler.put
-        runs: list[list[bytes]] = [[] for _ in clocks]  # per track: consecutive audio not written yet
-        starts, ends = [0] * len(clocks), [0] * len(clocks)
-        reliable: bool | None = None
-        for track, media, pcm, arrival in kept:
-            clock = clocks[track]
-            position = clock.on_time(media, arrival)
-            if position is None:
-                if reliable is None:
-                    reliable = self.timing_reliable()
-                if reliable or (position := clock.by_media(media)) is None:
-                    _write_runs(put, runs, starts)
-                    self.place(track, Chunk(media, pcm, arrival))  # held, or the first of the track
-                    continue
-            jitter[track].update(arrival, position / rate)
-            run, size = runs[track], len(pcm)
-            if run and position != ends[track]:
-                put(track, starts[track], b"".join(run))
-                run.clear()
-            if not run:
-                starts[track] = position
-            run.append(pcm)
-            frames, odd = divmod(size, clock.frame_bytes)
-            ends[track] = position + frames if not odd else -1  # a split sample frame ends the run
-        _write_runs(put, runs, starts)
 
     async def drain(self) -> None:
         """What every track has reached (or what lags ``record_lag``) goes to the recording."""
@@ -201,10 +169,3 @@ class Capture:
     @property
     def late_dropped_ms(self) -> int:
         return self.assembler.dropped_frames * 1000 // self.fmt.rate
-
-
-def _write_runs(put: Callable[[int, int, bytes], int], runs: list[list[bytes]], starts: list[int]) -> None:
-    for track, run in enumerate(runs):
-        if run:
-            put(track, starts[track], run[0] if len(run) == 1 else b"".join(run))
-            run.clear()
