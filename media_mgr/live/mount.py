@@ -52,13 +52,12 @@ class Mount:
         self._chunks: deque[bytes] = deque()
         self._first_seq = 0  # sequence number of _chunks[0]
         self._queued = 0
-        self._cursors: set[ListenerCursor] = set()  # every listener
-        self._rest: set[ListenerCursor] = set()  # ... but those in the direct set
+        self._rest: set[ListenerCursor] = set()  # every listener not in the direct set
         self._direct: dict[ListenerCursor, Callable[[bytes], object]] = {}  # had everything, taking bytes
 
     @property
     def listeners(self) -> int:
-        return len(self._cursors)
+        return len(self._rest) + len(self._direct)
 
     @property
     def queued_bytes(self) -> int:
@@ -106,7 +105,6 @@ class Mount:
             behind += len(chunk)
             seq -= 1
         cursor = ListenerCursor(sink, seq, direct=direct)
-        self._cursors.add(cursor)
         self._rest.add(cursor)
         self.listeners_total += 1
         self.pump(cursor)
@@ -150,13 +148,12 @@ class Mount:
     def detach(self, cursor: ListenerCursor) -> None:
         self.stalled(cursor)
         cursor.closed = True
-        self._cursors.discard(cursor)
         self._rest.discard(cursor)
 
     def end(self) -> None:
         """The source is gone: every listener's stream ends, and the queue is released."""
         self.live = False
-        for cursor in list(self._cursors):
+        for cursor in [*self._rest, *self._direct]:
             self._drop(cursor, "end")
         self._chunks.clear()
         self._queued = 0
