@@ -14,6 +14,7 @@ sessions got a false 60 ms gap (``bench/audio_stream_load.py --workers 2``).
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 
 LAG_EVERY = 0.1  # how often the event loop's lag is sampled (every 20 ms showed in the SHOUT bench's CPU)
@@ -36,6 +37,15 @@ class LoopLag:
         while kept[0][0] <= at - self.window:
             kept.popleft()
         self.peak = kept[0][1]
+
+    async def watch(self) -> None:
+        """Sample how late the running loop wakes a timer, every ``LAG_EVERY``, until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(LAG_EVERY)
+            now = loop.time()
+            self.sample(now, now - start - LAG_EVERY)
 
     def reliable(self, gap_threshold: float) -> bool:
         """Whether arrival times mean something: our loop was not half a gap threshold late lately."""

@@ -28,7 +28,7 @@ from media_mgr.audio_stream.dialects.base import Dialect, Join
 from media_mgr.audio_stream.directory import Directory
 from media_mgr.audio_stream.formats import StreamFormat
 from media_mgr.audio_stream.handover import Handover
-from media_mgr.audio_stream.loop_lag import LAG_EVERY, LoopLag
+from media_mgr.audio_stream.loop_lag import LoopLag
 from media_mgr.audio_stream.playout.pacer import SYNC_PREFIX, Pacer
 from media_mgr.audio_stream.playout.player import Player, PlayItem
 from media_mgr.audio_stream.publisher import Publish, StreamEvents
@@ -153,7 +153,7 @@ class AudioStreamService(Component):
         if self.directory is not None:
             self.directory.start()
         self._background.spawn(self._reap(), name="audio_stream.reaper")
-        self._background.spawn(self._watch_lag(), name="audio_stream.lag")
+        self._background.spawn(self.lag.watch(), name="audio_stream.lag")
 
     async def stop(self) -> None:
         """Server shutdown: every session ends, the audio it held recorded and its recording closed as
@@ -275,19 +275,11 @@ class AudioStreamService(Component):
                 )
                 await self.end(session, "disconnected", complete=False)
 
-    async def _watch_lag(self) -> None:
-        """How late the event loop runs a timer: above ``limit_loop_lag`` it is behind on the frames of
-        the streams it has, and taking more would make them all late (and their recordings wrong)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            start = loop.time()
-            await asyncio.sleep(LAG_EVERY)
-            now = loop.time()
-            self.lag.sample(now, now - start - LAG_EVERY)
-
     @property
     def loop_lag(self) -> float:
-        """Seconds: how late the event loop ran a timer, the worst of the last gap window."""
+        """Seconds: how late the event loop ran a timer, the worst of the last gap window. Above
+        ``limit_loop_lag`` it is behind on the frames of the streams it has, and taking more would
+        make them all late (and their recordings wrong)."""
         return self.lag.peak
 
     def _timing_reliable(self) -> bool:

@@ -42,16 +42,7 @@ def test_a_blocked_loop_is_seen_by_the_next_sample() -> None:
 
     async def run() -> float:
         lag = LoopLag(window=0.4)
-        loop = asyncio.get_running_loop()
-
-        async def watch() -> None:
-            while True:
-                start = loop.time()
-                await asyncio.sleep(LAG_EVERY)
-                now = loop.time()
-                lag.sample(now, now - start - LAG_EVERY)
-
-        task = loop.create_task(watch())
+        task = asyncio.get_running_loop().create_task(lag.watch())
         await asyncio.sleep(3 * LAG_EVERY)
         time.sleep(3 * LAG_EVERY)  # the loop is blocked: a pass that long
         await asyncio.sleep(2 * LAG_EVERY)
